@@ -1,0 +1,30 @@
+# make demo: run the bundled demo guest.  make test: run the test suite.
+# Both create .venv and install tdxsim and its dependencies into it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench check-tools clean
+
+$(BIN)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+check-tools:
+	@command -v as >/dev/null && command -v ld >/dev/null || { \
+	  echo "tdxsim needs GNU binutils (as, ld) to build guests."; \
+	  echo "Install them with: apt-get install binutils   (Debian/Ubuntu)"; exit 1; }
+
+demo: check-tools $(BIN)/.installed
+	$(BIN)/tdxsim run --trace demo
+
+test: check-tools $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+bench: check-tools $(BIN)/.installed
+	$(BIN)/tdxsim bench
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info src/tdxsim/vcpu/_counter*.so

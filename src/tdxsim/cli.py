@@ -1,0 +1,110 @@
+"""Command line: `tdxsim run [GUEST ...]`, `tdxsim bench`.
+
+Exit codes: the guest's exit code for a clean debug exit; 1 when the guest
+crashed, reported a fatal error, halted forever or ran away; 2 for bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import image
+from .errors import TdxsimError
+from .host import PERSONALITIES
+from .module import TdConfig
+from .td import DEFAULT_MAX_INSNS, DEFAULT_TIMEOUT, TD, MiB
+from .trace import render
+
+BUNDLED = {"demo": "direct TDVMCALLs: greeting, CPUID leaf 0 and an MSR on the serial console"}
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    try:
+        if text[-1].lower() in units:
+            return int(text[:-1], 0) * units[text[-1].lower()]
+        return int(text, 0)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M)") from None
+
+
+def load_td(guests: list[str], args) -> TD:
+    """A TD from bundled guest names, .S/.s/.o files, or one ELF executable."""
+    kw = dict(memory=args.memory, host=args.host,
+              config=TdConfig(no_rbp_mod=not args.no_rbp_mod_off))
+    guests = guests or ["demo"]
+    if len(guests) == 1 and guests[0] in BUNDLED and not Path(guests[0]).exists():
+        return TD.from_source(image.bundled_guest(guests[0]), entry=args.entry, **kw)
+    for g in guests:
+        if not Path(g).exists():
+            raise TdxsimError(f"no such guest file: {g} (bundled guests: {', '.join(BUNDLED)})")
+    if len(guests) == 1 and image.is_elf(guests[0]) and not guests[0].endswith(".o"):
+        return TD.from_elf(guests[0], **kw)
+    return TD.from_source(*guests, entry=args.entry, library=not args.no_library, **kw)
+
+
+def cmd_run(args) -> int:
+    td = load_td(args.guest, args)
+    result = td.run(max_insns=args.max_insns, timeout=args.timeout)
+    sys.stdout.write(result.console)
+    if result.console and not result.console.endswith("\n"):
+        sys.stdout.write("\n")
+    if args.trace:
+        for record in result.exits:
+            print(render(record))
+    if result.reason == "exit":
+        if args.trace or result.exit_code:
+            print(f"tdxsim: {result.message}", file=sys.stderr)
+        return result.exit_code & 0xFF
+    print(f"tdxsim: {result.describe()}", file=sys.stderr)
+    return 1
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+    return bench_main(json_output=args.json)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tdxsim", description="Run and check Intel TDX guest "
+                                "code without TDX hardware.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a guest until it exits",
+                         description="Run a guest: bundled names (" + ", ".join(
+                             f"{k}: {v}" for k, v in BUNDLED.items()) +
+                         "), GNU as sources and objects, or a static x86-64 ELF.")
+    run.add_argument("guest", nargs="*", help="bundled guest name, .S/.s/.o files or an ELF")
+    run.add_argument("--trace", action="store_true", help="print one line per TD exit")
+    run.add_argument("--host", choices=sorted(PERSONALITIES), default="kvm",
+                     help="host personality (default: kvm)")
+    run.add_argument("--entry", default="_start", help="entry symbol (default: _start)")
+    run.add_argument("--memory", type=_size, default=64 * MiB, help="guest RAM (default 64M)")
+    run.add_argument("--max-insns", type=int, default=DEFAULT_MAX_INSNS,
+                     help=f"instruction budget (default {DEFAULT_MAX_INSNS})")
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                     help=f"wall-clock limit in seconds (default {DEFAULT_TIMEOUT:g})")
+    run.add_argument("--no-library", action="store_true",
+                     help="do not link tdxsim's guest library (tdcall.S)")
+    run.add_argument("--no-rbp-mod-off", action="store_true",
+                     help="create the TD without NO_RBP_MOD (TDX module 1.0 behaviour)")
+    run.set_defaults(func=cmd_run)
+    bench = sub.add_parser("bench", help="measure hypercall and guest-code speed")
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TdxsimError as exc:
+        print(f"tdxsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The typed objects that cross the module/host boundary.
+
+A TD exit is a value: the host receives a `VmExit` holding only what the TDX
+module let through (unselected registers read as 0, spec 3.3) and answers with
+a `VmResume` naming the registers it wrote.  The module copies back only the
+selected ones (spec 3.4), so a host cannot reach what the guest did not expose.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import abi
+
+
+@dataclass(frozen=True)
+class VmExit:
+    gpr_select: int
+    xmm_select: int
+    gprs: tuple[int, ...]  # 16 slots in spec 0.1 order; unselected are 0
+    xmms: tuple[int, ...]  # 16 slots, 128-bit; unselected are 0
+    time_ns: int = 0
+
+    def reg(self, index: int) -> int:
+        return self.gprs[index]
+
+    def selected(self, index: int) -> bool:
+        return bool(self.gpr_select >> index & 1)
+
+    @property
+    def r10(self) -> int:
+        return self.gprs[abi.R10]
+
+    @property
+    def r11(self) -> int:
+        return self.gprs[abi.R11]
+
+    @property
+    def r12(self) -> int:
+        return self.gprs[abi.R12]
+
+    @property
+    def r13(self) -> int:
+        return self.gprs[abi.R13]
+
+    @property
+    def r14(self) -> int:
+        return self.gprs[abi.R14]
+
+    @property
+    def r15(self) -> int:
+        return self.gprs[abi.R15]
+
+    @property
+    def name(self) -> str:
+        return abi.subfn_name(self.r10, self.r11)
+
+
+@dataclass(frozen=True)
+class Halt:
+    """The vCPU blocks in the host until a wake event (spec 7.4)."""
+    irq_blocked: bool
+
+
+@dataclass(frozen=True)
+class GuestExit:
+    """The guest asked to end the run (debug-exit port)."""
+    code: int
+
+
+@dataclass(frozen=True)
+class FatalError:
+    """TDG.VP.VMCALL<ReportFatalError>: the TD is stopped (spec 4.6)."""
+    error_code: int
+    message: str
+    gpa: int | None
+
+
+@dataclass
+class VmResume:
+    """The host's answer: registers it wrote, and what the vCPU does next."""
+    gprs: dict[int, int] = field(default_factory=dict)
+    xmms: dict[int, int] = field(default_factory=dict)
+    action: Halt | GuestExit | FatalError | None = None
+
+    @classmethod
+    def status(cls, r10: int, **regs: int) -> "VmResume":
+        """A reply with R10 = status and named outputs, e.g. r11=value."""
+        gprs = {abi.R10: r10}
+        for name, value in regs.items():
+            gprs[abi.GPR_NAMES.index(name)] = value & abi.MASK64
+        return cls(gprs=gprs)

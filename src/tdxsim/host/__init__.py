@@ -1,0 +1,3 @@
+from .vmm import Host, PERSONALITIES
+
+__all__ = ["Host", "PERSONALITIES"]

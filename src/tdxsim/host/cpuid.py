@@ -1,0 +1,46 @@
+"""Instruction.CPUID (R11 = 10): R12 = leaf, R13 = sub-leaf -> R12..R15 =
+EAX, EBX, ECX, EDX (spec 4.3, 6.2).  KVM applies no operand check."""
+from __future__ import annotations
+
+from ..abi import VmcallStatus
+from ..exits import VmExit, VmResume
+
+
+def _regs(text: str) -> tuple[int, int, int]:
+    """A 12-character vendor string as the three registers that carry it."""
+    raw = text.encode()
+    return tuple(int.from_bytes(raw[i:i + 4], "little") for i in (0, 4, 8))
+
+
+_GENU, _INEI, _NTEL = _regs("GenuineIntel")
+_KVM1, _KVM2, _KVM3 = _regs("KVMKVMKVM\0\0\0")
+
+# A plausible Sapphire Rapids TD: leaf 1 has the hypervisor bit (ECX[31]) and
+# x2APIC (ECX[21]); leaf 0x40000000 is KVM's signature.
+DEFAULT_CPUID = {
+    (0x0, 0): (0x1F, _GENU, _NTEL, _INEI),  # EAX, EBX, ECX, EDX
+    (0x1, 0): (0x000806F8, 0x00000800, 0xF7FA3223, 0x0FABFBFF),
+    (0x7, 0): (0x2, 0xF3BFBFEF, 0x1B415F6E, 0xFFDC4432),
+    (0x40000000, 0): (0x40000001, _KVM1, _KVM2, _KVM3),
+    (0x40000001, 0): (0x0, 0x0, 0x0, 0x0),
+    (0x80000000, 0): (0x80000008, 0, 0, 0),
+    (0x80000008, 0): (0x3034, 0, 0, 0),
+}
+
+
+class CpuidTable:
+    """Configurable CPUID answers; leaves not in the table read as zeros."""
+
+    def __init__(self, entries: dict | None = None):
+        self.entries = dict(DEFAULT_CPUID if entries is None else entries)
+
+    def set(self, leaf: int, subleaf: int, eax: int, ebx: int, ecx: int, edx: int) -> None:
+        self.entries[(leaf, subleaf)] = (eax, ebx, ecx, edx)
+
+    def lookup(self, leaf: int, subleaf: int) -> tuple[int, int, int, int]:
+        return self.entries.get((leaf, subleaf)) or self.entries.get((leaf, 0)) or (0, 0, 0, 0)
+
+
+def handle(host, exit: VmExit) -> VmResume:
+    eax, ebx, ecx, edx = host.cpuid.lookup(exit.r12 & 0xFFFF_FFFF, exit.r13 & 0xFFFF_FFFF)
+    return VmResume.status(VmcallStatus.SUCCESS, r12=eax, r13=ebx, r14=ecx, r15=edx)

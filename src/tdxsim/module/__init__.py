@@ -1,0 +1,3 @@
+from .dispatcher import NotModelled, TdConfig, TdxModule
+
+__all__ = ["TdxModule", "TdConfig", "NotModelled"]

@@ -1,0 +1,65 @@
+"""The TDX module: decodes RAX and dispatches TDCALL to one handler per leaf.
+
+Mirrors the module's td_dispatcher (spec 1.2, 3.6): a bad RAX is answered with
+a status, never #UD, and every status return resumes after the TDCALL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import abi
+from ..abi import Leaf
+from ..errors import TdxsimError
+from ..exits import VmExit, VmResume
+from . import vmcall, vp_info
+from .common import complete
+
+
+class NotModelled(TdxsimError):
+    """A guest used an architectural feature tdxsim does not model yet."""
+
+
+@dataclass
+class TdConfig:
+    """TD-scope configuration the module applies (TD_PARAMS, spec 1.3, 3.2)."""
+    no_rbp_mod: bool = True  # KVM always sets TDX_CONFIG_FLAGS_NO_RBP_MOD [KVM]
+    gpaw: int = abi.GPAW_DEFAULT
+    attributes: int = 0
+    num_vcpus: int = 1
+    max_vcpus: int = 1
+    vcpu_index: int = 0
+
+
+LEAF_HANDLERS: dict[int, Callable] = {
+    Leaf.VP_VMCALL: vmcall.handle,
+    Leaf.VP_INFO: vp_info.handle,
+}
+
+
+class TdxModule:
+    """Applies the architectural TDCALL rules; talks to the host only through
+    `exit_to_host(VmExit) -> VmResume`."""
+
+    def __init__(self, config: TdConfig, exit_to_host: Callable[[VmExit], VmResume],
+                 record: Callable[[object], None] | None = None):
+        self.config = config
+        self.exit_to_host = exit_to_host
+        self.record = record or (lambda event: None)
+        self.handlers = dict(LEAF_HANDLERS)
+
+    def tdcall(self, regs, time_ns: int = 0):
+        """Execute one TDCALL at regs.rip; returns the host's action or None."""
+        rax = regs.get(abi.RAX)
+        leaf = rax & abi.RAX_LEAF_MASK
+        version = rax >> abi.RAX_VERSION_SHIFT & abi.RAX_VERSION_MASK
+        if rax & abi.RAX_RESERVED_MASK or version > abi.VERSIONED_LEAVES.get(leaf, 0):
+            return complete(regs, abi.operand_invalid(abi.RAX))
+        handler = self.handlers.get(leaf)
+        if handler is None:
+            if leaf in Leaf._value2member_map_:
+                raise NotModelled(f"TDCALL leaf {leaf} (TDG.{Leaf(leaf).name.replace('_', '.')}) "
+                                  f"at {regs.rip:#x} is not modelled by tdxsim yet")
+            return complete(regs, abi.operand_invalid(abi.RAX))
+        return handler(self, regs, time_ns)
+

@@ -1,0 +1,59 @@
+"""TDG.VP.VMCALL (leaf 0): the hypercall transport (spec 3; [M-vmcall], [M-enter]).
+
+The module validates the RCX control word, shows the host only the selected
+registers (all others read as 0), and on resume takes back only the selected
+registers; RAX = 0 and RCX unchanged.  It never looks at R10/R11.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import abi
+from .common import complete
+from ..exits import VmExit
+
+
+@dataclass(frozen=True)
+class VmcallRecord:
+    """One TD exit as the checker and traces see it (spec 3.6 step 6)."""
+    time_ns: int
+    rip: int
+    gpr_select: int
+    xmm_select: int
+    exposed: tuple[int, ...]  # the host's view of the GPRs (unselected = 0)
+    returned: dict[int, int]  # GPRs the guest took back from the host
+    name: str
+    action: object = None
+
+    @property
+    def status(self) -> int | None:
+        return self.returned.get(abi.R10)
+
+
+def invalid_control(rcx: int, no_rbp_mod: bool) -> bool:
+    """The module's checks on RCX before any TD exit (spec 3.2)."""
+    select = rcx & abi.GPR_SELECT_MASK
+    return bool(rcx & abi.RCX_RESERVED_MASK or select & abi.NEVER_SELECTABLE
+                or (no_rbp_mod and select & abi.RBP_SELECT))
+
+
+def handle(module, regs, time_ns: int):
+    gprs = regs.gprs()
+    rcx = gprs[abi.RCX]
+    if invalid_control(rcx, module.config.no_rbp_mod):
+        return complete(regs, abi.operand_invalid(abi.RCX))
+    gpr_select = rcx & abi.GPR_SELECT_MASK
+    xmm_select = rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK
+    view = tuple(value if gpr_select >> i & 1 else 0 for i, value in enumerate(gprs))
+    xmms = tuple(regs.xmm(j) if xmm_select >> j & 1 else 0 for j in range(16))
+    rip = regs.rip
+    regs.rip = rip + abi.TDCALL_LEN  # trap-like: RIP moves before the VMM runs
+    resume = module.exit_to_host(VmExit(gpr_select, xmm_select, view, xmms, time_ns))
+    taken = {i: v & abi.MASK64 for i, v in resume.gprs.items() if gpr_select >> i & 1}
+    regs.set_gprs({**taken, abi.RAX: abi.Status.SUCCESS})
+    for j, value in resume.xmms.items():
+        if xmm_select >> j & 1:
+            regs.set_xmm(j, value)
+    module.record(VmcallRecord(time_ns, rip, gpr_select, xmm_select, view, taken,
+                               abi.subfn_name(view[abi.R10], view[abi.R11]), resume.action))
+    return resume.action

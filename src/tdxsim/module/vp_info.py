@@ -1,0 +1,17 @@
+"""TDG.VP.INFO (leaf 1): TD and vCPU information (spec 1.3; [M-api])."""
+from __future__ import annotations
+
+from .. import abi
+from .common import complete
+
+
+def handle(module, regs, time_ns: int):
+    cfg = module.config
+    return complete(regs, abi.Status.SUCCESS, {
+        abi.RCX: cfg.gpaw,
+        abi.RDX: cfg.attributes,
+        abi.R8: cfg.num_vcpus | cfg.max_vcpus << 32,
+        abi.R9: cfg.vcpu_index,
+        abi.R10: 0,  # bit 0: TDG.SYS.RD not available in this model
+        abi.R11: 0,
+    })

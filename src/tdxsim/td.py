@@ -1,0 +1,255 @@
+"""A trust domain: guest memory and one vCPU wired to the TDX module and host.
+
+`TD.run()` executes from the entry point until the guest ends; `TD.call()`
+runs one guest function with the SysV calling convention.  Both end in a
+`RunResult`; nothing that happens inside the guest escapes as a traceback.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import abi, image as image_mod
+from .errors import TdxsimError
+from .exits import FatalError, GuestExit, Halt
+from .host import Host
+from .module import TdConfig, TdxModule
+from .module.vmcall import VmcallRecord
+from .vcpu.cpu import Stop, VCpu
+from .vcpu.crash import CrashReport, backtrace, disassemble
+
+MiB = 1 << 20
+PAGE = 0x1000
+RETURN_TRAP = 0x1000  # td.call() returns here; page 0 stays unmapped (NULL)
+SYSV_ARGS = (abi.RDI, abi.RSI, abi.RDX, abi.RCX, abi.R8, abi.R9)
+DEFAULT_MAX_INSNS = 200_000_000
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass
+class RunResult:
+    """How a run ended.  reason: 'exit' (debug-exit port), 'return' (td.call
+    returned), 'fatal' (ReportFatalError), 'crash', 'halted' (no wake event can
+    come), 'budget' (instruction budget), 'timeout' (wall clock), 'error'
+    (a host handler or an unmodelled feature)."""
+    reason: str
+    message: str = ""
+    exit_code: int | None = None
+    console: str = ""
+    exits: list[VmcallRecord] = field(default_factory=list)
+    instructions: int = 0
+    time_ns: int = 0
+    crash: CrashReport | None = None
+    fatal: FatalError | None = None
+    return_value: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason in ("exit", "return") and not self.exit_code
+
+    def describe(self) -> str:
+        if self.crash is not None:
+            return self.crash.render()
+        return self.message
+
+
+class GuestStopped(TdxsimError):
+    """td.call() did not return: the guest crashed, exited or ran away."""
+
+    def __init__(self, result: RunResult):
+        super().__init__(result.describe())
+        self.result = result
+
+
+class TD:
+    def __init__(self, image: image_mod.Image, memory: int = 64 * MiB,
+                 config: TdConfig | None = None, host: str | Host = "kvm",
+                 ns_per_insn: int = 1, native_counter: bool | None = None):
+        if memory % PAGE or memory < 2 * MiB:
+            raise TdxsimError(f"guest memory must be a multiple of 4 KiB and at least "
+                              f"2 MiB, not {memory:#x}")
+        self.image = image
+        self.memory = memory
+        self.config = config or TdConfig()
+        self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw)
+        self.ns_per_insn = ns_per_insn
+        self.exits: list[VmcallRecord] = []
+        self.module = TdxModule(self.config, self.host.handle, self.exits.append)
+        self.vcpu = VCpu(native_counter)
+        self.vcpu.on_tdcall = self._on_tdcall
+        self.vcpu.map(PAGE, memory - PAGE)
+        self.vcpu.write(RETURN_TRAP, abi.UD2_BYTES)
+        self._load(image)
+        self.host.msrs.msrs[abi.MSR_IA32_TSC].read = self.now_ns
+        self.host.clock = self.now_ns
+        self._halted_ns = 0
+        self._action = None
+        self._error: Exception | None = None
+        self.reset()
+
+    # --- construction ---
+    @classmethod
+    def from_source(cls, *sources: str | Path, entry: str = "_start",
+                    library: bool = True, **kw) -> "TD":
+        """Assemble and link GNU as sources (and .o files) into a TD."""
+        if not sources:
+            raise TdxsimError("TD.from_source needs at least one source file")
+        return cls(image_mod.build(list(sources), entry, library), **kw)
+
+    @classmethod
+    def from_elf(cls, path: str | Path, **kw) -> "TD":
+        return cls(image_mod.load_elf(path), **kw)
+
+    def _load(self, image: image_mod.Image) -> None:
+        for seg in image.segments:
+            if seg.vaddr < 2 * PAGE or seg.vaddr + seg.memsz > self.memory:
+                raise TdxsimError(
+                    f"{image.path}: segment at {seg.vaddr:#x}..{seg.vaddr + seg.memsz:#x} "
+                    f"lies outside guest RAM {2 * PAGE:#x}..{self.memory:#x}")
+            self.vcpu.write(seg.vaddr, seg.data)
+
+    def reset(self) -> None:
+        """Put the vCPU at the entry point with the stack at the top of RAM."""
+        self.vcpu.regs.set_gprs({i: 0 for i in range(16)} | {abi.RSP: self.stack_top})
+        self.vcpu.regs.rip = self.image.entry
+        self.vcpu.regs.rflags = 0x2  # IF = 0, as after INIT
+
+    @property
+    def stack_top(self) -> int:
+        return self.memory
+
+    def symbol(self, name: str) -> int:
+        try:
+            return self.image.symbols[name]
+        except KeyError:
+            raise TdxsimError(f"the guest image has no symbol '{name}'") from None
+
+    # --- state access ---
+    def now_ns(self) -> int:
+        return self.vcpu.instructions * self.ns_per_insn + self._halted_ns
+
+    def gprs(self) -> dict[str, int]:
+        return dict(zip(abi.GPR_NAMES, self.vcpu.regs.gprs()))
+
+    def read(self, address: int, size: int) -> bytes:
+        return self.vcpu.read(address, size)
+
+    def write(self, address: int, data: bytes) -> None:
+        self.vcpu.write(address, data)
+
+    @property
+    def console(self) -> str:
+        return self.host.serial.text
+
+    # --- execution ---
+    def run(self, max_insns: int = DEFAULT_MAX_INSNS,
+            timeout: float = DEFAULT_TIMEOUT) -> RunResult:
+        """Run from the entry point until the guest ends."""
+        self.reset()
+        return self._execute(0, max_insns, timeout)
+
+    def call(self, symbol: str, *args: int, regs: dict[str, int] | None = None,
+             max_insns: int = 10_000_000, timeout: float = DEFAULT_TIMEOUT) -> int:
+        """Call a guest function (SysV ABI) and return its RAX.  `regs` presets
+        other registers by name.  Raises GuestStopped if it does not return."""
+        result = self.call_result(symbol, *args, regs=regs, max_insns=max_insns,
+                                  timeout=timeout)
+        if result.reason != "return":
+            raise GuestStopped(result)
+        return result.return_value
+
+    def call_result(self, symbol: str, *args: int, regs: dict[str, int] | None = None,
+                    max_insns: int = 10_000_000,
+                    timeout: float = DEFAULT_TIMEOUT) -> RunResult:
+        if len(args) > len(SYSV_ARGS):
+            raise TdxsimError(f"td.call passes at most {len(SYSV_ARGS)} arguments")
+        target = self.symbol(symbol) if isinstance(symbol, str) else symbol
+        rsp = self.stack_top - 64 - 8  # so RSP + 8 is 16-byte aligned at entry
+        self.vcpu.write(rsp, RETURN_TRAP.to_bytes(8, "little"))
+        values = {abi.GPR_NAMES.index(k): v for k, v in (regs or {}).items()}
+        values.update({SYSV_ARGS[i]: a & abi.MASK64 for i, a in enumerate(args)})
+        values[abi.RSP] = rsp
+        self.vcpu.regs.set_gprs(values)
+        self.vcpu.regs.rip = target
+        return self._execute(RETURN_TRAP, max_insns, timeout)
+
+    def _execute(self, until: int, max_insns: int, timeout: float) -> RunResult:
+        self.exits.clear()
+        self.host.serial.output.clear()
+        limit = self.vcpu.instructions + max_insns
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            stop = self.vcpu.run(limit, until, remaining) if remaining > 0 else Stop("timeout", 0)
+            result = self._after(stop, max_insns, timeout)
+            if result is not None:
+                return result
+
+    def _after(self, stop: Stop, max_insns: int, timeout: float) -> RunResult | None:
+        """Turn a vCPU stop into the end of the run, or None to keep going."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            if not isinstance(error, TdxsimError):
+                raise error
+            return self._end("error", str(error))
+        if self._action is not None:
+            action, self._action = self._action, None
+            return self._host_action(action)
+        if stop.kind == "until":
+            return self._end("return", return_value=self.vcpu.regs.get(abi.RAX))
+        if stop.kind == "limit":
+            return self._end("budget", f"the guest ran away: instruction budget of "
+                             f"{max_insns} exhausted at {self.image.describe(stop.rip)}")
+        if stop.kind == "timeout":
+            return self._end("timeout", f"the guest ran away: wall-clock timeout of "
+                             f"{timeout:g} s at {self.image.describe(self.vcpu.regs.rip)}")
+        if stop.kind == "hlt":
+            return self._end("error", f"plain HLT at {self.image.describe(stop.rip)}: in a TD "
+                             "HLT raises #VE, which tdxsim does not model yet; use the "
+                             "Instruction.HLT TDVMCALL (tdx_halt)")
+        if stop.kind == "ve-insn":
+            return self._end("error", f"'{stop.detail}' at {self.image.describe(stop.rip)}: "
+                             "in a TD this instruction raises #VE, which tdxsim does not model "
+                             "yet; use the matching TDVMCALL instead")
+        return self._crash(stop)
+
+    def _host_action(self, action) -> RunResult | None:
+        if isinstance(action, GuestExit):
+            return self._end("exit", f"guest exited with code {action.code}",
+                             exit_code=action.code)
+        if isinstance(action, FatalError):
+            where = f" (GPA {action.gpa:#x})" if action.gpa is not None else ""
+            return self._end("fatal", f"guest reported a fatal error, code "
+                             f"{action.error_code:#x}{where}: {action.message!r}", fatal=action)
+        if isinstance(action, Halt):
+            return self._halt(action)
+        raise TdxsimError(f"unknown host action {action!r}")
+
+    def _halt(self, halt: Halt) -> RunResult | None:
+        rip = self.exits[-1].rip if self.exits else self.vcpu.regs.rip
+        why = ("interrupts are reported blocked (R12 != 0), so only NMI/INIT could wake it"
+               if halt.irq_blocked else "no interrupt is pending and none can ever arrive")
+        return self._end("halted", f"the vCPU halted forever at {self.image.describe(rip)}: "
+                         f"{why} (a lost wakeup or a deadlock)")
+
+    def _crash(self, stop: Stop) -> RunResult:
+        gprs = self.vcpu.regs.gprs()
+        read = lambda a, n: self.vcpu.read(a, n) if self.vcpu.readable(a, n) else b""
+        report = CrashReport(stop.detail, stop.rip, self.image.describe(stop.rip), gprs,
+                             self.vcpu.regs.rflags, disassemble(read, self.image, stop.rip),
+                             backtrace(read, self.image, gprs[abi.RBP]))
+        return self._end("crash", report.render(), crash=report)
+
+    def _end(self, reason: str, message: str = "", **kw) -> RunResult:
+        return RunResult(reason, message, console=self.console, exits=list(self.exits),
+                         instructions=self.vcpu.instructions, time_ns=self.now_ns(), **kw)
+
+    def _on_tdcall(self, regs) -> bool:
+        """Called by the vCPU for each TDCALL; False stops the CPU."""
+        try:
+            self._action = self.module.tdcall(regs, self.now_ns())
+        except Exception as exc:  # reported by _after, never lost inside Unicorn
+            self._error = exc
+            return False
+        return self._action is None

@@ -1,0 +1,65 @@
+"""Trace rendering: one line per TD exit, in the sub-function's own terms."""
+from __future__ import annotations
+
+from . import abi
+from .abi import SubFn, VmcallStatus
+from .module.vmcall import VmcallRecord
+
+_STATUS_NAMES = {v: k for k, v in vars(VmcallStatus).items() if k.isupper()}
+
+
+def status_name(value: int | None) -> str:
+    if value is None:
+        return "(R10 not selected)"
+    return _STATUS_NAMES.get(value, f"{value:#x}")
+
+
+def _io(g: tuple[int, ...]) -> str:
+    direction = {abi.IO_READ: "in", abi.IO_WRITE: "out"}.get(g[abi.R13], f"dir={g[abi.R13]}")
+    text = f"{direction} port={g[abi.R14]:#x} size={g[abi.R12]}"
+    return text + (f" data={g[abi.R15]:#x}" if g[abi.R13] == abi.IO_WRITE else "")
+
+
+def _mmio(g: tuple[int, ...]) -> str:
+    direction = {abi.MMIO_READ: "read", abi.MMIO_WRITE: "write"}.get(g[abi.R13], f"dir={g[abi.R13]}")
+    text = f"{direction} gpa={g[abi.R14]:#x} size={g[abi.R12]}"
+    return text + (f" data={g[abi.R15]:#x}" if g[abi.R13] == abi.MMIO_WRITE else "")
+
+
+_ARGS = {
+    SubFn.CPUID: lambda g: f"leaf={g[abi.R12]:#x} subleaf={g[abi.R13]:#x}",
+    SubFn.HLT: lambda g: f"irq_blocked={g[abi.R12]}",
+    SubFn.IO: _io,
+    SubFn.RDMSR: lambda g: f"msr={g[abi.R12]:#x}",
+    SubFn.WRMSR: lambda g: f"msr={g[abi.R12]:#x} value={g[abi.R13]:#x}",
+    SubFn.MMIO: _mmio,
+    SubFn.GET_TD_VM_CALL_INFO: lambda g: f"leaf={g[abi.R12]}",
+    SubFn.REPORT_FATAL_ERROR: lambda g: f"code={g[abi.R12]:#x}",
+}
+
+_RESULTS = {
+    SubFn.CPUID: (abi.R12, abi.R13, abi.R14, abi.R15),
+    SubFn.IO: (abi.R11,),
+    SubFn.RDMSR: (abi.R11,),
+    SubFn.MMIO: (abi.R11,),
+    SubFn.GET_TD_VM_CALL_INFO: (abi.R11,),
+}
+
+
+def render(record: VmcallRecord) -> str:
+    g = record.exposed
+    if g[abi.R10] == 0 and g[abi.R11] in _ARGS:
+        args = _ARGS[g[abi.R11]](g)
+        outs = _RESULTS.get(g[abi.R11], ())
+    else:
+        args = " ".join(f"{abi.GPR_NAMES[r]}={g[r]:#x}" for r in range(abi.R11, abi.R15 + 1)
+                        if record.gpr_select >> r & 1)
+        outs = ()
+    result = status_name(record.status)
+    shown = [f"{abi.GPR_NAMES[r]}={record.returned[r]:#x}" for r in outs if r in record.returned]
+    if shown and record.status == VmcallStatus.SUCCESS:
+        result += " " + " ".join(shown)
+    if record.action is not None:
+        result += f" [{type(record.action).__name__}]"
+    return (f"[{record.time_ns:>12} ns] tdvmcall {record.name:<22} {args} -> {result}"
+            f"  (rcx={record.gpr_select | record.xmm_select << 16:#x} rip={record.rip:#x})")

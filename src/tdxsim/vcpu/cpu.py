@@ -1,0 +1,148 @@
+"""One TD vCPU on Unicorn: 64-bit mode, CPL0, TDCALL trapped.
+
+The vCPU knows nothing of the TDX module or host: TDCALL is handed to the
+`on_tdcall` callback with the register file; the callback returns False when
+the run must stop (the TD loop then decides what happens next).  Everything
+that ends a slice is reported as a `Stop`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
+                     UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED,
+                     UC_MODE_64, UC_PROT_ALL, Uc, UcError)
+from unicorn import x86_const as X
+
+from .. import abi
+from .counter import InstructionCounter
+from .regs import RegisterFile
+
+# Instructions that leave a TD through #VE rather than executing natively
+# (spec 8.1).  Without a #VE model they end the run with a diagnostic.
+_VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a slice of guest execution ended.
+
+    kind: 'limit' (instruction limit reached), 'until' (reached the stop
+    address), 'tdcall' (the TDCALL callback asked to stop), 'hlt' (plain HLT),
+    've-insn' (an instruction that raises #VE in a TD), 'fault', 'timeout'.
+    """
+    kind: str
+    rip: int
+    detail: str = ""
+    address: int | None = None  # faulting data address, when known
+
+
+class VCpu:
+    def __init__(self, native_counter: bool | None = None):
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self.regs = RegisterFile(self.uc)
+        self.counter = InstructionCounter(self.uc, native_counter)
+        self.on_tdcall: Callable[[RegisterFile], bool] = lambda regs: True
+        self._stop: Stop | None = None
+        self._unmapped: tuple[str, int] | None = None
+        self.uc.hook_add(UC_HOOK_INSN_INVALID, self._invalid_insn)
+        self.uc.hook_add(UC_HOOK_INTR, self._interrupt)
+        self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._unmapped_access)
+        for insn in _VE_INSNS:
+            self.uc.hook_add(UC_HOOK_INSN, self._ve_insn, insn, 1, 0, insn)
+
+    # --- memory ---
+    def map(self, address: int, size: int) -> None:
+        self.uc.mem_map(address, size, UC_PROT_ALL)
+
+    def read(self, address: int, size: int) -> bytes:
+        return bytes(self.uc.mem_read(address, size))
+
+    def write(self, address: int, data: bytes) -> None:
+        self.uc.mem_write(address, data)
+
+    def readable(self, address: int, size: int) -> bool:
+        try:
+            self.uc.mem_read(address, size)
+            return True
+        except UcError:
+            return False
+
+    # --- execution ---
+    @property
+    def instructions(self) -> int:
+        return self.counter.count
+
+    def run(self, limit: int, until: int = 0, timeout: float = 0.0) -> Stop:
+        """Run from RIP until `limit` instructions have completed in total."""
+        self._stop = None
+        self._unmapped = None
+        self.counter.set_limit(limit)
+        rip = self.regs.rip
+        started = time.monotonic()
+        try:
+            self.uc.emu_start(rip, until, timeout=int(timeout * 1e6))
+        except UcError as exc:
+            if self._stop is None:
+                self._stop = self._fault_stop(exc)
+        if self._stop is not None:
+            return self._stop
+        return self._natural_stop(until, timeout, started)
+
+    def _natural_stop(self, until: int, timeout: float, started: float) -> Stop:
+        rip = self.regs.rip
+        if until and rip == until:
+            return Stop("until", rip)
+        last = self.counter.last_pc
+        if rip == last + 1 and self.read(last, 1) == b"\xf4":
+            return Stop("hlt", last, "hlt")
+        if self.counter.count >= self.counter.state.limit:
+            return Stop("limit", rip)
+        if timeout and time.monotonic() - started >= timeout * 0.99:
+            return Stop("timeout", rip)
+        return Stop("fault", rip, "the emulator stopped for an unknown reason")
+
+    def _fault_stop(self, exc: UcError) -> Stop:
+        rip = self.regs.rip
+        if self._unmapped is not None:
+            access, address = self._unmapped
+            return Stop("fault", rip, f"{access} of unmapped guest address {address:#x}", address)
+        return Stop("fault", rip, f"emulator error: {exc}")
+
+    # --- hooks (called from inside Unicorn) ---
+    def _invalid_insn(self, uc, _user) -> bool:
+        rip = self.regs.rip
+        code = self._code_at(rip, 4)
+        if code == abi.TDCALL_BYTES:
+            if not self.on_tdcall(self.regs):
+                uc.emu_stop()
+            return True
+        name = "ud2" if code[:2] == abi.UD2_BYTES else \
+            "vmcall" if code[:3] == abi.VMCALL_BYTES else "an invalid instruction"
+        self._stop = Stop("fault", rip, f"#UD: {name}")
+        return False
+
+    def _code_at(self, address: int, size: int) -> bytes:
+        try:
+            return bytes(self.uc.mem_read(address, size))
+        except UcError:
+            return b""
+
+    def _interrupt(self, uc, intno, _user) -> None:
+        rip = self.regs.rip
+        self._stop = Stop("fault", rip, f"exception or software interrupt, vector {intno}")
+        uc.emu_stop()
+
+    def _unmapped_access(self, uc, access, address, size, value, _user) -> bool:
+        kinds = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_FETCH_UNMAPPED: "instruction fetch"}
+        self._unmapped = (kinds.get(access, "write"), address)
+        return False
+
+    def _ve_insn(self, uc, *args) -> int:
+        insn = args[-1]
+        rip = self.counter.last_pc
+        self._stop = Stop("ve-insn", rip, _VE_INSNS[insn])
+        uc.emu_stop()
+        return 0

@@ -1,0 +1,89 @@
+"""The vCPU register file over Unicorn, in the spec's GPR order (spec 0.1).
+
+Reads and writes go through Unicorn's C batch API with preallocated ctypes
+buffers: the Python binding costs ~2 us per register, the batch call ~1 us for
+all sixteen, and every TDCALL needs most of them.
+"""
+from __future__ import annotations
+
+import ctypes
+
+from unicorn import x86_const as X
+from unicorn.unicorn_py3 import unicorn as _binding
+
+GPR_IDS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_RBX,
+           X.UC_X86_REG_RSP, X.UC_X86_REG_RBP, X.UC_X86_REG_RSI, X.UC_X86_REG_RDI,
+           X.UC_X86_REG_R8, X.UC_X86_REG_R9, X.UC_X86_REG_R10, X.UC_X86_REG_R11,
+           X.UC_X86_REG_R12, X.UC_X86_REG_R13, X.UC_X86_REG_R14, X.UC_X86_REG_R15)
+XMM_IDS = tuple(getattr(X, f"UC_X86_REG_XMM{i}") for i in range(16))
+RIP = X.UC_X86_REG_RIP
+RFLAGS = X.UC_X86_REG_RFLAGS
+RFLAGS_IF = 1 << 9
+RFLAGS_RF = 1 << 16
+
+
+class RegisterFile:
+    """GPRs, XMMs, RIP and RFLAGS of one vCPU."""
+
+    def __init__(self, uc):
+        self._uc = uc
+        self._handle = uc._uch
+        self._vals = (ctypes.c_uint64 * 16)()
+        base = ctypes.addressof(self._vals)
+        self._ids = (ctypes.c_int * 16)(*GPR_IDS)
+        self._ptrs = (ctypes.c_void_p * 16)(*(base + 8 * i for i in range(16)))
+        self._read_batch = _binding.uclib.uc_reg_read_batch
+        self._write_batch = _binding.uclib.uc_reg_write_batch
+        self._one = ctypes.c_uint64()
+        self._one_ptr = ctypes.byref(self._one)
+        self._read_one = _binding.uclib.uc_reg_read
+        self._write_one = _binding.uclib.uc_reg_write
+
+    def gprs(self) -> list[int]:
+        """All sixteen GPRs in spec order."""
+        self._read_batch(self._handle, self._ids, self._ptrs, 16)
+        return self._vals[:]
+
+    def set_gprs(self, values: dict[int, int]) -> None:
+        """Write GPRs given as {spec index: value}."""
+        n = 0
+        for index, value in values.items():
+            self._ids[n] = GPR_IDS[index]
+            self._vals[n] = value & 0xFFFF_FFFF_FFFF_FFFF
+            n += 1
+        self._write_batch(self._handle, self._ids, self._ptrs, n)
+        self._ids[:] = GPR_IDS
+
+    def get(self, index: int) -> int:
+        self._read_one(self._handle, GPR_IDS[index], self._one_ptr)
+        return self._one.value
+
+    def set(self, index: int, value: int) -> None:
+        self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
+        self._write_one(self._handle, GPR_IDS[index], self._one_ptr)
+
+    def xmm(self, index: int) -> int:
+        return self._uc.reg_read(XMM_IDS[index])
+
+    def set_xmm(self, index: int, value: int) -> None:
+        self._uc.reg_write(XMM_IDS[index], value)
+
+    @property
+    def rip(self) -> int:
+        self._read_one(self._handle, RIP, self._one_ptr)
+        return self._one.value
+
+    @rip.setter
+    def rip(self, value: int) -> None:
+        self._one.value = value
+        self._write_one(self._handle, RIP, self._one_ptr)
+
+    @property
+    def rflags(self) -> int:
+        self._read_one(self._handle, RFLAGS, self._one_ptr)
+        return self._one.value
+
+    @rflags.setter
+    def rflags(self, value: int) -> None:
+        self._one.value = value
+        self._write_one(self._handle, RFLAGS, self._one_ptr)
