@@ -16,7 +16,10 @@ from .module import TdConfig
 from .td import DEFAULT_MAX_INSNS, DEFAULT_TIMEOUT, TD, MiB
 from .trace import render
 
-BUNDLED = {"demo": "direct TDVMCALLs: greeting, CPUID leaf 0 and an MSR on the serial console"}
+BUNDLED = {
+    "demo": "direct TDVMCALLs: greeting, CPUID leaf 0 and an MSR on the serial console",
+    "idle": "timer interrupts and tdx_safe_halt: an idle loop of 5 ticks in virtual time",
+}
 
 
 def _size(text: str) -> int:
@@ -51,8 +54,8 @@ def cmd_run(args) -> int:
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
     if args.trace:
-        for record in result.exits:
-            print(render(record))
+        for event in result.events:
+            print(render(event))
     if result.reason == "exit":
         if args.trace or result.exit_code:
             print(f"tdxsim: {result.message}", file=sys.stderr)
@@ -75,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
                              f"{k}: {v}" for k, v in BUNDLED.items()) +
                          "), GNU as sources and objects, or a static x86-64 ELF.")
     run.add_argument("guest", nargs="*", help="bundled guest name, .S/.s/.o files or an ELF")
-    run.add_argument("--trace", action="store_true", help="print one line per TD exit")
+    run.add_argument("--trace", action="store_true", help="print one line per TD exit, interrupt, timer and halt")
     run.add_argument("--host", choices=sorted(PERSONALITIES), default="kvm",
                      help="host personality (default: kvm)")
     run.add_argument("--entry", default="_start", help="entry symbol (default: _start)")

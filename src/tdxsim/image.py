@@ -60,7 +60,8 @@ class Image:
         best = None
         for name, start in self.symbols.items():
             size = self.sizes.get(name, 0)
-            if start <= addr and (size == 0 or addr < start + size):
+            # an unsized label covers at most a page after it
+            if start <= addr < start + (size or 0x1000):
                 if best is None or start > best[1]:
                     best = (name, start)
         return None if best is None else (best[0], addr - best[1])
@@ -170,7 +171,7 @@ def _symbols(elf: ELFFile) -> tuple[dict[str, int], dict[str, int]]:
         return symbols, sizes
     for sym in table.iter_symbols():
         if sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_NOTYPE", "STT_OBJECT") \
-                and sym["st_shndx"] != "SHN_UNDEF":
+                and sym["st_shndx"] not in ("SHN_UNDEF", "SHN_ABS"):
             symbols[sym.name] = sym["st_value"]
             sizes[sym.name] = sym["st_size"]
     return symbols, sizes

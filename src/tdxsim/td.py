@@ -6,22 +6,28 @@ runs one guest function with the SysV calling convention.  Both end in a
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import abi, image as image_mod
 from .errors import TdxsimError
+from .events import Halted, InterruptDelivered, TimerFired, Woke
 from .exits import FatalError, GuestExit, Halt
 from .host import Host
 from .module import TdConfig, TdxModule
 from .module.vmcall import VmcallRecord
+from .trace import render
 from .vcpu.cpu import Stop, VCpu
 from .vcpu.crash import CrashReport, backtrace, disassemble
+from .vcpu.interrupts import DeliveryError, deliver, install_gdt
 
 MiB = 1 << 20
 PAGE = 0x1000
 RETURN_TRAP = 0x1000  # td.call() returns here; page 0 stays unmapped (NULL)
+GDT_ADDRESS = 0x2000  # tdxsim's flat GDT (vcpu/interrupts.py)
+RESERVED_END = 0x10000  # guest images start above tdxsim's own pages
 SYSV_ARGS = (abi.RDI, abi.RSI, abi.RDX, abi.RCX, abi.R8, abi.R9)
 DEFAULT_MAX_INSNS = 200_000_000
 DEFAULT_TIMEOUT = 30.0
@@ -38,6 +44,7 @@ class RunResult:
     exit_code: int | None = None
     console: str = ""
     exits: list[VmcallRecord] = field(default_factory=list)
+    events: list = field(default_factory=list)  # exits, interrupts, halts, timers
     instructions: int = 0
     time_ns: int = 0
     crash: CrashReport | None = None
@@ -74,15 +81,19 @@ class TD:
         self.config = config or TdConfig()
         self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw)
         self.ns_per_insn = ns_per_insn
-        self.exits: list[VmcallRecord] = []
-        self.module = TdxModule(self.config, self.host.handle, self.exits.append)
+        self.events: list = []
+        self.module = TdxModule(self.config, self.host.handle, self.events.append)
         self.vcpu = VCpu(native_counter)
         self.vcpu.on_tdcall = self._on_tdcall
+        self.vcpu.tsc = self.now_ns
         self.vcpu.map(PAGE, memory - PAGE)
         self.vcpu.write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
+        self.vcpu.install_traps([(seg.vaddr, seg.data) for seg in image.segments
+                                 if seg.executable])
         self.host.msrs.msrs[abi.MSR_IA32_TSC].read = self.now_ns
         self.host.clock = self.now_ns
+        self.lapic = self.host.lapic
         self._halted_ns = 0
         self._action = None
         self._error: Exception | None = None
@@ -103,10 +114,10 @@ class TD:
 
     def _load(self, image: image_mod.Image) -> None:
         for seg in image.segments:
-            if seg.vaddr < 2 * PAGE or seg.vaddr + seg.memsz > self.memory:
+            if seg.vaddr < RESERVED_END or seg.vaddr + seg.memsz > self.memory:
                 raise TdxsimError(
                     f"{image.path}: segment at {seg.vaddr:#x}..{seg.vaddr + seg.memsz:#x} "
-                    f"lies outside guest RAM {2 * PAGE:#x}..{self.memory:#x}")
+                    f"lies outside guest RAM {RESERVED_END:#x}..{self.memory:#x}")
             self.vcpu.write(seg.vaddr, seg.data)
 
     def reset(self) -> None:
@@ -114,6 +125,7 @@ class TD:
         self.vcpu.regs.set_gprs({i: 0 for i in range(16)} | {abi.RSP: self.stack_top})
         self.vcpu.regs.rip = self.image.entry
         self.vcpu.regs.rflags = 0x2  # IF = 0, as after INIT
+        install_gdt(self.vcpu, GDT_ADDRESS)
 
     @property
     def stack_top(self) -> int:
@@ -128,6 +140,10 @@ class TD:
     # --- state access ---
     def now_ns(self) -> int:
         return self.vcpu.instructions * self.ns_per_insn + self._halted_ns
+
+    @property
+    def exits(self) -> list[VmcallRecord]:
+        return [e for e in self.events if isinstance(e, VmcallRecord)]
 
     def gprs(self) -> dict[str, int]:
         return dict(zip(abi.GPR_NAMES, self.vcpu.regs.gprs()))
@@ -175,16 +191,55 @@ class TD:
         return self._execute(RETURN_TRAP, max_insns, timeout)
 
     def _execute(self, until: int, max_insns: int, timeout: float) -> RunResult:
-        self.exits.clear()
+        """Run in slices that end at the next timer deadline, single-stepping
+        only while an interrupt waits for IF = 1 (so that delivery happens at
+        the first boundary where the architecture allows it)."""
+        self.events.clear()
         self.host.serial.output.clear()
-        limit = self.vcpu.instructions + max_insns
+        self._budget_end = self.vcpu.instructions + max_insns
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            stop = self.vcpu.run(limit, until, remaining) if remaining > 0 else Stop("timeout", 0)
+            if remaining <= 0:
+                return self._after(Stop("timeout", self.vcpu.regs.rip), max_insns, timeout)
+            self._fire_timers()
+            if self.lapic.deliverable() is not None and self._interruptible():
+                result = self._deliver(self.lapic.deliverable())
+                if result is not None:
+                    return result
+                continue
+            stop = self.vcpu.run(self._slice_limit(), until, remaining)
             result = self._after(stop, max_insns, timeout)
             if result is not None:
                 return result
+
+    def _interruptible(self) -> bool:
+        return self.vcpu.interrupts_enabled and not self.vcpu.in_sti_shadow
+
+    def _slice_limit(self) -> int:
+        count = self.vcpu.instructions
+        if self.lapic.deliverable() is not None:  # blocked by IF = 0 or the shadow
+            return min(self._budget_end, count + 1)
+        due = self.lapic.next_deadline()
+        if due is None:
+            return self._budget_end
+        steps = max(1, math.ceil((due - self.now_ns()) / self.ns_per_insn))
+        return min(self._budget_end, count + steps)
+
+    def _fire_timers(self) -> None:
+        vector = self.lapic.fire_due(self.now_ns())
+        if vector is not None:
+            self.events.append(TimerFired(self.now_ns(), vector))
+
+    def _deliver(self, vector: int) -> RunResult | None:
+        rip = self.vcpu.regs.rip
+        try:
+            handler = deliver(self.vcpu, vector)
+        except DeliveryError as exc:
+            return self._crash(Stop("fault", rip, f"cannot deliver interrupt: {exc}"))
+        self.lapic.acknowledge(vector)
+        self.events.append(InterruptDelivered(self.now_ns(), vector, rip, handler))
+        return None
 
     def _after(self, stop: Stop, max_insns: int, timeout: float) -> RunResult | None:
         """Turn a vCPU stop into the end of the run, or None to keep going."""
@@ -199,6 +254,8 @@ class TD:
         if stop.kind == "until":
             return self._end("return", return_value=self.vcpu.regs.get(abi.RAX))
         if stop.kind == "limit":
+            if self.vcpu.instructions < self._budget_end:
+                return None  # a slice ended at a timer deadline or a single step
             return self._end("budget", f"the guest ran away: instruction budget of "
                              f"{max_insns} exhausted at {self.image.describe(stop.rip)}")
         if stop.kind == "timeout":
@@ -227,11 +284,30 @@ class TD:
         raise TdxsimError(f"unknown host action {action!r}")
 
     def _halt(self, halt: Halt) -> RunResult | None:
+        """Block the vCPU as KVM does for Instruction.HLT (spec 7.4): with
+        R12 = 0 a pending interrupt wakes it at once, otherwise virtual time
+        jumps to the next timer deadline; with R12 != 0 only NMI/INIT could
+        wake it, and tdxsim has no source of either."""
         rip = self.exits[-1].rip if self.exits else self.vcpu.regs.rip
+        start = self.now_ns()
+        self.events.append(Halted(start, rip, halt.irq_blocked))
+        while not halt.irq_blocked:
+            vector = self.lapic.deliverable()
+            if vector is not None:
+                self.events.append(Woke(self.now_ns(), vector, self.now_ns() - start))
+                return None
+            due = self.lapic.next_deadline()
+            if due is None:
+                break
+            self._halted_ns += max(0, due - self.now_ns())
+            self._fire_timers()
         why = ("interrupts are reported blocked (R12 != 0), so only NMI/INIT could wake it"
-               if halt.irq_blocked else "no interrupt is pending and none can ever arrive")
+               if halt.irq_blocked else "no interrupt is pending and no timer is armed")
+        pending = f"; pending vectors: {sorted(self.lapic.irr)}" if self.lapic.irr else ""
+        recent = [render(e) for e in self.events[-6:-1]]
+        last = ("\nlast events:\n  " + "\n  ".join(recent)) if recent else ""
         return self._end("halted", f"the vCPU halted forever at {self.image.describe(rip)}: "
-                         f"{why} (a lost wakeup or a deadlock)")
+                         f"{why} (a lost wakeup or a deadlock){pending}{last}")
 
     def _crash(self, stop: Stop) -> RunResult:
         gprs = self.vcpu.regs.gprs()
@@ -242,8 +318,8 @@ class TD:
         return self._end("crash", report.render(), crash=report)
 
     def _end(self, reason: str, message: str = "", **kw) -> RunResult:
-        return RunResult(reason, message, console=self.console, exits=list(self.exits),
-                         instructions=self.vcpu.instructions, time_ns=self.now_ns(), **kw)
+        return RunResult(reason, message, console=self.console, exits=self.exits,
+                         events=list(self.events), instructions=self.vcpu.instructions, time_ns=self.now_ns(), **kw)
 
     def _on_tdcall(self, regs) -> bool:
         """Called by the vCPU for each TDCALL; False stops the CPU."""

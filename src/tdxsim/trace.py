@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from . import abi
 from .abi import SubFn, VmcallStatus
+from .events import Halted, InterruptDelivered, TimerFired, Woke
 from .module.vmcall import VmcallRecord
 
 _STATUS_NAMES = {v: k for k, v in vars(VmcallStatus).items() if k.isupper()}
@@ -46,7 +47,24 @@ _RESULTS = {
 }
 
 
-def render(record: VmcallRecord) -> str:
+def render(event) -> str:
+    """One line for any event of a run."""
+    if isinstance(event, VmcallRecord):
+        return render_vmcall(event)
+    stamp = f"[{event.time_ns:>12} ns]"
+    if isinstance(event, TimerFired):
+        return f"{stamp} timer    deadline reached, vector {event.vector:#x} pending"
+    if isinstance(event, InterruptDelivered):
+        return (f"{stamp} irq      vector {event.vector:#x} delivered at rip={event.rip:#x}"
+                f" -> handler {event.handler:#x}")
+    if isinstance(event, Halted):
+        return f"{stamp} halt     vCPU halted at rip={event.rip:#x} (irq_blocked={int(event.irq_blocked)})"
+    if isinstance(event, Woke):
+        return f"{stamp} wakeup   vector {event.vector:#x} pending, slept {event.slept_ns} ns"
+    return f"{stamp} {event}"
+
+
+def render_vmcall(record: VmcallRecord) -> str:
     g = record.exposed
     if g[abi.R10] == 0 and g[abi.R11] in _ARGS:
         args = _ARGS[g[abi.R11]](g)

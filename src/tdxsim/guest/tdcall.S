@@ -481,6 +481,25 @@ FUNC tdx_safe_halt
 ENDFUNC tdx_safe_halt
 
 # ---------------------------------------------------------------------------
+# u64 tdx_halt_then_sti(void)
+#
+# The Linux v6.3+ idle pattern (spec 7.2, 7.3): Instruction.HLT with R12 = 0
+# issued while IRQs are still disabled, STI only after the host resumes us.
+# Safe because R12 = 0 tells the host that a pending IRQ must wake the vCPU;
+# the IRQ is then taken right after the STI here.  Call with IRQs disabled;
+# returns with them enabled.
+# ---------------------------------------------------------------------------
+FUNC tdx_halt_then_sti
+        push    %rbp
+        mov     %rsp, %rbp
+        xor     %edi, %edi
+        call    tdx_halt
+        sti
+        pop     %rbp
+        ret
+ENDFUNC tdx_halt_then_sti
+
+# ---------------------------------------------------------------------------
 # u64 tdx_kvm_hypercall(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
 #
 # KVM hypercall over TDVMCALL (spec 5): R10 = nr (nonzero: vendor ABI),
@@ -551,12 +570,10 @@ FUNC tdx_report_fatal_error
         mov     48(%rsp), %r9
         mov     56(%rsp), %rdx
         tdcall
+        # The VMM must not resume us; if it does anyway, ask again.
         test    %rax, %rax
-        jnz     .Lfatal_failed
-        jmp     .Lfatal_call            # the VMM must not resume us; if it
-                                        # does, ask again
-.Lfatal_failed:
-        ud2
+        jz      .Lfatal_call
+        ud2                             # TDCALL itself failed: broken module
 ENDFUNC tdx_report_fatal_error
 
 # ---------------------------------------------------------------------------

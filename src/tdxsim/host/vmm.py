@@ -12,6 +12,7 @@ from typing import Callable
 from .. import abi
 from ..abi import SubFn, VmcallStatus
 from ..devices.debug_exit import DebugExit
+from ..devices.lapic import LocalApic
 from ..devices.mmio_device import MmioDevice
 from ..devices.serial import Serial
 from ..errors import HostError, TdxsimError
@@ -54,6 +55,8 @@ class Host:
         self.mmio_devices = [MmioDevice()]
         self.cpuid = cpuid.CpuidTable()
         self.msrs = msr.MsrStore()
+        self.lapic = LocalApic()
+        self.lapic.install_msrs(self.msrs)
         self.clock: Callable[[], int] = lambda: 0  # virtual TSC, set by the TD
 
     def handle(self, exit: VmExit) -> VmResume:

@@ -11,14 +11,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
+from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
                      UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED,
                      UC_MODE_64, UC_PROT_ALL, Uc, UcError)
 from unicorn import x86_const as X
 
 from .. import abi
 from .counter import InstructionCounter
-from .regs import RegisterFile
+from .regs import RFLAGS_IF, RegisterFile
 
 # Instructions that leave a TD through #VE rather than executing natively
 # (spec 8.1).  Without a #VE model they end the run with a diagnostic.
@@ -45,8 +45,10 @@ class VCpu:
         self.regs = RegisterFile(self.uc)
         self.counter = InstructionCounter(self.uc, native_counter)
         self.on_tdcall: Callable[[RegisterFile], bool] = lambda regs: True
+        self.tsc: Callable[[], int] = lambda: self.counter.count
         self._stop: Stop | None = None
         self._unmapped: tuple[str, int] | None = None
+        self._sti: tuple[int, int, bool] = (-1, -1, False)  # count, pc, IF before
         self.uc.hook_add(UC_HOOK_INSN_INVALID, self._invalid_insn)
         self.uc.hook_add(UC_HOOK_INTR, self._interrupt)
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._unmapped_access)
@@ -69,6 +71,48 @@ class VCpu:
             return True
         except UcError:
             return False
+
+    # --- trapped instructions ---
+    def install_traps(self, code_ranges: list[tuple[int, bytes]]) -> None:
+        """Hook every possible STI and RDTSC start in the guest's code.
+
+        Unicorn's STI shadow is not observable and its RDTSC reads the host
+        clock (spec 12), so both are trapped where they can occur: a byte scan
+        finds every candidate address; a candidate inside another instruction
+        simply never fires.  Only these addresses pay for a Python hook.
+        """
+        for base, code in code_ranges:
+            for offset in _find_all(code, b"\xfb"):
+                self.uc.hook_add(UC_HOOK_CODE, self._on_sti, None, base + offset, base + offset)
+            for offset in _find_all(code, b"\x0f\x31"):
+                self.uc.hook_add(UC_HOOK_CODE, self._on_rdtsc, None, base + offset,
+                                 base + offset)
+
+    def _executing(self, address: int) -> bool:
+        """True when the counter let the instruction at address run (it had
+        not just stopped the CPU at its limit)."""
+        return self.counter.last_pc == address
+
+    def _on_sti(self, uc, address, size, _user) -> None:
+        if self._executing(address):
+            self._sti = (self.counter.count, address, bool(self.regs.rflags & RFLAGS_IF))
+
+    def _on_rdtsc(self, uc, address, size, _user) -> None:
+        if self._executing(address):
+            tsc = self.tsc()
+            self.regs.set_gprs({abi.RAX: tsc & 0xFFFF_FFFF, abi.RDX: tsc >> 32 & 0xFFFF_FFFF})
+            self.regs.rip = address + 2
+
+    @property
+    def in_sti_shadow(self) -> bool:
+        """The last instruction was an STI that set IF: interrupts stay
+        inhibited until the next instruction completes (SDM, spec 7.1)."""
+        count, pc, if_before = self._sti
+        return count == self.counter.count and pc == self.counter.last_pc and not if_before
+
+    @property
+    def interrupts_enabled(self) -> bool:
+        return bool(self.regs.rflags & RFLAGS_IF)
 
     # --- execution ---
     @property
@@ -146,3 +190,10 @@ class VCpu:
         self._stop = Stop("ve-insn", rip, _VE_INSNS[insn])
         uc.emu_stop()
         return 0
+
+
+def _find_all(data: bytes, needle: bytes):
+    start = data.find(needle)
+    while start != -1:
+        yield start
+        start = data.find(needle, start + 1)

@@ -1,0 +1,83 @@
+"""The host's virtual local APIC (x2APIC MSR interface): pending vectors, the
+in-service set, end of interrupt, and the TSC-deadline timer.
+
+Priorities follow the APIC (Intel SDM vol. 3, 11.8): the highest pending
+vector is delivered when its priority class (vector >> 4) is above that of
+the highest in-service vector.  The TSC runs at 1 GHz of virtual time, so one
+TSC tick is one virtual nanosecond.
+"""
+from __future__ import annotations
+
+from .. import abi
+
+LVT_VECTOR_MASK = 0xFF
+LVT_MASKED = 1 << 16
+LVT_MODE_SHIFT = 17
+LVT_MODE_TSC_DEADLINE = 2
+
+
+class LocalApic:
+    def __init__(self):
+        self.irr: set[int] = set()  # requested (pending) vectors
+        self.isr: set[int] = set()  # in service, until EOI
+        self.lvt_timer = LVT_MASKED
+        self.tsc_deadline = 0  # 0 = disarmed
+
+    # --- interrupt state ---
+    def post(self, vector: int) -> None:
+        """An interrupt arrives (posted interrupt / IPI / device)."""
+        self.irr.add(vector)
+
+    def deliverable(self) -> int | None:
+        """The vector the vCPU would take now if its IF allowed it."""
+        if not self.irr:
+            return None
+        vector = max(self.irr)
+        if self.isr and vector >> 4 <= max(self.isr) >> 4:
+            return None
+        return vector
+
+    def acknowledge(self, vector: int) -> None:
+        self.irr.discard(vector)
+        self.isr.add(vector)
+
+    def eoi(self, _value: int = 0) -> None:
+        if self.isr:
+            self.isr.discard(max(self.isr))
+
+    # --- TSC-deadline timer ---
+    @property
+    def timer_mode(self) -> int:
+        return self.lvt_timer >> LVT_MODE_SHIFT & 3
+
+    def write_lvt_timer(self, value: int) -> None:
+        self.lvt_timer = value & 0xFFFF_FFFF
+
+    def write_tsc_deadline(self, value: int) -> None:
+        self.tsc_deadline = value
+
+    def next_deadline(self) -> int | None:
+        """Virtual time of the next timer interrupt, if the timer is armed."""
+        if self.tsc_deadline and self.timer_mode == LVT_MODE_TSC_DEADLINE:
+            return self.tsc_deadline
+        return None
+
+    def fire_due(self, now: int) -> int | None:
+        """Expire the deadline if it has passed; returns the vector raised."""
+        deadline = self.next_deadline()
+        if deadline is None or deadline > now:
+            return None
+        self.tsc_deadline = 0  # one-shot
+        if self.lvt_timer & LVT_MASKED:
+            return None
+        vector = self.lvt_timer & LVT_VECTOR_MASK
+        self.post(vector)
+        return vector
+
+    def install_msrs(self, msrs) -> None:
+        """Route the x2APIC MSRs of the host's MSR store to this APIC."""
+        msrs.define(abi.MSR_X2APIC_LVT_TIMER, LVT_MASKED, on_write=self.write_lvt_timer,
+                    read=lambda: self.lvt_timer)
+        msrs.define(abi.MSR_IA32_TSC_DEADLINE, 0, on_write=self.write_tsc_deadline,
+                    read=lambda: self.tsc_deadline)
+        msrs.define(abi.MSR_X2APIC_EOI, 0, on_write=self.eoi, read=lambda: 0)

@@ -1,0 +1,33 @@
+"""Events of a run besides TD exits, for traces and the checkers.  Every event
+carries the virtual time at which it happened."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    time_ns: int
+    vector: int
+
+
+@dataclass(frozen=True)
+class InterruptDelivered:
+    time_ns: int
+    vector: int
+    rip: int  # the interrupted instruction boundary
+    handler: int
+
+
+@dataclass(frozen=True)
+class Halted:
+    time_ns: int
+    rip: int  # the HLT TDCALL
+    irq_blocked: bool
+
+
+@dataclass(frozen=True)
+class Woke:
+    time_ns: int
+    vector: int
+    slept_ns: int

@@ -1,0 +1,79 @@
+"""Interrupt and exception delivery through the guest's IDT, done by hand
+because Unicorn has no injection API (spec 8.3, 12; Intel SDM vol. 3, 6.14).
+
+The vCPU starts with a flat GDT that tdxsim provides (64-bit code selector
+0x08, data selector 0x10) so that the guest's IRETQ finds valid descriptors.
+"""
+from __future__ import annotations
+
+import struct
+
+from unicorn import x86_const as X
+
+from .regs import RFLAGS_IF
+
+KERNEL_CS = 0x08
+KERNEL_SS = 0x10
+GDT = struct.pack("<QQQ", 0, 0x00AF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF)
+GATE_INTERRUPT = 0xE
+GATE_TRAP = 0xF
+RFLAGS_TF = 1 << 8
+RFLAGS_NT = 1 << 14
+RFLAGS_RF = 1 << 16
+
+
+class DeliveryError(Exception):
+    """The guest has no usable IDT entry for the vector."""
+
+
+def install_gdt(vcpu, address: int) -> None:
+    vcpu.write(address, GDT)
+    vcpu.uc.reg_write(X.UC_X86_REG_GDTR, (0, address, len(GDT) - 1, 0))
+    vcpu.uc.reg_write(X.UC_X86_REG_CS, KERNEL_CS)
+    vcpu.uc.reg_write(X.UC_X86_REG_SS, KERNEL_SS)
+    for seg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES):
+        vcpu.uc.reg_write(seg, KERNEL_SS)
+
+
+def read_gate(vcpu, vector: int) -> tuple[int, int]:
+    """(handler address, gate type) of IDT[vector], or DeliveryError."""
+    _, base, limit, _ = vcpu.uc.reg_read(X.UC_X86_REG_IDTR)
+    if base == 0 and limit == 0:
+        raise DeliveryError(f"vector {vector} arrived but the guest has no IDT (no lidt)")
+    if 16 * vector + 15 > limit:
+        raise DeliveryError(f"vector {vector} is beyond the IDT limit {limit:#x}")
+    if not vcpu.readable(base + 16 * vector, 16):
+        raise DeliveryError(f"the IDT entry for vector {vector} at {base + 16 * vector:#x} "
+                            "is not in guest memory")
+    raw = vcpu.read(base + 16 * vector, 16)
+    low, selector, ist, attr, mid, high = struct.unpack("<HHBBHI", raw[:12])
+    kind = attr & 0xF
+    if not attr & 0x80 or kind not in (GATE_INTERRUPT, GATE_TRAP):
+        raise DeliveryError(f"IDT entry {vector} is not a present 64-bit interrupt or trap "
+                            f"gate (attributes {attr:#04x})")
+    if ist & 7:
+        raise DeliveryError(f"IDT entry {vector} uses IST {ist & 7}; tdxsim does not model "
+                            "a TSS, so IST stacks are not available")
+    return low | mid << 16 | high << 32, kind
+
+
+def deliver(vcpu, vector: int, error_code: int | None = None) -> int:
+    """Push the 64-bit interrupt frame and enter the handler; returns its address."""
+    handler, kind = read_gate(vcpu, vector)
+    regs = vcpu.regs
+    rsp = regs.get(4)
+    rflags = regs.rflags
+    frame = [regs.rip, vcpu.uc.reg_read(X.UC_X86_REG_CS), rflags, rsp,
+             vcpu.uc.reg_read(X.UC_X86_REG_SS)]
+    if error_code is not None:
+        frame.insert(0, error_code)
+    new_rsp = (rsp & ~0xF) - 8 * len(frame)  # the CPU aligns RSP to 16 first
+    if not vcpu.readable(new_rsp, 8 * len(frame)):
+        raise DeliveryError(f"the interrupt frame at {new_rsp:#x} is outside guest memory "
+                            "(a triple fault on hardware)")
+    vcpu.write(new_rsp, struct.pack(f"<{len(frame)}Q", *frame))
+    regs.set(4, new_rsp)
+    cleared = RFLAGS_TF | RFLAGS_NT | RFLAGS_RF | (RFLAGS_IF if kind == GATE_INTERRUPT else 0)
+    regs.rflags = rflags & ~cleared
+    regs.rip = handler
+    return handler
