@@ -6,9 +6,12 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class TimerFired:
+class InterruptPosted:
+    """An interrupt became pending: source 'timer' or 'injected'."""
     time_ns: int
     vector: int
+    rip: int  # where the vCPU stood (the next instruction to execute)
+    source: str
 
 
 @dataclass(frozen=True)

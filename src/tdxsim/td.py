@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import abi, image as image_mod
 from .errors import TdxsimError
-from .events import Halted, InterruptDelivered, TimerFired, Woke
+from .events import Halted, InterruptDelivered, InterruptPosted, Woke
 from .exits import FatalError, GuestExit, Halt
 from .host import Host
 from .module import TdConfig, TdxModule
@@ -227,9 +227,8 @@ class TD:
         return min(self._budget_end, count + steps)
 
     def _fire_timers(self) -> None:
-        vector = self.lapic.fire_due(self.now_ns())
-        if vector is not None:
-            self.events.append(TimerFired(self.now_ns(), vector))
+        for source, vector in self.lapic.fire_due(self.now_ns()):
+            self.events.append(InterruptPosted(self.now_ns(), vector, self.vcpu.regs.rip, source))
 
     def _deliver(self, vector: int) -> RunResult | None:
         rip = self.vcpu.regs.rip
@@ -306,12 +305,17 @@ class TD:
         pending = f"; pending vectors: {sorted(self.lapic.irr)}" if self.lapic.irr else ""
         recent = [render(e) for e in self.events[-6:-1]]
         last = ("\nlast events:\n  " + "\n  ".join(recent)) if recent else ""
-        return self._end("halted", f"the vCPU halted forever at {self.image.describe(rip)}: "
-                         f"{why} (a lost wakeup or a deadlock){pending}{last}")
+        chain = backtrace(self._read_or_empty, self.image, self.vcpu.regs.get(abi.RBP))
+        called = f", called from {' <- '.join(chain)}" if chain else ""
+        return self._end("halted", f"the vCPU halted forever at {self.image.describe(rip)}"
+                         f"{called}: {why} (a lost wakeup or a deadlock){pending}{last}")
+
+    def _read_or_empty(self, address: int, size: int) -> bytes:
+        return self.vcpu.read(address, size) if self.vcpu.readable(address, size) else b""
 
     def _crash(self, stop: Stop) -> RunResult:
         gprs = self.vcpu.regs.gprs()
-        read = lambda a, n: self.vcpu.read(a, n) if self.vcpu.readable(a, n) else b""
+        read = self._read_or_empty
         report = CrashReport(stop.detail, stop.rip, self.image.describe(stop.rip), gprs,
                              self.vcpu.regs.rflags, disassemble(read, self.image, stop.rip),
                              backtrace(read, self.image, gprs[abi.RBP]))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import abi
 from .abi import SubFn, VmcallStatus
-from .events import Halted, InterruptDelivered, TimerFired, Woke
+from .events import Halted, InterruptDelivered, InterruptPosted, Woke
 from .module.vmcall import VmcallRecord
 
 _STATUS_NAMES = {v: k for k, v in vars(VmcallStatus).items() if k.isupper()}
@@ -52,8 +52,9 @@ def render(event) -> str:
     if isinstance(event, VmcallRecord):
         return render_vmcall(event)
     stamp = f"[{event.time_ns:>12} ns]"
-    if isinstance(event, TimerFired):
-        return f"{stamp} timer    deadline reached, vector {event.vector:#x} pending"
+    if isinstance(event, InterruptPosted):
+        return (f"{stamp} {event.source:<8} vector {event.vector:#x} pending "
+                f"(vCPU at rip={event.rip:#x})")
     if isinstance(event, InterruptDelivered):
         return (f"{stamp} irq      vector {event.vector:#x} delivered at rip={event.rip:#x}"
                 f" -> handler {event.handler:#x}")

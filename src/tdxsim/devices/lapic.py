@@ -22,6 +22,7 @@ class LocalApic:
         self.isr: set[int] = set()  # in service, until EOI
         self.lvt_timer = LVT_MASKED
         self.tsc_deadline = 0  # 0 = disarmed
+        self.scheduled: list[tuple[int, int]] = []  # (time, vector) from outside
 
     # --- interrupt state ---
     def post(self, vector: int) -> None:
@@ -56,23 +57,37 @@ class LocalApic:
     def write_tsc_deadline(self, value: int) -> None:
         self.tsc_deadline = value
 
-    def next_deadline(self) -> int | None:
-        """Virtual time of the next timer interrupt, if the timer is armed."""
+    def schedule(self, time_ns: int, vector: int) -> None:
+        """An external interrupt that arrives at a given virtual time (a
+        device, another vCPU, or the interrupt-timing explorer)."""
+        self.scheduled.append((time_ns, vector))
+        self.scheduled.sort()
+
+    def _timer_deadline(self) -> int | None:
         if self.tsc_deadline and self.timer_mode == LVT_MODE_TSC_DEADLINE:
             return self.tsc_deadline
         return None
 
-    def fire_due(self, now: int) -> int | None:
-        """Expire the deadline if it has passed; returns the vector raised."""
-        deadline = self.next_deadline()
-        if deadline is None or deadline > now:
-            return None
-        self.tsc_deadline = 0  # one-shot
-        if self.lvt_timer & LVT_MASKED:
-            return None
-        vector = self.lvt_timer & LVT_VECTOR_MASK
-        self.post(vector)
-        return vector
+    def next_deadline(self) -> int | None:
+        """Virtual time of the next interrupt source: the armed timer or a
+        scheduled interrupt."""
+        times = [t for t in (self._timer_deadline(),) if t is not None]
+        times += [t for t, _ in self.scheduled[:1]]
+        return min(times) if times else None
+
+    def fire_due(self, now: int) -> list[tuple[str, int]]:
+        """Raise every source whose time has come: [(source, vector)]."""
+        fired = []
+        deadline = self._timer_deadline()
+        if deadline is not None and deadline <= now:
+            self.tsc_deadline = 0  # one-shot
+            if not self.lvt_timer & LVT_MASKED:
+                fired.append(("timer", self.lvt_timer & LVT_VECTOR_MASK))
+        while self.scheduled and self.scheduled[0][0] <= now:
+            fired.append(("injected", self.scheduled.pop(0)[1]))
+        for _, vector in fired:
+            self.post(vector)
+        return fired
 
     def install_msrs(self, msrs) -> None:
         """Route the x2APIC MSRs of the host's MSR store to this APIC."""

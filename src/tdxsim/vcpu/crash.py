@@ -35,6 +35,24 @@ class CrashReport:
         return "\n".join(lines)
 
 
+def decode(code: bytes, address: int):
+    """(address, bytes, text) per instruction.  Capstone does not know TDCALL,
+    so it is decoded here; undecodable bytes show as '(bad)'."""
+    offset = 0
+    while offset < len(code):
+        if code[offset:offset + 4] == abi.TDCALL_BYTES:
+            yield address + offset, abi.TDCALL_BYTES, "tdcall"
+            offset += 4
+            continue
+        insn = next(_cs.disasm(code[offset:offset + 15], address + offset, 1), None)
+        if insn is None:
+            yield address + offset, code[offset:offset + 1], "(bad)"
+            offset += 1
+            continue
+        yield insn.address, bytes(insn.bytes), f"{insn.mnemonic} {insn.op_str}".rstrip()
+        offset += insn.size
+
+
 def disassemble(read, image: Image | None, rip: int, before: int = 5, after: int = 3,
                 mark: int | None = None) -> list[str]:
     """Instructions around rip, decoded from the start of the enclosing symbol
@@ -44,19 +62,16 @@ def disassemble(read, image: Image | None, rip: int, before: int = 5, after: int
     hit = image.symbol_at(rip) if image else None
     if hit is not None and hit[1] < 4096:
         start = rip - hit[1]
-    code = read(start, rip - start + 16 * (after + 1))
-    if not code:
-        return []
-    insns = list(_cs.disasm(code, start))
-    at = next((i for i, insn in enumerate(insns) if insn.address >= rip), len(insns))
-    if at == len(insns) or insns[at].address != rip:  # resync on rip itself
-        insns = insns[:at] + list(_cs.disasm(read(rip, 16 * (after + 1)), rip))
-    shown = insns[max(0, at - before): at + after + 1]
+    insns = [i for i in decode(read(start, rip - start), start)]
+    if insns and insns[-1][0] + len(insns[-1][1]) != rip:
+        insns = []  # decoding from the symbol did not land on rip
+    shown = insns[-before:] if before else []
+    shown += list(decode(read(rip, 16 * (after + 1)), rip))[:after + 1]
     out = []
-    for insn in shown:
-        where = image.describe(insn.address) if image else f"{insn.address:#x}"
-        arrow = "=>" if insn.address == mark else "  "
-        out.append(f"{arrow} {where}: {insn.bytes.hex(' '):<24} {insn.mnemonic} {insn.op_str}".rstrip())
+    for address, raw, text in shown:
+        where = image.describe(address) if image else f"{address:#x}"
+        arrow = "=>" if address == mark else "  "
+        out.append(f"{arrow} {where}: {raw.hex(' '):<24} {text}")
     return out
 
 
