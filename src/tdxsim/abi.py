@@ -96,6 +96,9 @@ MASK_LINUX_63 = 0xFFCC  # Linux v6.3+
 MASK_OLD_EDK2 = 0xFFEC  # 0xFFCC + RBP, invalid under NO_RBP_MOD
 
 # VMX basic exit reasons (spec 0.1; Intel SDM)
+EXIT_REASON_CPUID = 10
+EXIT_REASON_HLT = 12
+EXIT_REASON_IO = 30
 EXIT_REASON_TDCALL = 77
 
 

@@ -34,3 +34,12 @@ class Woke:
     time_ns: int
     vector: int
     slept_ns: int
+
+
+@dataclass(frozen=True)
+class VeRaised:
+    """The module raised #VE (or #DF/#GP for a nested one) at rip."""
+    time_ns: int
+    rip: int
+    exit_reason: int
+    vector: int

@@ -68,13 +68,14 @@ def _fresh(template: TD, vector: int) -> TD:
     return td
 
 
-def _classify(result: RunResult) -> tuple[str, str]:
+def _classify(result: RunResult, vector: int) -> tuple[str, str]:
     if result.reason == "return":
         woke = any(isinstance(e, Halted) for e in result.events)
         return ("woke" if woke else "returned"), ""
     if result.reason == "halted":
         halts = [i for i, e in enumerate(result.events) if isinstance(e, Halted)]
-        delivered = [i for i, e in enumerate(result.events) if isinstance(e, InterruptDelivered)]
+        delivered = [i for i, e in enumerate(result.events)
+                     if isinstance(e, InterruptDelivered) and e.vector == vector]
         if halts and halts[-1] > (delivered[0] if delivered else len(result.events)):
             return "lost-wakeup", ("delivered before the HLT TDCALL, which then "
                                    "sleeps with nothing pending")
@@ -98,11 +99,11 @@ def explore_wakeups(template: TD, symbol: str, *args: int, vector: int = DEFAULT
         result = td.call_result(symbol, *args, max_insns=max_insns)
         posted = [e for e in result.events if isinstance(e, InterruptPosted)]
         rip = posted[0].rip if posted else td.symbol(symbol)
-        outcome, detail = _classify(result)
+        outcome, detail = _classify(result, vector)
         report.injections.append(Injection(k, rip, _insn_text(td, rip), outcome, detail))
     return report
 
 
 def _insn_text(td: TD, rip: int) -> str:
-    lines = disassemble(td._read_or_empty, td.image, rip, before=0, after=0)
+    lines = disassemble(td.peek, td.image, rip, before=0, after=0)
     return lines[0].lstrip("=> ").strip() if lines else f"{rip:#x}"

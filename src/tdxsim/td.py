@@ -13,15 +13,17 @@ from pathlib import Path
 
 from . import abi, image as image_mod
 from .errors import TdxsimError
-from .events import Halted, InterruptDelivered, InterruptPosted, Woke
+from .events import Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
 from .exits import FatalError, GuestExit, Halt
 from .host import Host
 from .module import TdConfig, TdxModule
+from .module.ve import VE_VECTOR, VeInfo
 from .module.vmcall import VmcallRecord
 from .trace import render
 from .vcpu.cpu import Stop, VCpu
 from .vcpu.crash import CrashReport, backtrace, disassemble
 from .vcpu.interrupts import DeliveryError, deliver, install_gdt
+from .vcpu.regs import RFLAGS_RF
 
 MiB = 1 << 20
 PAGE = 0x1000
@@ -261,14 +263,26 @@ class TD:
             return self._end("timeout", f"the guest ran away: wall-clock timeout of "
                              f"{timeout:g} s at {self.image.describe(self.vcpu.regs.rip)}")
         if stop.kind == "hlt":
-            return self._end("error", f"plain HLT at {self.image.describe(stop.rip)}: in a TD "
-                             "HLT raises #VE, which tdxsim does not model yet; use the "
-                             "Instruction.HLT TDVMCALL (tdx_halt)")
+            return self._raise_ve(stop.rip, VeInfo(abi.EXIT_REASON_HLT, instr_len=1))
         if stop.kind == "ve-insn":
             return self._end("error", f"'{stop.detail}' at {self.image.describe(stop.rip)}: "
                              "in a TD this instruction raises #VE, which tdxsim does not model "
                              "yet; use the matching TDVMCALL instead")
         return self._crash(stop)
+
+    def _raise_ve(self, rip: int, info: VeInfo) -> RunResult | None:
+        """#VE is fault-like: the saved RIP is the instruction itself, and the
+        module sets RF in the saved RFLAGS (spec 8.3)."""
+        vector, error_code = self.module.ve.raise_ve(info)
+        self.vcpu.regs.rip = rip
+        self.vcpu.regs.rflags |= RFLAGS_RF
+        self.events.append(VeRaised(self.now_ns(), rip, info.exit_reason, vector))
+        try:
+            deliver(self.vcpu, vector, error_code)
+        except DeliveryError as exc:
+            kind = "#VE" if vector == VE_VECTOR else f"vector {vector} (nested #VE)"
+            return self._crash(Stop("fault", rip, f"cannot deliver {kind}: {exc}"))
+        return None
 
     def _host_action(self, action) -> RunResult | None:
         if isinstance(action, GuestExit):
@@ -305,17 +319,17 @@ class TD:
         pending = f"; pending vectors: {sorted(self.lapic.irr)}" if self.lapic.irr else ""
         recent = [render(e) for e in self.events[-6:-1]]
         last = ("\nlast events:\n  " + "\n  ".join(recent)) if recent else ""
-        chain = backtrace(self._read_or_empty, self.image, self.vcpu.regs.get(abi.RBP))
+        chain = backtrace(self.peek, self.image, self.vcpu.regs.get(abi.RBP))
         called = f", called from {' <- '.join(chain)}" if chain else ""
         return self._end("halted", f"the vCPU halted forever at {self.image.describe(rip)}"
                          f"{called}: {why} (a lost wakeup or a deadlock){pending}{last}")
 
-    def _read_or_empty(self, address: int, size: int) -> bytes:
+    def peek(self, address: int, size: int) -> bytes:
         return self.vcpu.read(address, size) if self.vcpu.readable(address, size) else b""
 
     def _crash(self, stop: Stop) -> RunResult:
         gprs = self.vcpu.regs.gprs()
-        read = self._read_or_empty
+        read = self.peek
         report = CrashReport(stop.detail, stop.rip, self.image.describe(stop.rip), gprs,
                              self.vcpu.regs.rflags, disassemble(read, self.image, stop.rip),
                              backtrace(read, self.image, gprs[abi.RBP]))

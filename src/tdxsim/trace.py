@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import abi
 from .abi import SubFn, VmcallStatus
-from .events import Halted, InterruptDelivered, InterruptPosted, Woke
+from .events import Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
 from .module.vmcall import VmcallRecord
 
 _STATUS_NAMES = {v: k for k, v in vars(VmcallStatus).items() if k.isupper()}
@@ -62,6 +62,9 @@ def render(event) -> str:
         return f"{stamp} halt     vCPU halted at rip={event.rip:#x} (irq_blocked={int(event.irq_blocked)})"
     if isinstance(event, Woke):
         return f"{stamp} wakeup   vector {event.vector:#x} pending, slept {event.slept_ns} ns"
+    if isinstance(event, VeRaised):
+        kind = {20: "#VE", 8: "#DF (nested #VE)", 13: "#GP (nested #VE)"}[event.vector]
+        return f"{stamp} {kind:<8} exit reason {event.exit_reason} at rip={event.rip:#x}"
     return f"{stamp} {event}"
 
 

@@ -12,8 +12,9 @@ from .. import abi
 from ..abi import Leaf
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
-from . import vmcall, vp_info
+from . import veinfo, vmcall, vp_info
 from .common import complete
+from .ve import VeState
 
 
 class NotModelled(TdxsimError):
@@ -29,11 +30,13 @@ class TdConfig:
     num_vcpus: int = 1
     max_vcpus: int = 1
     vcpu_index: int = 0
+    legacy_nested_ve_gp: bool = False  # SDV: nested #VE -> #GP(0), not #DF
 
 
 LEAF_HANDLERS: dict[int, Callable] = {
     Leaf.VP_VMCALL: vmcall.handle,
     Leaf.VP_INFO: vp_info.handle,
+    Leaf.VP_VEINFO_GET: veinfo.handle,
 }
 
 
@@ -47,6 +50,7 @@ class TdxModule:
         self.exit_to_host = exit_to_host
         self.record = record or (lambda event: None)
         self.handlers = dict(LEAF_HANDLERS)
+        self.ve = VeState(config.legacy_nested_ve_gp)
 
     def tdcall(self, regs, time_ns: int = 0):
         """Execute one TDCALL at regs.rip; returns the host's action or None."""
