@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tdxsim import TdConfig, VmResume
+from tdxsim import TdConfig, TdxsimError, VmResume
 
 SUCCESS = 0x0000000000000000           # spec 4.2
 INVALID_OPERAND = 0x8000000000000000   # spec 4.2
@@ -433,9 +433,50 @@ def test_raising_handler_is_reported_not_a_traceback(probe):
     assert "Traceback" not in after.result.message
 
 
+def test_raising_tdxsim_error_also_names_the_subfunction(probe):
+    """A handler raising a TdxsimError (e.g. HostError, meant for 'a host-side
+    handler failed') is reported the same way: 'error', sub-function named."""
+    p = probe()
+
+    def broken(host, exit):
+        raise TdxsimError("host bug")
+
+    p.td.host.handlers[10] = broken
+    after = ghci(p, 10, 0, expect="error")
+    assert "host bug" in after.result.message
+    assert "CPUID" in after.result.message
+
+
 def test_handler_returning_wrong_type_is_reported(probe):
     """A handler that returns something other than a VmResume -> 'error'."""
     p = probe()
     p.td.host.handlers[31] = lambda host, exit: 0
     after = ghci(p, 31, 0x1B, expect="error")
     assert "RDMSR" in after.result.message
+
+
+@pytest.mark.parametrize("gprs", [{"r11": 1}, {11: None}], ids=["name-key", "none-value"])
+def test_handler_returning_malformed_vmresume_is_reported(probe, gprs):
+    """A VmResume whose gprs are not {index: int} (e.g. a register name as
+    key, as VmResume.status() accepts) -> 'error' naming the sub-function,
+    not a Python exception out of td.call_result."""
+    p = probe()
+    p.td.host.handlers[31] = lambda host, exit: VmResume(gprs=dict(gprs))
+    after = ghci(p, 31, 0x1B, expect="error")
+    assert "RDMSR" in after.result.message
+
+
+# --- sub-functions tdxsim does not serve: KVM's own checks still apply ---
+
+def test_map_gpa_unsupported_returns_start_gpa_in_r11(probe):
+    """Spec 6.3 step 1: when MapGPA is not served by user space, KVM answers
+    SUBFUNC_UNSUPPORTED with R11 = R12 (the start GPA)."""
+    g = ghci(probe(), 0x10001, SHARED | 0x100000, 0x2000).gprs
+    assert g["r10"] == SUBFUNC_UNSUPPORTED
+    assert g["r11"] == SHARED | 0x100000
+
+
+def test_get_quote_private_gpa_is_invalid_operand(probe):
+    """Spec 6.2: GetQuote with a private buffer GPA -> INVALID_OPERAND (KVM
+    checks this before forwarding to user space)."""
+    assert ghci(probe(), 0x10002, 0x100000, 0x1000).gprs["r10"] == INVALID_OPERAND
