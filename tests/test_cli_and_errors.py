@@ -209,3 +209,48 @@ def test_fatal_error_exit_1(run, source):
     """))
     assert code == 1
     assert "cannot continue" in err
+
+
+def test_link_error_undefined_symbol(run, source):
+    """A reference to an undefined symbol -> exit 2 with the linker's message."""
+    code, out, err = run(source("""\
+        .globl _start
+    _start:
+        call    no_such_function
+    """))
+    assert code == 2
+    assert "no_such_function" in err
+
+
+def test_missing_entry_symbol_is_an_error(run, source):
+    """--entry naming a symbol the guest does not define -> exit 2 naming it,
+    rather than silently starting somewhere else (ld only warns and falls
+    back to the start of .text)."""
+    path = source("""\
+        .globl main
+    main:
+        mov     $5, %edi
+        call    tdx_debug_exit
+    """)
+    code, out, err = run("--entry", "nosuch", path)
+    assert code == 2
+    assert "nosuch" in err
+
+
+def test_backtrace_names_caller_of_a_call_at_function_end(run, source):
+    """A `call` that is the last instruction of _start returns to the first
+    byte of the next function; the backtrace must still attribute that frame
+    to _start (symbolize return address - 1, as debuggers do), not to the
+    function that happens to follow."""
+    code, out, err = run(source("""\
+        .globl _start
+    _start:
+        call    outer
+    outer:
+        push    %rbp
+        mov     %rsp, %rbp
+        ud2
+    """))
+    assert code == 1
+    frames = err.split("backtrace", 1)[1]
+    assert "_start" in frames

@@ -91,6 +91,8 @@ def test_host_sees_selected_gprs_and_zero_for_the_rest(probe, recorder, mask):
     assert exit.gpr_select == mask & 0xFFFF
     assert exit.xmm_select == mask >> 16
     assert exit.gprs[4] == 0  # RSP
+    assert exit.gprs[0] == 77  # RAX: VM exit reason TDCALL
+    assert exit.gprs[1] == mask  # RCX: exit qualification (GPR_SELECT | XMM_SELECT << 16)
     for i, name in enumerate(GPRS):
         if name in NO_SELECT:
             continue

@@ -55,14 +55,16 @@ def test_returns_the_hosts_r10(td):
 
 def test_host_sees_struct_fields_in_r10_r15_only(td, recorder):
     """Spec 9.1: R10..R15 come from the struct; mask 0xFC00: RDI (the struct
-    pointer) and everything else read as 0 in the VMM's view."""
+    pointer) and everything else read as 0 in the VMM's view, except RAX =
+    exit reason 77 and RCX = the exit qualification (spec 3.3)."""
     td.host.handlers[0x10000] = recorder
     td.write(ARGS, struct(0, 0x10000, 0xC12, 0xC13, 0xC14, 0xC15))
     td.call("__tdx_hypercall", ARGS, 0, regs=CALLER)
     [exit] = recorder.seen
     assert exit.gpr_select == 0xFC00 and exit.xmm_select == 0
     assert exit.gprs[10:] == (0, 0x10000, 0xC12, 0xC13, 0xC14, 0xC15)
-    assert exit.gprs[:10] == (0,) * 10
+    assert exit.gprs[:2] == (77, 0xFC00)
+    assert exit.gprs[2:10] == (0,) * 8
 
 
 def test_mask_recorded_is_0xfc00(td):

@@ -16,7 +16,8 @@ from . import abi
 class VmExit:
     gpr_select: int
     xmm_select: int
-    gprs: tuple[int, ...]  # 16 slots in spec 0.1 order; unselected are 0
+    gprs: tuple[int, ...]  # 16 slots in spec 0.1 order (spec 3.3): RAX = exit reason 77,
+    #                        RCX = exit qualification, selected = guest value, others 0
     xmms: tuple[int, ...]  # 16 slots, 128-bit; unselected are 0
     time_ns: int = 0
 

@@ -54,6 +54,7 @@ class Image:
     segments: list[Segment]
     symbols: dict[str, int] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    missing_entry: str | None = None  # built without its entry symbol (ld only warns)
 
     def symbol_at(self, addr: int) -> tuple[str, int] | None:
         """The function containing addr, as (name, offset)."""
@@ -129,6 +130,8 @@ def build(sources: list[str | Path], entry: str = "_start",
               "-o", str(elf), *objects], "linking the guest")
         image = load_elf(elf)
     image.path = ", ".join(str(p) for p in sources)
+    if entry not in image.symbols:
+        image.missing_entry = entry
     return image
 
 

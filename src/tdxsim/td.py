@@ -164,6 +164,9 @@ class TD:
     def run(self, max_insns: int = DEFAULT_MAX_INSNS,
             timeout: float = DEFAULT_TIMEOUT) -> RunResult:
         """Run from the entry point until the guest ends."""
+        if self.image.missing_entry:
+            raise TdxsimError(f"{self.image.path}: no entry symbol '{self.image.missing_entry}' "
+                              "(define it, or choose another with --entry / entry=)")
         self.reset()
         return self._execute(0, max_insns, timeout)
 

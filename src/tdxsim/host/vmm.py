@@ -66,14 +66,10 @@ class Host:
             handler = self.handlers.get(exit.r11, unsupported)
         try:
             resume = handler(self, exit)
-        except TdxsimError:
-            raise
         except Exception as exc:
             raise HostError(f"the host handler for {exit.name} failed: "
                             f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(resume, VmResume):
-            raise HostError(f"the host handler for {exit.name} returned "
-                            f"{type(resume).__name__}, not a VmResume")
+        _check_reply(exit, resume)
         return resume
 
     def io_device(self, port: int):
@@ -81,6 +77,20 @@ class Host:
 
     def mmio_device(self, gpa: int, size: int):
         return next((d for d in self.mmio_devices if d.contains(gpa, size)), None)
+
+
+def _check_reply(exit: VmExit, resume) -> None:
+    """A handler's reply must name registers by index with 64-bit values."""
+    if not isinstance(resume, VmResume):
+        raise HostError(f"the host handler for {exit.name} returned "
+                        f"{type(resume).__name__}, not a VmResume")
+    for regs, width, what in ((resume.gprs, 64, "GPR"), (resume.xmms, 128, "XMM")):
+        for index, value in regs.items():
+            if not (isinstance(index, int) and 0 <= index < 16 and isinstance(value, int)
+                    and 0 <= value < 1 << width):
+                raise HostError(f"the host handler for {exit.name} wrote {what} "
+                                f"{index!r} = {value!r}; expected an index 0..15 and a "
+                                f"{width}-bit unsigned value")
 
 
 def unsupported(host: Host, exit: VmExit) -> VmResume:

@@ -20,7 +20,7 @@ class VmcallRecord:
     rip: int
     gpr_select: int
     xmm_select: int
-    exposed: tuple[int, ...]  # the host's view of the GPRs (unselected = 0)
+    exposed: tuple[int, ...]  # the host's view of the GPRs (spec 3.3)
     returned: dict[int, int]  # GPRs the guest took back from the host
     name: str
     action: object = None
@@ -44,7 +44,10 @@ def handle(module, regs, time_ns: int):
         return complete(regs, abi.operand_invalid(abi.RCX))
     gpr_select = rcx & abi.GPR_SELECT_MASK
     xmm_select = rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK
-    view = tuple(value if gpr_select >> i & 1 else 0 for i, value in enumerate(gprs))
+    view = [value if gpr_select >> i & 1 else 0 for i, value in enumerate(gprs)]
+    view[abi.RAX] = abi.EXIT_REASON_TDCALL  # the VMM's exit reason and qualification
+    view[abi.RCX] = rcx & 0xFFFF_FFFF  # GPR/XMM select; VM index (33:32) is 0
+    view = tuple(view)
     xmms = tuple(regs.xmm(j) if xmm_select >> j & 1 else 0 for j in range(16))
     rip = regs.rip
     regs.rip = rip + abi.TDCALL_LEN  # trap-like: RIP moves before the VMM runs

@@ -86,8 +86,17 @@ def backtrace(read, image: Image | None, rbp: int, limit: int = 16) -> list[str]
         ret = int.from_bytes(raw[8:], "little")
         if ret == 0:
             break
-        frames.append(image.describe(ret) if image else f"{ret:#x}")
+        frames.append(_return_site(image, ret))
         if next_rbp <= rbp:
             break
         rbp = next_rbp
     return frames
+
+
+def _return_site(image: Image | None, ret: int) -> str:
+    """Name the caller by ret - 1: a call that ends a function returns to
+    the first byte of the next one."""
+    hit = image.symbol_at(ret - 1) if image else None
+    if hit is None:
+        return f"{ret:#x}"
+    return f"{ret:#x} <{hit[0]}+{hit[1] + 1:#x}>"
