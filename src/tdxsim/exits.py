@@ -88,5 +88,8 @@ class VmResume:
         """A reply with R10 = status and named outputs, e.g. r11=value."""
         gprs = {abi.R10: r10}
         for name, value in regs.items():
-            gprs[abi.GPR_NAMES.index(name)] = value & abi.MASK64
+            gprs[_GPR_INDEX[name]] = value & abi.MASK64
         return cls(gprs=gprs)
+
+
+_GPR_INDEX = {name: i for i, name in enumerate(abi.GPR_NAMES)}

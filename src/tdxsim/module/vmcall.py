@@ -7,6 +7,7 @@ registers; RAX = 0 and RCX unchanged.  It never looks at R10/R11.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .. import abi
 from .common import complete
@@ -22,8 +23,11 @@ class VmcallRecord:
     xmm_select: int
     exposed: tuple[int, ...]  # the host's view of the GPRs (spec 3.3)
     returned: dict[int, int]  # GPRs the guest took back from the host
-    name: str
     action: object = None
+
+    @property
+    def name(self) -> str:
+        return abi.subfn_name(self.exposed[abi.R10], self.exposed[abi.R11])
 
     @property
     def status(self) -> int | None:
@@ -37,6 +41,14 @@ def invalid_control(rcx: int, no_rbp_mod: bool) -> bool:
                 or (no_rbp_mod and select & abi.RBP_SELECT))
 
 
+_NO_XMMS = (0,) * 16
+
+
+@lru_cache(maxsize=None)
+def _selected(gpr_select: int) -> tuple[int, ...]:
+    return tuple(i for i in range(16) if gpr_select >> i & 1)
+
+
 def handle(module, regs, time_ns: int):
     gprs = regs.gprs()
     rcx = gprs[abi.RCX]
@@ -44,11 +56,14 @@ def handle(module, regs, time_ns: int):
         return complete(regs, abi.operand_invalid(abi.RCX))
     gpr_select = rcx & abi.GPR_SELECT_MASK
     xmm_select = rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK
-    view = [value if gpr_select >> i & 1 else 0 for i, value in enumerate(gprs)]
+    view = [0] * 16
+    for i in _selected(gpr_select):
+        view[i] = gprs[i]
     view[abi.RAX] = abi.EXIT_REASON_TDCALL  # the VMM's exit reason and qualification
     view[abi.RCX] = rcx & 0xFFFF_FFFF  # GPR/XMM select; VM index (33:32) is 0
     view = tuple(view)
-    xmms = tuple(regs.xmm(j) if xmm_select >> j & 1 else 0 for j in range(16))
+    xmms = tuple(regs.xmm(j) if xmm_select >> j & 1 else 0 for j in range(16)) \
+        if xmm_select else _NO_XMMS
     rip = regs.rip
     regs.rip = rip + abi.TDCALL_LEN  # trap-like: RIP moves before the VMM runs
     resume = module.exit_to_host(VmExit(gpr_select, xmm_select, view, xmms, time_ns))
@@ -58,5 +73,5 @@ def handle(module, regs, time_ns: int):
         if xmm_select >> j & 1:
             regs.set_xmm(j, value)
     module.record(VmcallRecord(time_ns, rip, gpr_select, xmm_select, view, taken,
-                               abi.subfn_name(view[abi.R10], view[abi.R11]), resume.action))
+                               resume.action))
     return resume.action

@@ -158,7 +158,7 @@ class VCpu:
     # --- hooks (called from inside Unicorn) ---
     def _invalid_insn(self, uc, _user) -> bool:
         rip = self.regs.rip
-        code = self._code_at(rip, 4)
+        code = self.regs.peek_code(rip)
         if code == abi.TDCALL_BYTES:
             if not self.on_tdcall(self.regs):
                 uc.emu_stop()

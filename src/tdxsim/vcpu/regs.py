@@ -37,6 +37,8 @@ class RegisterFile:
         self._one = ctypes.c_uint64()
         self._one_ptr = ctypes.byref(self._one)
         self._read_one = _binding.uclib.uc_reg_read
+        self._mem_read = _binding.uclib.uc_mem_read
+        self._code = ctypes.create_string_buffer(4)
         self._write_one = _binding.uclib.uc_reg_write
 
     def gprs(self) -> list[int]:
@@ -61,6 +63,13 @@ class RegisterFile:
     def set(self, index: int, value: int) -> None:
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
         self._write_one(self._handle, GPR_IDS[index], self._one_ptr)
+
+    def peek_code(self, address: int) -> bytes:
+        """The 4 bytes at address (b"" if unmapped): enough to tell TDCALL,
+        UD2 and VMCALL apart, read without the binding's per-call overhead."""
+        if self._mem_read(self._handle, ctypes.c_uint64(address), self._code, 4):
+            return b""
+        return self._code.raw
 
     def xmm(self, index: int) -> int:
         return self._uc.reg_read(XMM_IDS[index])
