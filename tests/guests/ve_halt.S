@@ -34,29 +34,16 @@ ve_cli_hlt:
 setup_idt:
         push    %rbp
         mov     %rsp, %rbp
-        lea     ve_entry(%rip), %rsi
-        mov     $VE_VECTOR, %edx
-        call    set_gate
-        lea     irq_entry(%rip), %rsi
-        mov     $IRQ_VECTOR, %edx
-        call    set_gate
+        lea     idt(%rip), %rdi
+        mov     $VE_VECTOR, %esi
+        lea     ve_entry(%rip), %rdx
+        call    tdx_set_gate
+        lea     idt(%rip), %rdi
+        mov     $IRQ_VECTOR, %esi
+        lea     irq_entry(%rip), %rdx
+        call    tdx_set_gate
         lidt    idt_ptr(%rip)
         pop     %rbp
-        ret
-
-# set_gate(handler = rsi, vector = rdx) into idt
-set_gate:
-        lea     idt(%rip), %rdi
-        shl     $4, %rdx
-        add     %rdx, %rdi
-        mov     %si, 0(%rdi)
-        movw    $0x08, 2(%rdi)
-        movw    $0x8E00, 4(%rdi)
-        shr     $16, %rsi
-        mov     %si, 6(%rdi)
-        shr     $16, %rsi
-        mov     %esi, 8(%rdi)
-        movl    $0, 12(%rdi)
         ret
 
 irq_entry:

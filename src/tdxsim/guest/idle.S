@@ -12,15 +12,14 @@
 .set MSR_LVT_TIMER,     0x832
 .set MSR_EOI,           0x80B
 .set LVT_TSC_DEADLINE,  2 << 17         # timer mode bits 18:17 = 2
-.set KERNEL_CS,         0x08            # tdxsim's flat GDT
 
         .text
         .globl  _start
 _start:
         lea     idt(%rip), %rdi
-        lea     timer_irq(%rip), %rsi
-        mov     $TIMER_VECTOR, %edx
-        call    set_gate
+        mov     $TIMER_VECTOR, %esi
+        lea     timer_irq(%rip), %rdx
+        call    tdx_set_gate
         lidt    idt_ptr(%rip)
 
         lea     msg_hello(%rip), %rdi
@@ -96,20 +95,6 @@ arm_timer:
         mov     $MSR_TSC_DEADLINE, %edi
         call    tdx_wrmsr
         pop     %rbp
-        ret
-
-# set_gate(idt, handler, vector): 64-bit interrupt gate, DPL 0, no IST
-set_gate:
-        shl     $4, %rdx
-        add     %rdx, %rdi
-        mov     %si, 0(%rdi)            # offset 15:0
-        movw    $KERNEL_CS, 2(%rdi)
-        movw    $0x8E00, 4(%rdi)        # present, interrupt gate
-        shr     $16, %rsi
-        mov     %si, 6(%rdi)            # offset 31:16
-        shr     $16, %rsi
-        mov     %esi, 8(%rdi)           # offset 63:32
-        movl    $0, 12(%rdi)
         ret
 
         .section .rodata

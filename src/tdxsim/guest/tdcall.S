@@ -500,6 +500,27 @@ FUNC tdx_halt_then_sti
 ENDFUNC tdx_halt_then_sti
 
 # ---------------------------------------------------------------------------
+# void tdx_set_gate(void *idt, u64 vector, void *handler)
+#
+# Writes IDT[vector] as a present 64-bit interrupt gate, DPL 0, no IST, with
+# tdxsim's flat code selector 0x08.  Interrupt gates clear IF on entry, as
+# the #VE and IRQ handlers here expect.
+# ---------------------------------------------------------------------------
+FUNC tdx_set_gate
+        shl     $4, %rsi
+        add     %rsi, %rdi
+        mov     %dx, 0(%rdi)            # offset 15:0
+        movw    $0x08, 2(%rdi)          # code selector
+        movw    $0x8E00, 4(%rdi)        # present, DPL 0, interrupt gate
+        shr     $16, %rdx
+        mov     %dx, 6(%rdi)            # offset 31:16
+        shr     $16, %rdx
+        mov     %edx, 8(%rdi)           # offset 63:32
+        movl    $0, 12(%rdi)
+        ret
+ENDFUNC tdx_set_gate
+
+# ---------------------------------------------------------------------------
 # u64 tdx_kvm_hypercall(u64 nr, u64 a0, u64 a1, u64 a2, u64 a3)
 #
 # KVM hypercall over TDVMCALL (spec 5): R10 = nr (nonzero: vendor ABI),
