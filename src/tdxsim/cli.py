@@ -14,11 +14,12 @@ from .errors import TdxsimError
 from .host import PERSONALITIES
 from .module import TdConfig
 from .td import DEFAULT_MAX_INSNS, DEFAULT_TIMEOUT, TD, MiB
-from .trace import render
+from .trace import render_all
 
 BUNDLED = {
     "demo": "direct TDVMCALLs: greeting, CPUID leaf 0 and an MSR on the serial console",
     "idle": "timer interrupts and tdx_safe_halt: an idle loop of 5 ticks in virtual time",
+    "legacy": "the demo with plain out/cpuid/rdmsr/hlt, turned into TDVMCALLs by a #VE handler",
 }
 
 
@@ -54,8 +55,8 @@ def cmd_run(args) -> int:
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
     if args.trace:
-        for event in result.events:
-            print(render(event))
+        for line in render_all(result.events):
+            print(line)
     if result.reason == "exit":
         if args.trace or result.exit_code:
             print(f"tdxsim: {result.message}", file=sys.stderr)
