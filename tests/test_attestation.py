@@ -14,7 +14,7 @@ import hmac
 
 import pytest
 
-from tdxsim import TdConfig
+from tdxsim import TdConfig, TdxsimError
 
 REPORT = 0x300000  # 1024-byte aligned
 DATA = 0x301000  # 64-byte aligned
@@ -135,3 +135,10 @@ def test_report_is_deterministic(probe):
     first, second = probe(), probe()
     assert report(first) == report(second) == 0
     assert first.td.read(REPORT, 1024) == second.td.read(REPORT, 1024)
+
+
+@pytest.mark.parametrize("bad", [dict(mrowner=b"short"), dict(mrconfigid="text" * 12),
+                                 dict(report_key=b"")])
+def test_bad_measurement_configuration_is_a_clear_error(probe, bad):
+    with pytest.raises(TdxsimError, match="TdConfig"):
+        probe(config=TdConfig(**bad))

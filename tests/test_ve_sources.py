@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tdxsim import TD
+from tdxsim import TD, TdxsimError
 from tdxsim.events import ExceptionInjected, VeRaised
 
 GUEST = Path(__file__).parent / "guests" / "ve_sources.S"
@@ -240,7 +240,7 @@ def test_msr_policy_is_configurable(td):
     td.module.msr_policy.set(0x1B, read="gp")
     _, events = run(td, "at_rdmsr", rcx=0x1B)
     assert [e.vector for e in events] == [13]
-    with pytest.raises(ValueError):
+    with pytest.raises(TdxsimError, match="unknown MSR action"):
         td.module.msr_policy.set(0x1B, read="maybe")
 
 
@@ -262,3 +262,11 @@ def test_apic_virtualized_registers(td):
     assert td.gprs()["rax"] == 1 << 1
     _, events = run(td, "at_wrmsr", rcx=0x80B, rax=1, rdx=0)
     assert [e.vector for e in events] == [13]
+
+
+def test_rewritten_code_runs_natively(td):
+    """An exit address whose code the guest replaced stops being intercepted."""
+    at = td.symbol("at_out_dx")
+    td.write(at, bytes.fromhex("90"))  # nop; the `ret` follows
+    result, events = run(td, "at_out_dx", rax=0x41, rdx=0x3F8)
+    assert result.reason == "return" and events == []

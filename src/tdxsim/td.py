@@ -285,8 +285,9 @@ class TD:
         (spec 8.1): emulated natively, or #VE / #GP(0), fault-like."""
         code = self.peek(rip, 15) or self.peek(rip, PAGE - rip % PAGE)
         insn = ve_insns.decode(code)
-        if insn is None:  # the vCPU only stops at these instructions
-            return self._crash(Stop("fault", rip, "internal error: no intercepted instruction here"))
+        if insn is None:  # the guest has rewritten its code since the scan
+            self.vcpu.drop_trap(rip)
+            return None
         outcome = self.module.intercept(insn, self.vcpu.regs, self.now_ns())
         if isinstance(outcome, VeInfo):
             return self._raise_ve(rip, outcome)

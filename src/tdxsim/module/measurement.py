@@ -16,6 +16,7 @@ import hashlib
 import hmac
 
 from .. import abi
+from ..errors import TdxsimError
 
 PAGE = 0x1000
 
@@ -39,6 +40,13 @@ class Measurements:
     """MRTD, the four RTMRs and the owner-supplied IDs of one TD."""
 
     def __init__(self, config):
+        for name in ("mrconfigid", "mrowner", "mrownerconfig"):
+            value = getattr(config, name)
+            if not isinstance(value, bytes) or len(value) != abi.SHA384_SIZE:
+                raise TdxsimError(f"TdConfig.{name} must be {abi.SHA384_SIZE} bytes (a SHA-384 "
+                                  f"value), not {value!r}")
+        if not isinstance(config.report_key, bytes) or not config.report_key:
+            raise TdxsimError(f"TdConfig.report_key must be non-empty bytes, not {config.report_key!r}")
         self.config = config
         self.mrtd = bytes(abi.SHA384_SIZE)
         self.rtmr = [bytes(abi.SHA384_SIZE)] * abi.NUM_RTMRS

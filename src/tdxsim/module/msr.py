@@ -18,6 +18,7 @@ where the module allows only SCE to change (else #VE).
 from __future__ import annotations
 
 from .. import abi
+from ..errors import TdxsimError
 from . import apicv
 from .ve import GP_VECTOR, VeInfo
 
@@ -56,7 +57,8 @@ class MsrPolicy:
     def set(self, first: int, last: int | None = None, read: str = VE, write: str = VE) -> None:
         """Choose the action for MSRs first..last; later rules win."""
         if read not in (NATIVE, VE, GP) or write not in (NATIVE, VE, GP):
-            raise ValueError(f"MSR actions are {NATIVE!r}, {VE!r} or {GP!r}")
+            raise TdxsimError(f"unknown MSR action {read!r}/{write!r} for MSR {first:#x}: "
+                              f"choose {NATIVE!r}, {VE!r} or {GP!r}")
         self.rules.append((first, first if last is None else last, read, write))
 
     def action(self, index: int, write: bool) -> str:

@@ -106,6 +106,13 @@ class VCpu:
                 self.uc.ctl_remove_cache(until, until + 1)
             self._exits_until = until
 
+    def drop_trap(self, address: int) -> None:
+        """Let the instruction at address run natively from now on (the guest
+        rewrote the code there)."""
+        self.ve_traps.discard(address)
+        self._exits_until = None
+        self.uc.ctl_remove_cache(address, address + 1)
+
     def _executing(self, address: int) -> bool:
         """True when the counter let the instruction at address run (it had
         not just stopped the CPU at its limit)."""
@@ -216,8 +223,8 @@ class VCpu:
         """An IN/OUT/CPUID the exit addresses missed (code outside the scanned
         segments).  Unicorn completes it after this hook, so its register
         effects are undone after the stop; CPUID is skipped (return 1) and IN
-        gets AL back unchanged.  INS has already stored 0 at ES:RDI (Unicorn's
-        restartability write) and that cannot be undone."""
+        gets AL back unchanged.  Memory is not restored: Unicorn may already
+        have written ES:[RDI] for an INS (its restartability write)."""
         self._stop = Stop("ve-insn", self.counter.last_pc, _VE_INSNS[args[-1]])
         self._undo = self.regs.gprs()
         uc.emu_stop()
