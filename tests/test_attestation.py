@@ -138,7 +138,7 @@ def test_report_is_deterministic(probe):
 
 
 @pytest.mark.parametrize("bad", [dict(mrowner=b"short"), dict(mrconfigid="text" * 12),
-                                 dict(report_key=b"")])
+                                 dict(report_key=b""), dict(xfam=-1), dict(attributes=1 << 64)])
 def test_bad_measurement_configuration_is_a_clear_error(probe, bad):
     with pytest.raises(TdxsimError, match="TdConfig"):
         probe(config=TdConfig(**bad))

@@ -45,6 +45,10 @@ class Measurements:
             if not isinstance(value, bytes) or len(value) != abi.SHA384_SIZE:
                 raise TdxsimError(f"TdConfig.{name} must be {abi.SHA384_SIZE} bytes (a SHA-384 "
                                   f"value), not {value!r}")
+        for name in ("attributes", "xfam"):
+            value = getattr(config, name)
+            if not isinstance(value, int) or not 0 <= value < 1 << 64:
+                raise TdxsimError(f"TdConfig.{name} must be a 64-bit unsigned integer, not {value!r}")
         if not isinstance(config.report_key, bytes) or not config.report_key:
             raise TdxsimError(f"TdConfig.report_key must be non-empty bytes, not {config.report_key!r}")
         self.config = config

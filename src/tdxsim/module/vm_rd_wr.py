@@ -69,9 +69,8 @@ def _next_id(field: Field | None) -> int:
 def _lookup(regs, field_id: int) -> tuple[int, tuple[Field, int] | None]:
     if regs.get(abi.RCX) != 0:
         return abi.operand_invalid(abi.RCX), None
-    if field_id & abi.FIELD_ID_RESERVED_MASK or _find(field_id) is None:
-        return Status.METADATA_FIELD_ID_INCORRECT, None
-    return Status.SUCCESS, _find(field_id)
+    found = None if field_id & abi.FIELD_ID_RESERVED_MASK else _find(field_id)
+    return (Status.SUCCESS if found else Status.METADATA_FIELD_ID_INCORRECT), found
 
 
 def handle_rd(module, regs, time_ns: int):
