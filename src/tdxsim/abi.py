@@ -75,6 +75,11 @@ class Status:
     NO_VALID_VE_INFO = 0xC000_0704_0000_0000
     PAGE_ALREADY_ACCEPTED = 0x0000_0B0A_0000_0000
     PAGE_SIZE_MISMATCH = 0xC000_0B0B_0000_0000
+    # TD-scope metadata (TDG.VM.RD/WR; [M-err] tdx_error_codes_defs.h)
+    METADATA_FIELD_ID_INCORRECT = 0xC000_0C00_0000_0000
+    METADATA_FIELD_NOT_WRITABLE = 0xC000_0C01_0000_0000
+    METADATA_FIELD_VALUE_NOT_VALID = 0xC000_0C03_0000_0000
+    METADATA_FIRST_FIELD_ID_IN_CONTEXT = 0x0000_0C0B_0000_0000  # a warning
 
 
 def operand_invalid(operand: int) -> int:
@@ -99,7 +104,77 @@ MASK_OLD_EDK2 = 0xFFEC  # 0xFFCC + RBP, invalid under NO_RBP_MOD
 EXIT_REASON_CPUID = 10
 EXIT_REASON_HLT = 12
 EXIT_REASON_IO = 30
+EXIT_REASON_MSR_READ = 31
+EXIT_REASON_MSR_WRITE = 32
 EXIT_REASON_TDCALL = 77
+
+# #VE for I/O (spec 8.2; SDM vol. 3, Table 28-5 "Exit Qualification for I/O
+# Instructions").  Bits 5 (REP) and 6 (immediate port) are SDM-only.
+IO_QUAL_IN = 1 << 3
+IO_QUAL_STRING = 1 << 4
+IO_QUAL_REP = 1 << 5
+IO_QUAL_IMMEDIATE = 1 << 6
+IO_QUAL_PORT_SHIFT = 16
+# VM-exit instruction information for INS/OUTS (SDM vol. 3, Table 28-8)
+INSN_INFO_ADDR_SIZE_SHIFT = 7  # 1 = 32-bit, 2 = 64-bit
+INSN_INFO_SEGMENT_SHIFT = 15
+# CPUID leaves that always raise #VE: the hypervisor range ([M-cpuid] td_cpuid.c)
+CPUID_HYPERVISOR_FIRST = 0x4000_0000
+CPUID_HYPERVISOR_LAST = 0x4FFF_FFFF
+# CPUID(0x21) is fixed by the module: EBX, EDX, ECX spell "IntelTDX    " ([M-cpuid] cpuid_configurations.c)
+CPUID_TDX_LEAF = 0x21
+CPUID_TDX_VALUES = (0, 0x6574_6E49, 0x2020_2020, 0x5844_546C)  # EAX, EBX, ECX, EDX
+# TDG.VP.CPUIDVE.SET control in RCX (spec 1.3; [M-api] tdg_vp_cpuidve_set.c)
+CPUIDVE_SUPERVISOR = 1 << 0  # #VE for every CPUID at CPL 0
+CPUIDVE_USER = 1 << 1  # ... at CPL > 0
+CPUIDVE_RESERVED = ~3 & 0xFFFF_FFFF_FFFF_FFFF
+
+# --- Measurement and attestation (spec 1.3; [M-api] tdx_api_defs.h, tdg_mr_*.c) ---
+SHA384_SIZE = 48
+NUM_RTMRS = 4
+RTMR_EXTEND_ALIGN = 64
+TDREPORT_SIZE = 1024  # also its GPA alignment
+REPORTDATA_SIZE = 64  # also its GPA alignment
+REPORT_TYPE_TDX = 0x81
+REPORT_SUBTYPE_TDX = 0
+# TDREPORT_STRUCT offsets: REPORTMACSTRUCT (256 B), TEE_TCB_INFO (239 B),
+# 17 reserved bytes, TDINFO (512 B)
+REPORT_TEE_TCB_INFO_HASH = 32
+REPORT_TEE_INFO_HASH = 80
+REPORT_REPORTDATA = 128
+REPORT_MAC = 224
+REPORT_MAC_SIZE = 32
+REPORT_TEE_TCB_INFO = 256
+TEE_TCB_INFO_SIZE = 239
+REPORT_TDINFO = 512
+TDINFO_SIZE = 512
+TDINFO_ATTRIBUTES = 0  # offsets within TDINFO
+TDINFO_XFAM = 8
+TDINFO_MRTD = 16
+TDINFO_MRCONFIGID = 64
+TDINFO_MROWNER = 112
+TDINFO_MROWNERCONFIG = 160
+TDINFO_RTMR = 208  # RTMR[i] at 208 + 48 i
+# MRTD build records: 128-byte headers "MEM.PAGE.ADD" / "MR.EXTEND" with the
+# GPA at byte 16; MR.EXTEND covers 256-byte chunks (TDH.MEM.PAGE.ADD, TDH.MR.EXTEND)
+MR_EXTEND_CHUNK = 256
+
+# --- TD-scope metadata field IDs for TDG.VM.RD/WR ([M-api] tdr_tdcs_fields_lookup.c) ---
+# A field is matched by CLASS_CODE (bits 61:56) and FIELD_CODE (23:0); size,
+# context and write-mask-valid bits are ignored, other reserved bits must be 0.
+FIELD_ID_MATCH_MASK = 0x3F00_0000_00FF_FFFF
+FIELD_ID_RESERVED_MASK = 0x4083_FFFC_FF00_0000  # reserved, LAST_ELEMENT, LAST_FIELD
+FIELD_ID_NA = 0xFFFF_FFFF_FFFF_FFFF
+FIELD_ATTRIBUTES = 0x1110_0003_0000_0000
+FIELD_XFAM = 0x1110_0003_0000_0001
+FIELD_MAX_VCPUS = 0x1110_0002_0000_0002
+FIELD_GPAW = 0x1110_0000_0000_0003  # 0 = 48 bits, 1 = 52 bits
+FIELD_NUM_VCPUS = 0x9010_0002_0000_0001
+FIELD_NOTIFY_ENABLES = 0x9110_0003_0000_0010  # Linux writes it as 0x9100000000000010
+FIELD_CONFIG_FLAGS = 0x9110_0003_0000_0016
+FIELD_MRTD = 0x1310_0003_0000_0000  # 6 elements of 8 bytes
+CONFIG_FLAGS_GPAW52 = 1 << 0
+CONFIG_FLAGS_NO_RBP_MOD = 1 << 2
 
 
 # --- GHCI sub-functions in R11 when R10 = 0 (spec 4.3) ---

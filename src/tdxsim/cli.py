@@ -14,11 +14,12 @@ from .errors import TdxsimError
 from .host import PERSONALITIES
 from .module import TdConfig
 from .td import DEFAULT_MAX_INSNS, DEFAULT_TIMEOUT, TD, MiB
-from .trace import render
+from .trace import render_all
 
 BUNDLED = {
     "demo": "direct TDVMCALLs: greeting, CPUID leaf 0 and an MSR on the serial console",
     "idle": "timer interrupts and tdx_safe_halt: an idle loop of 5 ticks in virtual time",
+    "legacy": "the demo with plain out/cpuid/rdmsr/hlt, turned into TDVMCALLs by a #VE handler",
 }
 
 
@@ -54,8 +55,8 @@ def cmd_run(args) -> int:
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
     if args.trace:
-        for event in result.events:
-            print(render(event))
+        for line in render_all(result.events):
+            print(line)
     if result.reason == "exit":
         if args.trace or result.exit_code:
             print(f"tdxsim: {result.message}", file=sys.stderr)
@@ -88,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                      help=f"wall-clock limit in seconds (default {DEFAULT_TIMEOUT:g})")
     run.add_argument("--no-library", action="store_true",
-                     help="do not link tdxsim's guest library (tdcall.S)")
+                     help="do not link tdxsim's guest library (tdcall.S, ve_handler.S)")
     run.add_argument("--no-rbp-mod-off", action="store_true",
                      help="create the TD without NO_RBP_MOD (TDX module 1.0 behaviour)")
     run.set_defaults(func=cmd_run)

@@ -43,3 +43,14 @@ class VeRaised:
     rip: int
     exit_reason: int
     vector: int
+    info: object = None  # the VeInfo recorded (module/ve.py)
+
+
+@dataclass(frozen=True)
+class ExceptionInjected:
+    """The module injected an exception for an intercepted instruction
+    (e.g. #GP(0) for an MSR its policy refuses)."""
+    time_ns: int
+    rip: int
+    vector: int
+    error_code: int

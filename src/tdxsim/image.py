@@ -74,7 +74,7 @@ class Image:
 
 def library_sources() -> list[Path]:
     """The guest library that every built image links by default."""
-    return [Path(str(resources.files("tdxsim.guest") / "tdcall.S"))]
+    return [Path(str(resources.files("tdxsim.guest") / name)) for name in ("tdcall.S", "ve_handler.S")]
 
 
 def bundled_guest(name: str) -> Path:

@@ -13,15 +13,18 @@ from pathlib import Path
 
 from . import abi, image as image_mod
 from .errors import TdxsimError
-from .events import Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
+from .events import ExceptionInjected, Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
 from .exits import FatalError, GuestExit, Halt
 from .host import Host
 from .module import TdConfig, TdxModule
+from .module.apicv import VirtualApic
+from .module.measurement import mrtd
 from .module.ve import VE_VECTOR, VeInfo
 from .module.vmcall import VmcallRecord
 from .trace import render
 from .vcpu.cpu import Stop, VCpu
 from .vcpu.crash import CrashReport, backtrace, disassemble
+from .vcpu import ve_insns
 from .vcpu.interrupts import DeliveryError, deliver, install_gdt
 from .vcpu.regs import RFLAGS_RF
 
@@ -96,6 +99,9 @@ class TD:
         self.host.msrs.msrs[abi.MSR_IA32_TSC].read = self.now_ns
         self.host.clock = self.now_ns
         self.lapic = self.host.lapic
+        self.module.memory, self.module.cpuid = self.vcpu, self.host.cpuid
+        self.module.apic = VirtualApic(self.lapic)
+        self.module.measurements.mrtd = mrtd(self._image_pages(image))
         self._halted_ns = 0
         self._action = None
         self._error: Exception | None = None
@@ -121,6 +127,12 @@ class TD:
                     f"{image.path}: segment at {seg.vaddr:#x}..{seg.vaddr + seg.memsz:#x} "
                     f"lies outside guest RAM {RESERVED_END:#x}..{self.memory:#x}")
             self.vcpu.write(seg.vaddr, seg.data)
+
+    def _image_pages(self, image: image_mod.Image) -> list[tuple[int, bytes]]:
+        """The pages the VMM added and measured when it built the TD."""
+        pages = sorted({page for seg in image.segments
+                        for page in range(seg.vaddr & ~(PAGE - 1), seg.vaddr + seg.memsz, PAGE)})
+        return [(page, self.vcpu.read(page, PAGE)) for page in pages]
 
     def reset(self) -> None:
         """Put the vCPU at the entry point with the stack at the top of RAM."""
@@ -268,22 +280,40 @@ class TD:
         if stop.kind == "hlt":
             return self._raise_ve(stop.rip, VeInfo(abi.EXIT_REASON_HLT, instr_len=1))
         if stop.kind == "ve-insn":
-            return self._end("error", f"'{stop.detail}' at {self.image.describe(stop.rip)}: "
-                             "in a TD this instruction raises #VE, which tdxsim does not model "
-                             "yet; use the matching TDVMCALL instead")
+            return self._intercept(stop.rip)
         return self._crash(stop)
 
+    def _intercept(self, rip: int) -> RunResult | None:
+        """An instruction the TDX module intercepts, not yet executed at rip
+        (spec 8.1): emulated natively, or #VE / #GP(0), fault-like."""
+        code = self.peek(rip, 15) or self.peek(rip, PAGE - rip % PAGE)
+        insn = ve_insns.decode(code)
+        if insn is None:  # the guest has rewritten its code since the scan
+            self.vcpu.drop_trap(rip)
+            return None
+        outcome = self.module.intercept(insn, self.vcpu.regs, self.now_ns())
+        if isinstance(outcome, VeInfo):
+            return self._raise_ve(rip, outcome)
+        if outcome is not None:
+            self.events.append(ExceptionInjected(self.now_ns(), rip, outcome, 0))
+            return self._fault(rip, outcome, 0, f"#GP(0) from {insn.kind}")
+        return None
+
     def _raise_ve(self, rip: int, info: VeInfo) -> RunResult | None:
-        """#VE is fault-like: the saved RIP is the instruction itself, and the
-        module sets RF in the saved RFLAGS (spec 8.3)."""
+        """#VE, or #DF/#GP when VE info is still valid (spec 8.3)."""
         vector, error_code = self.module.ve.raise_ve(info)
+        self.events.append(VeRaised(self.now_ns(), rip, info.exit_reason, vector, info))
+        kind = "#VE" if vector == VE_VECTOR else f"vector {vector} (nested #VE)"
+        return self._fault(rip, vector, error_code, kind)
+
+    def _fault(self, rip: int, vector: int, error_code: int | None, kind: str) -> RunResult | None:
+        """Fault-like delivery: the saved RIP is the instruction itself, and
+        the module sets RF in the saved RFLAGS (spec 8.3)."""
         self.vcpu.regs.rip = rip
         self.vcpu.regs.rflags |= RFLAGS_RF
-        self.events.append(VeRaised(self.now_ns(), rip, info.exit_reason, vector))
         try:
             deliver(self.vcpu, vector, error_code)
         except DeliveryError as exc:
-            kind = "#VE" if vector == VE_VECTOR else f"vector {vector} (nested #VE)"
             return self._crash(Stop("fault", rip, f"cannot deliver {kind}: {exc}"))
         return None
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import abi
 from .abi import SubFn, VmcallStatus
-from .events import Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
+from .events import ExceptionInjected, Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
 from .module.vmcall import VmcallRecord
 
 _STATUS_NAMES = {v: k for k, v in vars(VmcallStatus).items() if k.isupper()}
@@ -47,6 +47,36 @@ _RESULTS = {
 }
 
 
+_EXIT_NAMES = {abi.EXIT_REASON_CPUID: "CPUID", abi.EXIT_REASON_HLT: "HLT", abi.EXIT_REASON_IO: "IO",
+               abi.EXIT_REASON_MSR_READ: "RDMSR", abi.EXIT_REASON_MSR_WRITE: "WRMSR"}
+
+
+def _ve_info(info) -> str:
+    """VE info as VEINFO.GET returns it (spec 8.2), with the I/O decoded."""
+    name = _EXIT_NAMES.get(info.exit_reason, "exit reason")
+    what = f"{name} ({info.exit_reason})"
+    q = info.qualification
+    if info.exit_reason == abi.EXIT_REASON_IO:
+        what += (f" {'in' if q & abi.IO_QUAL_IN else 'out'}{'s' if q & abi.IO_QUAL_STRING else ''}"
+                 f" port={q >> abi.IO_QUAL_PORT_SHIFT:#x} size={(q & 7) + 1}")
+    return (f"{what}: qual={q:#x} gla={info.gla:#x} gpa={info.gpa:#x} "
+            f"len={info.instr_len} info={info.instr_info:#x}")
+
+
+def render_all(events) -> list[str]:
+    """One line per event; the first TDVMCALL after a #VE is marked as the
+    one the #VE handler turned the instruction into."""
+    lines, ve = [], None
+    for event in events:
+        line = render(event)
+        if isinstance(event, VeRaised):
+            ve = event
+        elif isinstance(event, VmcallRecord) and ve is not None:
+            line, ve = f"{line}  <- #VE at {ve.rip:#x}", None
+        lines.append(line)
+    return lines
+
+
 def render(event) -> str:
     """One line for any event of a run."""
     if isinstance(event, VmcallRecord):
@@ -64,7 +94,10 @@ def render(event) -> str:
         return f"{stamp} wakeup   vector {event.vector:#x} pending, slept {event.slept_ns} ns"
     if isinstance(event, VeRaised):
         kind = {20: "#VE", 8: "#DF (nested #VE)", 13: "#GP (nested #VE)"}[event.vector]
-        return f"{stamp} {kind:<8} exit reason {event.exit_reason} at rip={event.rip:#x}"
+        detail = _ve_info(event.info) if event.info else f"exit reason {event.exit_reason}"
+        return f"{stamp} {kind:<8} at rip={event.rip:#x} {detail}"
+    if isinstance(event, ExceptionInjected):
+        return f"{stamp} fault    vector {event.vector} ({event.error_code:#x}) injected at rip={event.rip:#x}"
     return f"{stamp} {event}"
 
 

@@ -12,8 +12,11 @@ from .. import abi
 from ..abi import Leaf
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
-from . import veinfo, vmcall, vp_info
+from . import cpuidve_set, report, rtmr_extend, veinfo, vm_rd_wr, vmcall, vp_info
 from .common import complete
+from .intercept import intercept
+from .measurement import Measurements
+from .msr import MsrPolicy
 from .ve import VeState
 
 
@@ -31,12 +34,22 @@ class TdConfig:
     max_vcpus: int = 1
     vcpu_index: int = 0
     legacy_nested_ve_gp: bool = False  # SDV: nested #VE -> #GP(0), not #DF
+    xfam: int = 0x3  # x87 and SSE, which every TD has
+    mrconfigid: bytes = bytes(48)  # owner-supplied IDs, reported in TDINFO
+    mrowner: bytes = bytes(48)
+    mrownerconfig: bytes = bytes(48)
+    report_key: bytes = b"tdxsim simulated TDREPORT MAC key"  # see measurement.py
 
 
 LEAF_HANDLERS: dict[int, Callable] = {
     Leaf.VP_VMCALL: vmcall.handle,
     Leaf.VP_INFO: vp_info.handle,
     Leaf.VP_VEINFO_GET: veinfo.handle,
+    Leaf.MR_RTMR_EXTEND: rtmr_extend.handle,
+    Leaf.MR_REPORT: report.handle,
+    Leaf.VP_CPUIDVE_SET: cpuidve_set.handle,
+    Leaf.VM_RD: vm_rd_wr.handle_rd,
+    Leaf.VM_WR: vm_rd_wr.handle_wr,
 }
 
 
@@ -51,6 +64,13 @@ class TdxModule:
         self.record = record or (lambda event: None)
         self.handlers = dict(LEAF_HANDLERS)
         self.ve = VeState(config.legacy_nested_ve_gp)
+        self.measurements = Measurements(config)
+        self.msr_policy = MsrPolicy()
+        self.cpuid_ve = 0  # TDG.VP.CPUIDVE.SET controls (TDVPS)
+        self.notify_enables = 0  # TDCS.NOTIFY_ENABLES
+        # Wired by the TD: guest memory, the CPUID values the VMM configured
+        # at TD creation, and the virtual APIC (apicv.VirtualApic).
+        self.memory = self.cpuid = self.apic = None
 
     def tdcall(self, regs, time_ns: int = 0):
         """Execute one TDCALL at regs.rip; returns the host's action or None."""
@@ -66,4 +86,9 @@ class TdxModule:
                                   f"at {regs.rip:#x} is not modelled by tdxsim yet")
             return complete(regs, abi.operand_invalid(abi.RAX))
         return handler(self, regs, time_ns)
+
+    def intercept(self, insn, regs, time_ns: int = 0):
+        """An intercepted instruction (IN/OUT/CPUID/MSR) at regs.rip: VeInfo
+        to raise #VE, a vector to inject, or None once emulated."""
+        return intercept(self, insn, regs, time_ns)
 

@@ -18,10 +18,11 @@ from unicorn import x86_const as X
 
 from .. import abi
 from .counter import InstructionCounter
+from . import ve_insns
 from .regs import RFLAGS_IF, RegisterFile
 
-# Instructions that leave a TD through #VE rather than executing natively
-# (spec 8.1).  Without a #VE model they end the run with a diagnostic.
+# The intercepted instructions Unicorn can hook (spec 12): a safety net for
+# code outside the scanned segments, which the exit addresses do not cover.
 _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
 
 
@@ -31,7 +32,8 @@ class Stop:
 
     kind: 'limit' (instruction limit reached), 'until' (reached the stop
     address), 'tdcall' (the TDCALL callback asked to stop), 'hlt' (plain HLT),
-    've-insn' (an instruction that raises #VE in a TD), 'fault', 'timeout'.
+    've-insn' (an instruction the TDX module intercepts, not yet executed:
+    rip is that instruction), 'fault', 'timeout'.
     """
     kind: str
     rip: int
@@ -49,6 +51,10 @@ class VCpu:
         self._stop: Stop | None = None
         self._unmapped: tuple[str, int] | None = None
         self._sti: tuple[int, int, bool] = (-1, -1, False)  # count, pc, IF before
+        self.ve_traps: set[int] = set()  # exit addresses: intercepted instructions
+        self._exits_until: int | None = None
+        self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
+        self.uc.ctl_exits_enabled(True)
         self.uc.hook_add(UC_HOOK_INSN_INVALID, self._invalid_insn)
         self.uc.hook_add(UC_HOOK_INTR, self._interrupt)
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._unmapped_access)
@@ -87,6 +93,25 @@ class VCpu:
             for offset in _find_all(code, b"\x0f\x31"):
                 self.uc.hook_add(UC_HOOK_CODE, self._on_rdtsc, None, base + offset,
                                  base + offset)
+            self.ve_traps.update(base + offset for offset in ve_insns.candidates(code))
+        self._exits_until = None
+
+    def _sync_exits(self, until: int) -> None:
+        """Unicorn stops before any exit address; `until` is one of them.
+        Translated blocks keep the exits they were built with, so a new
+        `until` flushes the block around it."""
+        if until != self._exits_until:
+            self.uc.ctl_set_exits(sorted(self.ve_traps | ({until} if until else set())))
+            if until:
+                self.uc.ctl_remove_cache(until, until + 1)
+            self._exits_until = until
+
+    def drop_trap(self, address: int) -> None:
+        """Let the instruction at address run natively from now on (the guest
+        rewrote the code there)."""
+        self.ve_traps.discard(address)
+        self._exits_until = None
+        self.uc.ctl_remove_cache(address, address + 1)
 
     def _executing(self, address: int) -> bool:
         """True when the counter let the instruction at address run (it had
@@ -123,27 +148,37 @@ class VCpu:
         """Run from RIP until `limit` instructions have completed in total."""
         self._stop = None
         self._unmapped = None
+        self._sync_exits(until)
         self.counter.set_limit(limit)
         rip = self.regs.rip
+        start_count = self.counter.count
         started = time.monotonic()
         try:
             self.uc.emu_start(rip, until, timeout=int(timeout * 1e6))
         except UcError as exc:
             if self._stop is None:
                 self._stop = self._fault_stop(exc)
+        if self._undo is not None:  # fault-like: as if the instruction never ran
+            self.regs.set_gprs(dict(enumerate(self._undo)))
+            self.regs.rip = self._stop.rip
+            self._undo = None
         if self._stop is not None:
             return self._stop
-        return self._natural_stop(until, timeout, started)
+        return self._natural_stop(until, timeout, started, start_count)
 
-    def _natural_stop(self, until: int, timeout: float, started: float) -> Stop:
+    def _natural_stop(self, until: int, timeout: float, started: float,
+                      start_count: int) -> Stop:
         rip = self.regs.rip
         if until and rip == until:
             return Stop("until", rip)
         last = self.counter.last_pc
-        if rip == last + 1 and self.read(last, 1) == b"\xf4":
+        if (self.counter.count > start_count and rip == last + 1
+                and self.read(last, 1) == b"\xf4"):
             return Stop("hlt", last, "hlt")
         if self.counter.count >= self.counter.state.limit:
             return Stop("limit", rip)
+        if rip in self.ve_traps:
+            return Stop("ve-insn", rip)
         if timeout and time.monotonic() - started >= timeout * 0.99:
             return Stop("timeout", rip)
         return Stop("fault", rip, "the emulator stopped for an unknown reason")
@@ -185,11 +220,15 @@ class VCpu:
         return False
 
     def _ve_insn(self, uc, *args) -> int:
-        insn = args[-1]
-        rip = self.counter.last_pc
-        self._stop = Stop("ve-insn", rip, _VE_INSNS[insn])
+        """An IN/OUT/CPUID the exit addresses missed (code outside the scanned
+        segments).  Unicorn completes it after this hook, so its register
+        effects are undone after the stop; CPUID is skipped (return 1) and IN
+        gets AL back unchanged.  Memory is not restored: Unicorn may already
+        have written ES:[RDI] for an INS (its restartability write)."""
+        self._stop = Stop("ve-insn", self.counter.last_pc, _VE_INSNS[args[-1]])
+        self._undo = self.regs.gprs()
         uc.emu_stop()
-        return 0
+        return 1 if args[-1] == X.UC_X86_INS_CPUID else self._undo[0] & 0xFFFF_FFFF
 
 
 def _find_all(data: bytes, needle: bytes):

@@ -77,6 +77,17 @@ class RegisterFile:
     def set_xmm(self, index: int, value: int) -> None:
         self._uc.reg_write(XMM_IDS[index], value)
 
+    def msr(self, index: int) -> int:
+        """The vCPU's own MSR as Unicorn models it (0 for MSRs it lacks)."""
+        return self._uc.msr_read(index)
+
+    def set_msr(self, index: int, value: int) -> None:
+        self._uc.msr_write(index, value)
+
+    @property
+    def cpl(self) -> int:
+        return self._uc.reg_read(X.UC_X86_REG_CS) & 3
+
     @property
     def rip(self) -> int:
         self._read_one(self._handle, RIP, self._one_ptr)

@@ -1,0 +1,64 @@
+"""What the TDX module does when the TD executes an instruction it
+intercepts (spec 8.1, 8.2): IN/OUT/INS/OUTS always raise #VE; CPUID and
+RDMSR/WRMSR are answered natively or raise #VE (msr.py for the MSRs).
+
+VE info holds the VM exit's reason, qualification, instruction length and
+information ([M-ve] tdx_inject_ve); GLA and GPA are 0 for these exits
+(td_generic_ve_exit passes 0 for both).
+"""
+from __future__ import annotations
+
+from .. import abi
+from . import msr
+from .ve import VeInfo
+
+# CPUID leaves the module answers itself from the TD's configured values:
+# its lookup table minus the leaves that fault without REDUCE_VE, VIRT_CPUID2
+# or ENUM_TOPOLOGY (2, 6, 0xB, 0x1F, 0x80000006) ([M-cpuid] td_cpuid.c,
+# cpuid_configurations.c).  Every other leaf raises #VE.
+NATIVE_CPUID_LEAVES = frozenset({
+    0x0, 0x1, 0x3, 0x4, 0x5, 0x7, 0x8, 0xA, 0xD, 0xE, 0x11, 0x12, 0x13, 0x14, 0x15, 0x19,
+    0x1A, 0x1C, 0x1D, 0x1E, 0x20, 0x21, 0x22, 0x23,
+    0x8000_0000, 0x8000_0001, 0x8000_0007, 0x8000_0008})
+
+
+def intercept(module, insn, regs, time_ns: int):
+    """VeInfo to raise #VE, a vector to inject, or None once emulated."""
+    if insn.kind in ("in", "out"):
+        return io_ve(insn, regs)
+    if insn.kind == "cpuid":
+        return cpuid(module, insn, regs)
+    return msr.intercept(module, insn, regs, time_ns)
+
+
+def io_ve(insn, regs) -> VeInfo:
+    """Exit qualification for I/O (spec 8.2): size - 1, IN, string, REP,
+    immediate port, port; INS/OUTS also report address size and segment."""
+    port = regs.get(abi.RDX) & 0xFFFF if insn.port is None else insn.port
+    qualification = ((insn.size - 1) | abi.IO_QUAL_IN * (insn.kind == "in")
+                     | abi.IO_QUAL_STRING * insn.string | abi.IO_QUAL_REP * insn.rep
+                     | abi.IO_QUAL_IMMEDIATE * (insn.port is not None)
+                     | port << abi.IO_QUAL_PORT_SHIFT)
+    info = 0
+    if insn.string:
+        info = ((1 if insn.address_size == 32 else 2) << abi.INSN_INFO_ADDR_SIZE_SHIFT
+                | insn.segment << abi.INSN_INFO_SEGMENT_SHIFT)
+    return VeInfo(abi.EXIT_REASON_IO, qualification, instr_len=insn.length, instr_info=info)
+
+
+def cpuid(module, insn, regs) -> VeInfo | None:
+    """The hypervisor range always raises #VE, then TDG.VP.CPUIDVE.SET for
+    the current CPL, then leaves outside the native set.  Native values are
+    the TD's CPUID configuration, which the VMM supplies at TD creation (the
+    host's CPUID table), except the fixed TDX leaf.  [uncertain] The module
+    also fixes bits of other leaves (e.g. CPUID(0).EAX) and maps leaves above
+    the maximum to the maximum basic leaf; tdxsim does not."""
+    leaf, subleaf = regs.get(abi.RAX) & 0xFFFF_FFFF, regs.get(abi.RCX) & 0xFFFF_FFFF
+    forced = abi.CPUIDVE_USER if regs.cpl else abi.CPUIDVE_SUPERVISOR
+    if (abi.CPUID_HYPERVISOR_FIRST <= leaf <= abi.CPUID_HYPERVISOR_LAST
+            or module.cpuid_ve & forced or leaf not in NATIVE_CPUID_LEAVES):
+        return VeInfo(abi.EXIT_REASON_CPUID, instr_len=insn.length)
+    values = abi.CPUID_TDX_VALUES if leaf == abi.CPUID_TDX_LEAF else module.cpuid.lookup(leaf, subleaf)
+    regs.set_gprs(dict(zip((abi.RAX, abi.RBX, abi.RCX, abi.RDX), values)))
+    regs.rip = regs.rip + insn.length
+    return None

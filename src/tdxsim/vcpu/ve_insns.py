@@ -1,0 +1,83 @@
+"""The instructions the TDX module intercepts inside a TD (spec 8.1): IN, OUT,
+INS, OUTS, CPUID, RDMSR, WRMSR.  Finding them in guest code and decoding them.
+
+They must never execute natively: an intercepted instruction is fault-like,
+so it may have no side effect before the module decides (#VE, #GP or native
+emulation).  tdxsim therefore stops the vCPU *before* each one, using
+Unicorn's exit addresses at every place where one can start (spec 12).  A
+candidate start is any opcode byte found by a scan, plus each run of legacy
+prefixes and REX bytes in front of it; a candidate that lies inside another
+instruction is never reached as an instruction start and costs nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Legacy prefixes that may precede these instructions (Intel SDM vol. 2,
+# 2.1.1): operand/address size, REP/REPNE, segment overrides.  LOCK is left
+# out: LOCK with any of them is #UD, which Unicorn raises itself.
+_PREFIXES = frozenset(b"\x66\x67\xf2\xf3\x2e\x36\x3e\x26\x64\x65") | frozenset(range(0x40, 0x50))
+_ONE_BYTE = {0xE4, 0xE5, 0xE6, 0xE7, 0xEC, 0xED, 0xEE, 0xEF, 0x6C, 0x6D, 0x6E, 0x6F}
+_TWO_BYTE = {b"\x0f\xa2": "cpuid", b"\x0f\x32": "rdmsr", b"\x0f\x30": "wrmsr"}
+_MAX_PREFIXES = 14  # an instruction is at most 15 bytes long
+# Segment register numbers of the VM-exit instruction information (SDM vol. 3, Table 28-8)
+_SEGMENTS = {0x26: 0, 0x2E: 1, 0x36: 2, 0x3E: 3, 0x64: 4, 0x65: 5}
+
+
+@dataclass(frozen=True)
+class Insn:
+    """A decoded intercepted instruction.  For I/O: `size` in bytes, `port`
+    (None: in DX), `string` (INS/OUTS), `rep`, `address_size` (64 or 32) and
+    `segment` (the memory operand's segment register number)."""
+    kind: str  # 'in', 'out', 'cpuid', 'rdmsr', 'wrmsr'
+    length: int
+    size: int = 0
+    port: int | None = None
+    string: bool = False
+    rep: bool = False
+    address_size: int = 64
+    segment: int = 3
+
+
+def candidates(code: bytes) -> set[int]:
+    """Offsets in `code` where an intercepted instruction may start."""
+    starts = set()
+    for i, byte in enumerate(code):
+        if byte in _ONE_BYTE or (byte == 0x0F and code[i:i + 2] in _TWO_BYTE):
+            starts.add(i)
+            j = i
+            while j > 0 and i - j < _MAX_PREFIXES and code[j - 1] in _PREFIXES:
+                j -= 1
+                starts.add(j)
+    return starts
+
+
+def decode(code: bytes) -> Insn | None:
+    """Decode the instruction at the start of `code`; None if it is not one
+    of the intercepted instructions."""
+    i = 0
+    opsize16 = rep = addr32 = False
+    segment = None
+    while i < len(code) and code[i] in _PREFIXES and i < _MAX_PREFIXES:
+        prefix = code[i]
+        opsize16 |= prefix == 0x66
+        addr32 |= prefix == 0x67
+        rep |= prefix in (0xF2, 0xF3)
+        segment = _SEGMENTS.get(prefix, segment)
+        i += 1
+    if code[i:i + 2] in _TWO_BYTE:
+        return Insn(_TWO_BYTE[code[i:i + 2]], i + 2)
+    if i >= len(code) or code[i] not in _ONE_BYTE:
+        return None
+    op = code[i]
+    wide = op & 1  # odd opcodes move 16/32 bits, even ones 8
+    size = (2 if opsize16 else 4) if wide else 1
+    kind = "in" if op in (0xE4, 0xE5, 0xEC, 0xED, 0x6C, 0x6D) else "out"
+    if op in (0xE4, 0xE5, 0xE6, 0xE7):  # port in an imm8
+        if i + 1 >= len(code):
+            return None
+        return Insn(kind, i + 2, size, code[i + 1])
+    if op >= 0xEC:  # port in DX
+        return Insn(kind, i + 1, size)
+    segment = 0 if kind == "in" else (3 if segment is None else segment)  # INS always uses ES
+    return Insn(kind, i + 1, size, None, True, rep, 32 if addr32 else 64, segment)
