@@ -291,6 +291,9 @@ class TD:
         if insn is None:  # the guest has rewritten its code since the scan
             self.vcpu.drop_trap(rip)
             return None
+        if insn.kind in ve_insns.VCPU_EMULATED:
+            self.vcpu.emulate(insn)
+            return None
         outcome = self.module.intercept(insn, self.vcpu.regs, self.now_ns())
         if isinstance(outcome, VeInfo):
             return self._raise_ve(rip, outcome)

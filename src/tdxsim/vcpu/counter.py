@@ -60,5 +60,9 @@ class InstructionCounter:
     def last_pc(self) -> int:
         return self.state.last_pc
 
+    def retire(self, n: int = 1) -> None:
+        """Count instructions the vCPU emulated itself without Unicorn."""
+        self.state.count += n
+
     def set_limit(self, limit: int) -> None:
         self.state.limit = limit

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
+from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
                      UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED,
                      UC_MODE_64, UC_PROT_ALL, Uc, UcError)
 from unicorn import x86_const as X
@@ -50,7 +50,7 @@ class VCpu:
         self.tsc: Callable[[], int] = lambda: self.counter.count
         self._stop: Stop | None = None
         self._unmapped: tuple[str, int] | None = None
-        self._sti: tuple[int, int, bool] = (-1, -1, False)  # count, pc, IF before
+        self._shadow_until = -1  # instruction count at which an STI shadow is open
         self.ve_traps: set[int] = set()  # exit addresses: intercepted instructions
         self._exits_until: int | None = None
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
@@ -80,19 +80,9 @@ class VCpu:
 
     # --- trapped instructions ---
     def install_traps(self, code_ranges: list[tuple[int, bytes]]) -> None:
-        """Hook every possible STI and RDTSC start in the guest's code.
-
-        Unicorn's STI shadow is not observable and its RDTSC reads the host
-        clock (spec 12), so both are trapped where they can occur: a byte scan
-        finds every candidate address; a candidate inside another instruction
-        simply never fires.  Only these addresses pay for a Python hook.
-        """
+        """Stop before every place in the guest's code where an intercepted
+        or vCPU-emulated instruction may start (ve_insns.py)."""
         for base, code in code_ranges:
-            for offset in _find_all(code, b"\xfb"):
-                self.uc.hook_add(UC_HOOK_CODE, self._on_sti, None, base + offset, base + offset)
-            for offset in _find_all(code, b"\x0f\x31"):
-                self.uc.hook_add(UC_HOOK_CODE, self._on_rdtsc, None, base + offset,
-                                 base + offset)
             self.ve_traps.update(base + offset for offset in ve_insns.candidates(code))
         self._exits_until = None
 
@@ -113,27 +103,25 @@ class VCpu:
         self._exits_until = None
         self.uc.ctl_remove_cache(address, address + 1)
 
-    def _executing(self, address: int) -> bool:
-        """True when the counter let the instruction at address run (it had
-        not just stopped the CPU at its limit)."""
-        return self.counter.last_pc == address
-
-    def _on_sti(self, uc, address, size, _user) -> None:
-        if self._executing(address):
-            self._sti = (self.counter.count, address, bool(self.regs.rflags & RFLAGS_IF))
-
-    def _on_rdtsc(self, uc, address, size, _user) -> None:
-        if self._executing(address):
+    def emulate(self, insn: ve_insns.Insn) -> None:
+        """Execute STI or RDTSC at RIP in place of Unicorn.  The instruction
+        retires first, so RDTSC counts itself, as it did under Unicorn."""
+        self.counter.retire()
+        if insn.kind == "sti":
+            shadow = not self.regs.rflags & RFLAGS_IF  # STI that sets IF (SDM, spec 7.1)
+            self.regs.rflags |= RFLAGS_IF
+        else:
             tsc = self.tsc()
             self.regs.set_gprs({abi.RAX: tsc & 0xFFFF_FFFF, abi.RDX: tsc >> 32 & 0xFFFF_FFFF})
-            self.regs.rip = address + 2
+            shadow = False
+        self.regs.rip = self.regs.rip + insn.length
+        self._shadow_until = self.counter.count if shadow else -1
 
     @property
     def in_sti_shadow(self) -> bool:
         """The last instruction was an STI that set IF: interrupts stay
         inhibited until the next instruction completes (SDM, spec 7.1)."""
-        count, pc, if_before = self._sti
-        return count == self.counter.count and pc == self.counter.last_pc and not if_before
+        return self._shadow_until == self.counter.count
 
     @property
     def interrupts_enabled(self) -> bool:
@@ -230,9 +218,3 @@ class VCpu:
         uc.emu_stop()
         return 1 if args[-1] == X.UC_X86_INS_CPUID else self._undo[0] & 0xFFFF_FFFF
 
-
-def _find_all(data: bytes, needle: bytes):
-    start = data.find(needle)
-    while start != -1:
-        yield start
-        start = data.find(needle, start + 1)

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 # out: LOCK with any of them is #UD, which Unicorn raises itself.
 _PREFIXES = frozenset(b"\x66\x67\xf2\xf3\x2e\x36\x3e\x26\x64\x65") | frozenset(range(0x40, 0x50))
 _ONE_BYTE = {0xE4, 0xE5, 0xE6, 0xE7, 0xEC, 0xED, 0xEE, 0xEF, 0x6C, 0x6D, 0x6E, 0x6F}
-_TWO_BYTE = {b"\x0f\xa2": "cpuid", b"\x0f\x32": "rdmsr", b"\x0f\x30": "wrmsr"}
+_TWO_BYTE = {b"\x0f\xa2": "cpuid", b"\x0f\x32": "rdmsr", b"\x0f\x30": "wrmsr",
+             b"\x0f\x31": "rdtsc"}
+# Not intercepted by the module, but emulated by the vCPU, so they stop it
+# the same way: Unicorn hides the STI shadow and its RDTSC reads the host's
+# clock (spec 12).
+VCPU_EMULATED = frozenset({"sti", "rdtsc"})
+_STI = 0xFB
 _MAX_PREFIXES = 14  # an instruction is at most 15 bytes long
 # Segment register numbers of the VM-exit instruction information (SDM vol. 3, Table 28-8)
 _SEGMENTS = {0x26: 0, 0x2E: 1, 0x36: 2, 0x3E: 3, 0x64: 4, 0x65: 5}
@@ -29,7 +35,7 @@ class Insn:
     """A decoded intercepted instruction.  For I/O: `size` in bytes, `port`
     (None: in DX), `string` (INS/OUTS), `rep`, `address_size` (64 or 32) and
     `segment` (the memory operand's segment register number)."""
-    kind: str  # 'in', 'out', 'cpuid', 'rdmsr', 'wrmsr'
+    kind: str  # 'in', 'out', 'cpuid', 'rdmsr', 'wrmsr'; 'sti', 'rdtsc' (VCPU_EMULATED)
     length: int
     size: int = 0
     port: int | None = None
@@ -43,7 +49,7 @@ def candidates(code: bytes) -> set[int]:
     """Offsets in `code` where an intercepted instruction may start."""
     starts = set()
     for i, byte in enumerate(code):
-        if byte in _ONE_BYTE or (byte == 0x0F and code[i:i + 2] in _TWO_BYTE):
+        if byte in _ONE_BYTE or byte == _STI or (byte == 0x0F and code[i:i + 2] in _TWO_BYTE):
             starts.add(i)
             j = i
             while j > 0 and i - j < _MAX_PREFIXES and code[j - 1] in _PREFIXES:
@@ -67,6 +73,8 @@ def decode(code: bytes) -> Insn | None:
         i += 1
     if code[i:i + 2] in _TWO_BYTE:
         return Insn(_TWO_BYTE[code[i:i + 2]], i + 2)
+    if code[i:i + 1] == bytes([_STI]):
+        return Insn("sti", i + 1)
     if i >= len(code) or code[i] not in _ONE_BYTE:
         return None
     op = code[i]
