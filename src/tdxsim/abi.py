@@ -190,6 +190,7 @@ TDX_HCALL_ISSUE_STI = 2
 
 # --- Guest-physical address width and the shared bit (spec 1.3, 4.4) ---
 GPAW_DEFAULT = 48
+PAGE_SIZE = 0x1000
 
 
 def shared_bit(gpaw: int) -> int:

@@ -16,19 +16,23 @@ from .errors import TdxsimError
 from .events import Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
 from .exits import FatalError, GuestExit, Halt
 from .host import Host
+from .memory import EptViolation, HostMemory, TdMemory, default_page_tables
 from .module import TdConfig, TdxModule
 from .module.ve import VE_VECTOR, VeInfo
 from .module.vmcall import VmcallRecord
 from .trace import render
-from .vcpu.cpu import Stop, VCpu
+from .vcpu.cpu import MemoryFault, Stop, VCpu
 from .vcpu.crash import CrashReport, backtrace, disassemble
 from .vcpu.interrupts import DeliveryError, deliver, install_gdt
 from .vcpu.regs import RFLAGS_RF
 
 MiB = 1 << 20
 PAGE = 0x1000
-RETURN_TRAP = 0x1000  # td.call() returns here; page 0 stays unmapped (NULL)
+# td.call() returns here.  Page 0 stays unmapped (NULL), and the trap is not
+# page-aligned: Unicorn probes the page before a page-aligned stop address.
+RETURN_TRAP = 0x1800
 GDT_ADDRESS = 0x2000  # tdxsim's flat GDT (vcpu/interrupts.py)
+PAGE_TABLES = 0x8000  # tdxsim's default page tables, 3 pages (memory.py)
 RESERVED_END = 0x10000  # guest images start above tdxsim's own pages
 SYSV_ARGS = (abi.RDI, abi.RSI, abi.RDX, abi.RCX, abi.R8, abi.R9)
 DEFAULT_MAX_INSNS = 200_000_000
@@ -88,8 +92,11 @@ class TD:
         self.vcpu = VCpu(native_counter)
         self.vcpu.on_tdcall = self._on_tdcall
         self.vcpu.tsc = self.now_ns
-        self.vcpu.map(PAGE, memory - PAGE)
-        self.vcpu.write(RETURN_TRAP, abi.UD2_BYTES)
+        self.ram = TdMemory(self.vcpu, memory, self.config.gpaw)
+        self.vcpu.check_gpa = self.ram.check
+        self.host.memory = HostMemory(self.ram)
+        self.host.record = self.events.append
+        self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
         self.vcpu.install_traps([(seg.vaddr, seg.data) for seg in image.segments
                                  if seg.executable])
@@ -120,10 +127,13 @@ class TD:
                 raise TdxsimError(
                     f"{image.path}: segment at {seg.vaddr:#x}..{seg.vaddr + seg.memsz:#x} "
                     f"lies outside guest RAM {RESERVED_END:#x}..{self.memory:#x}")
-            self.vcpu.write(seg.vaddr, seg.data)
+            self.vcpu.phys_write(seg.vaddr, seg.data)
 
     def reset(self) -> None:
-        """Put the vCPU at the entry point with the stack at the top of RAM."""
+        """Put the vCPU at the entry point with the stack at the top of RAM,
+        paging on through tdxsim's default page tables."""
+        self.vcpu.phys_write(PAGE_TABLES, default_page_tables(PAGE_TABLES, self.ram.shared_bit))
+        self.vcpu.enable_paging(PAGE_TABLES)
         self.vcpu.regs.set_gprs({i: 0 for i in range(16)} | {abi.RSP: self.stack_top})
         self.vcpu.regs.rip = self.image.entry
         self.vcpu.regs.rflags = 0x2  # IF = 0, as after INIT
@@ -150,11 +160,13 @@ class TD:
     def gprs(self) -> dict[str, int]:
         return dict(zip(abi.GPR_NAMES, self.vcpu.regs.gprs()))
 
-    def read(self, address: int, size: int) -> bytes:
-        return self.vcpu.read(address, size)
+    def read(self, gpa: int, size: int) -> bytes:
+        """Guest-physical memory as tdxsim sees it (private pages included;
+        the shared bit is ignored).  The host's view is host.memory."""
+        return self.vcpu.phys_read(gpa & ~self.ram.shared_bit, size)
 
-    def write(self, address: int, data: bytes) -> None:
-        self.vcpu.write(address, data)
+    def write(self, gpa: int, data: bytes) -> None:
+        self.vcpu.phys_write(gpa & ~self.ram.shared_bit, data)
 
     @property
     def console(self) -> str:
@@ -184,7 +196,10 @@ class TD:
             raise TdxsimError(f"td.call passes at most {len(SYSV_ARGS)} arguments")
         target = self.symbol(symbol) if isinstance(symbol, str) else symbol
         rsp = self.stack_top - 64 - 8  # so RSP + 8 is 16-byte aligned at entry
-        self.vcpu.write(rsp, RETURN_TRAP.to_bytes(8, "little"))
+        try:
+            self.vcpu.write(rsp, RETURN_TRAP.to_bytes(8, "little"))
+        except MemoryFault as exc:
+            raise TdxsimError(f"td.call cannot push its return address: {exc}") from None
         values = {abi.GPR_NAMES.index(k): v for k, v in (regs or {}).items()}
         values.update({SYSV_ARGS[i]: a & abi.MASK64 for i, a in enumerate(args)})
         values[abi.RSP] = rsp
@@ -222,14 +237,14 @@ class TD:
         count = self.vcpu.instructions
         if self.lapic.deliverable() is not None:  # blocked by IF = 0 or the shadow
             return min(self._budget_end, count + 1)
-        due = self.lapic.next_deadline()
+        due = self.host.next_deadline()
         if due is None:
             return self._budget_end
         steps = max(1, math.ceil((due - self.now_ns()) / self.ns_per_insn))
         return min(self._budget_end, count + steps)
 
     def _fire_timers(self) -> None:
-        for source, vector in self.lapic.fire_due(self.now_ns()):
+        for source, vector in self.host.fire_due(self.now_ns()):
             self.events.append(InterruptPosted(self.now_ns(), vector, self.vcpu.regs.rip, source))
 
     def _deliver(self, vector: int) -> RunResult | None:
@@ -264,11 +279,20 @@ class TD:
                              f"{timeout:g} s at {self.image.describe(self.vcpu.regs.rip)}")
         if stop.kind == "hlt":
             return self._raise_ve(stop.rip, VeInfo(abi.EXIT_REASON_HLT, instr_len=1))
+        if stop.kind == "memory" and isinstance(stop.info, EptViolation):
+            return self.ept_violation(stop.rip, stop.info)
         if stop.kind == "ve-insn":
             return self._end("error", f"'{stop.detail}' at {self.image.describe(stop.rip)}: "
                              "in a TD this instruction raises #VE, which tdxsim does not model "
                              "yet; use the matching TDVMCALL instead")
         return self._crash(stop)
+
+    def ept_violation(self, rip: int, violation: EptViolation) -> RunResult | None:
+        """A guest access the EPT check refused (memory.py): the wrong alias,
+        a pending page, or no memory.  Where TDX turns this into #VE (spec
+        8.1), the #VE plugs in here; until then the run ends with a crash
+        report naming the GPA."""
+        return self._crash(Stop("memory", rip, violation.describe(), violation.gpa, violation))
 
     def _raise_ve(self, rip: int, info: VeInfo) -> RunResult | None:
         """#VE is fault-like: the saved RIP is the instruction itself, and the
@@ -309,7 +333,7 @@ class TD:
             if vector is not None:
                 self.events.append(Woke(self.now_ns(), vector, self.now_ns() - start))
                 return None
-            due = self.lapic.next_deadline()
+            due = self.host.next_deadline()
             if due is None:
                 break
             self._halted_ns += max(0, due - self.now_ns())

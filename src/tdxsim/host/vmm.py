@@ -7,6 +7,7 @@ where `fn(host, exit) -> VmResume`.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 
 from .. import abi
@@ -58,6 +59,10 @@ class Host:
         self.lapic = LocalApic()
         self.lapic.install_msrs(self.msrs)
         self.clock: Callable[[], int] = lambda: 0  # virtual TSC, set by the TD
+        self.memory = None  # HostMemory: shared pages only, set by the TD
+        self.record: Callable[[object], None] = lambda event: None  # the TD's event log
+        self._work: list[tuple[int, int, Callable[[], None]]] = []  # (time, seq, action)
+        self._seq = itertools.count()
 
     def handle(self, exit: VmExit) -> VmResume:
         if exit.r10 != 0:
@@ -75,6 +80,21 @@ class Host:
             raise HostError(f"the host handler for {exit.name} returned "
                             f"{type(resume).__name__}, not a VmResume")
         return resume
+
+    # --- work the host does later in virtual time (quote completion) ---
+    def at(self, time_ns: int, action: Callable[[], None]) -> None:
+        self._work.append((time_ns, next(self._seq), action))
+        self._work.sort(key=lambda w: w[:2])
+
+    def next_deadline(self) -> int | None:
+        times = [t for t in (self.lapic.next_deadline(),) if t is not None]
+        return min(times + [t for t, _, _ in self._work[:1]], default=None)
+
+    def fire_due(self, now: int) -> list[tuple[str, int]]:
+        """Run due host work, then raise due interrupts: [(source, vector)]."""
+        while self._work and self._work[0][0] <= now:
+            self._work.pop(0)[2]()
+        return self.lapic.fire_due(now)
 
     def io_device(self, port: int):
         return next((d for d in self.io_devices if port in d.ports), None)
