@@ -86,6 +86,7 @@ class TD:
         self.memory = memory
         self.config = config or TdConfig()
         self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw)
+        self.host.gpaw = self.config.gpaw
         self.ns_per_insn = ns_per_insn
         self.events: list = []
         self.module = TdxModule(self.config, self.host.handle, self.events.append)
@@ -314,8 +315,9 @@ class TD:
                              exit_code=action.code)
         if isinstance(action, FatalError):
             where = f" (GPA {action.gpa:#x})" if action.gpa is not None else ""
+            text = f"{action.message!r}" + (f" ({action.note})" if action.note else "")
             return self._end("fatal", f"guest reported a fatal error, code "
-                             f"{action.error_code:#x}{where}: {action.message!r}", fatal=action)
+                             f"{action.error_code:#x}{where}: {text}", fatal=action)
         if isinstance(action, Halt):
             return self._halt(action)
         raise TdxsimError(f"unknown host action {action!r}")
