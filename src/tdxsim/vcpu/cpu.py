@@ -28,6 +28,7 @@ from .regs import RFLAGS_IF, RegisterFile
 _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
 _ACCESS = {UC_MEM_WRITE: "write", UC_MEM_FETCH: "fetch"}  # anything else reads
 MSR_EFER = 0xC000_0080
+SHORT_SLICE = 10_000  # instructions; runs without Unicorn's timeout watchdog
 PAGE = 0x1000
 
 
@@ -234,6 +235,10 @@ class VCpu:
         self.counter.set_limit(limit)
         rip = self.regs.rip
         started = time.monotonic()
+        # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
+        # a short slice (a single step in an interrupt window) goes without.
+        if limit - self.counter.count <= SHORT_SLICE:
+            timeout = 0.0
         try:
             self.uc.emu_start(rip, until, timeout=int(timeout * 1e6))
         except UcError as exc:
