@@ -26,6 +26,7 @@ from ..exits import FatalError, Halt, VmExit, VmResume
 STATUSES = (VmcallStatus.SUCCESS, VmcallStatus.RETRY, VmcallStatus.INVALID_OPERAND,
             VmcallStatus.GPA_INUSE, VmcallStatus.ALIGN_ERROR, VmcallStatus.SUBFUNC_UNSUPPORTED)
 DELAYS_NS = (0, 1, 2, 3, 10, 100, 10_000)
+EDGES = (0, 1, abi.MASK64, 1 << 63, 1 << 63 | 1, 0xBAD0_0000_0000_0BAD)
 
 
 class Adversary:
@@ -35,10 +36,15 @@ class Adversary:
 
     def value(self, near: int = 0) -> int:
         """A register value chosen to hurt: edges, canaries, near misses."""
-        rng = self.rng
-        return rng.choice((0, 1, abi.MASK64, 1 << 63, 1 << 63 | 1, 0xBAD0_0000_0000_0BAD,
-                           rng.getrandbits(64), rng.getrandbits(12),
-                           (near + rng.randrange(-2, 3) * abi.PAGE_SIZE) & abi.MASK64))
+        bits = self.rng.getrandbits(64)
+        pick = bits % 9
+        if pick < len(EDGES):
+            return EDGES[pick]
+        if pick == 6:
+            return self.rng.getrandbits(64)
+        if pick == 7:
+            return bits >> 52  # a small number
+        return (near + (bits >> 8) % 5 * abi.PAGE_SIZE - 2 * abi.PAGE_SIZE) & abi.MASK64
 
     def twist(self, host, exit: VmExit, resume: VmResume) -> VmResume:
         rng = self.rng
@@ -59,7 +65,7 @@ class Adversary:
         action = self._action(resume.action)
         if ghci and exit.r11 == SubFn.GET_QUOTE and honest == VmcallStatus.SUCCESS:
             self._spoil_quote(host, exit)
-        self._interrupt(host)
+        self._interrupt(host, halting=isinstance(action, Halt))
         return VmResume(gprs={i: v & abi.MASK64 for i, v in gprs.items()}, xmms=xmms,
                         action=action)
 
@@ -89,12 +95,14 @@ class Adversary:
         host.at(host.clock() + rng.choice((0, delay, delay + 1)),
                 lambda: _write(host, gpa, header))
 
-    def _interrupt(self, host) -> None:
+    def _interrupt(self, host, halting: bool) -> None:
+        """Mostly while the vCPU halts (the host sees that; it cannot see IF):
+        a wakeup at once or a little later, or an extra tick."""
         rng = self.rng
         lvt = host.lapic.lvt_timer
         timer = None if lvt & LVT_MASKED else lvt & LVT_VECTOR_MASK
         vectors = sorted({v for v in (host.notify_vector, timer) if v is not None})
-        if vectors and rng.random() < 0.15:
+        if vectors and rng.random() < (0.5 if halting else 0.03):
             host.lapic.schedule(host.clock() + rng.choice(DELAYS_NS), rng.choice(vectors))
 
 

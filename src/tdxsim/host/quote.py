@@ -22,7 +22,7 @@ from ..errors import HostError
 from ..events import QuoteCompleted
 from ..exits import VmExit, VmResume
 
-QUOTE_MAGIC = b"TDXSIM SIMULATED QUOTE - NOT GENUINE, NOT SIGNED".ljust(48, b"\0")
+QUOTE_MAGIC = b"TDXSIM SIMULATED QUOTE - NOT GENUINE, UNSIGNED".ljust(48, b"\0")
 QUOTE_LAYOUT = 1
 
 

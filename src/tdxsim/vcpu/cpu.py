@@ -29,6 +29,10 @@ _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID:
 _ACCESS = {UC_MEM_WRITE: "write", UC_MEM_FETCH: "fetch"}  # anything else reads
 MSR_EFER = 0xC000_0080
 SHORT_SLICE = 10_000  # instructions; runs without Unicorn's timeout watchdog
+# A refused page is mapped to an unbacked "trap" page so that the access
+# faults in UC_HOOK_MEM_UNMAPPED, which reports the exact address.
+TRAP_BASE = 0xF_0000_0000_0000
+TRAP_PAGES = 16
 PAGE = 0x1000
 
 
@@ -72,6 +76,7 @@ class VCpu:
         # check_gpa(gpa, la, access): the backing address, or a fault object.
         self.check_gpa: Callable[[int, int, str], object] = lambda gpa, la, access: gpa
         self._fault = None
+        self._traps: dict[int, int] = {}  # trap page -> the refused linear page
         self._shadow: dict[int, int] = {}  # linear page -> backing page, as last filled
         self._shadow_cr3 = -1
         self._tb_stale = False
@@ -164,11 +169,15 @@ class VCpu:
             return False
 
     def _tlb_fill(self, uc, la, access, entry, _user) -> bool:
-        """Unicorn's TLB miss: walk the guest's tables, then the EPT check."""
+        """Unicorn's TLB miss: walk the guest's tables, then the EPT check.
+        Unicorn passes only the page, so a refused page goes to a trap page
+        where the access itself faults with its exact address."""
         t = self.translate(la, _ACCESS.get(access, "read"))
         if not isinstance(t, tuple):
-            self._fault = t
-            return False
+            trap = TRAP_BASE + len(self._traps) % TRAP_PAGES * PAGE
+            self._traps[trap] = la
+            entry.paddr, entry.perms = trap, UC_PROT_ALL
+            return True
         cr3 = uc.reg_read(X.UC_X86_REG_CR3)
         if cr3 != self._shadow_cr3:
             self._shadow.clear()
@@ -229,6 +238,9 @@ class VCpu:
         self._stop = None
         self._unmapped = None
         self._fault = None
+        if self._traps:  # the TLB still maps refused pages to trap pages
+            self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+            self._traps.clear()
         if self._tb_stale:  # deferred: never flush translated code from inside a hook
             self.uc.ctl_flush_tb()
             self._tb_stale = False
@@ -301,6 +313,13 @@ class VCpu:
         uc.emu_stop()
 
     def _unmapped_access(self, uc, access, address, size, value, _user) -> bool:
+        page = self._traps.get(address - address % PAGE)
+        if page is not None:  # the refused access: translate it again, exactly
+            kind = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_FETCH_UNMAPPED: "fetch"}.get(access, "write")
+            fault = self.translate(page + address % PAGE, kind)
+            if not isinstance(fault, tuple):
+                self._fault = fault
+                return False
         kinds = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_FETCH_UNMAPPED: "instruction fetch"}
         self._unmapped = (kinds.get(access, "write"), address)
         return False
