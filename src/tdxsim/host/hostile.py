@@ -49,9 +49,10 @@ class Adversary:
     def twist(self, host, exit: VmExit, resume: VmResume) -> VmResume:
         rng = self.rng
         gprs = dict(resume.gprs)
+        exposed = exit.gpr_select & ~(1 << abi.R10)
         for i in range(abi.RDX, 16):
-            if exit.selected(i) and i != abi.R10 and (i not in gprs or rng.random() < 0.25):
-                gprs[i] = self.value(exit.reg(i))
+            if exposed >> i & 1 and (i not in gprs or rng.random() < 0.25):
+                gprs[i] = self.value(exit.gprs[i])
         honest = gprs.get(abi.R10, exit.r10)
         ghci = exit.r10 == 0
         if ghci and exit.r11 == SubFn.MAP_GPA and rng.random() < 0.35:
@@ -66,8 +67,7 @@ class Adversary:
         if ghci and exit.r11 == SubFn.GET_QUOTE and honest == VmcallStatus.SUCCESS:
             self._spoil_quote(host, exit)
         self._interrupt(host, halting=isinstance(action, Halt))
-        return VmResume(gprs={i: v & abi.MASK64 for i, v in gprs.items()}, xmms=xmms,
-                        action=action)
+        return VmResume(gprs=gprs, xmms=xmms, action=action)
 
     def _resume_gpa(self, exit: VmExit, honest: int) -> int:
         start, end = exit.r12, exit.r12 + exit.r13
@@ -99,10 +99,12 @@ class Adversary:
         """Mostly while the vCPU halts (the host sees that; it cannot see IF):
         a wakeup at once or a little later, or an extra tick."""
         rng = self.rng
+        if rng.random() >= (0.5 if halting else 0.005):
+            return
         lvt = host.lapic.lvt_timer
         timer = None if lvt & LVT_MASKED else lvt & LVT_VECTOR_MASK
         vectors = sorted({v for v in (host.notify_vector, timer) if v is not None})
-        if vectors and rng.random() < (0.5 if halting else 0.03):
+        if vectors:
             host.lapic.schedule(host.clock() + rng.choice(DELAYS_NS), rng.choice(vectors))
 
 
