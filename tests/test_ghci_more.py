@@ -191,3 +191,18 @@ def test_kvm_hypercalls_are_traced(probe):
     result = p.td.call_result("tdx_kvm_hypercall", 11, 0, 0, 0, 0)
     [record] = result.exits
     assert record.name == "KVM_HC_SCHED_YIELD" and record.status == 0
+
+
+def test_debug_exit_ignored_by_the_host_becomes_a_fatal_error(asm):
+    """tdx_debug_exit does not return: a host that ignores the exit gets a
+    ReportFatalError instead."""
+    td = asm("""
+        .globl _start
+    _start:
+        mov     $3, %edi
+        call    tdx_debug_exit
+    """)
+    td.host.handlers[30] = lambda host, exit: VmResume.status(SUCCESS)
+    result = td.run()
+    assert result.reason == "fatal"
+    assert result.fatal.message == "the host ignored the debug exit"

@@ -106,6 +106,15 @@ def test_shared_page_through_the_window_and_not_through_the_private_alias(mem):
     assert f"GPA {BUF:#x}" in result.message and "shared" in result.message
 
 
+def test_conversion_leaves_pages_already_in_the_target_state_alone(mem):
+    mem.ram.convert(BUF + 0x1000, 0x1000, shared=True)
+    mem.host.memory.write(BUF + 0x1000, b"kept")
+    mem.write(BUF, b"gone")
+    mem.ram.convert(BUF, 0x3000, shared=True)
+    assert mem.host.memory.read(BUF, 4) == bytes(4)
+    assert mem.host.memory.read(BUF + 0x1000, 4) == b"kept"
+
+
 def test_pending_page_is_an_ept_violation(mem):
     """Spec 4.4: shared -> private leaves the page pending until accepted."""
     mem.ram.convert(BUF, 0x1000, shared=True)

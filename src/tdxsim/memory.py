@@ -19,6 +19,7 @@ read ciphertext.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import mmap
 import sys
 from dataclasses import dataclass
@@ -105,19 +106,20 @@ class TdMemory:
         """The backing address of a guest access to `gpa`, or the EPT
         violation it causes."""
         shared = bool(gpa & self.shared_bit)
-        page = gpa & ~self.shared_bit
+        plain = gpa & ~self.shared_bit
+        state = self.states[plain // PAGE] if self.in_ram(plain) else None
         cause = None
         if gpa >> self.gpaw:
             cause = f"the GPA is beyond GPAW {self.gpaw}"
-        elif not self.in_ram(page):
+        elif state is None:
             cause = "no guest memory at this GPA" + (" (MMIO)" if shared else "")
-        elif shared and self.states[page // PAGE] != Page.SHARED:
+        elif shared and state != Page.SHARED:
             cause = "the page is private; access through the shared alias"
-        elif not shared and self.states[page // PAGE] == Page.SHARED:
+        elif not shared and state == Page.SHARED:
             cause = "the page is shared; access through the private alias"
-        elif not shared and self.states[page // PAGE] == Page.PENDING:
+        elif not shared and state == Page.PENDING:
             cause = "the private page is pending: it was never accepted (TDG.MEM.PAGE.ACCEPT)"
-        return page if cause is None else EptViolation(gpa, la, access, cause)
+        return plain if cause is None else EptViolation(gpa, la, access, cause)
 
     # --- state changes ---
     def convert(self, gpa: int, size: int, shared: bool) -> bool:
@@ -130,13 +132,11 @@ class TdMemory:
         if not shared and (start != gpa or end != gpa + size):
             return False
         target = Page.SHARED if shared else Page.PENDING
-        first = start // PAGE
-        for page in range(start // PAGE, (end + PAGE - 1) // PAGE + 1):
-            changes = page * PAGE < end and (self.states[page] == Page.SHARED) != shared
-            if not changes:  # a run of pages to change ends before `page`
-                if page > first:
-                    self.set_state(first * PAGE, (page - first) * PAGE, target)
-                first = page + 1
+        changing = [p for p in range(start // PAGE, -(-end // PAGE))
+                    if (self.states[p] == Page.SHARED) != shared]
+        for _, run in itertools.groupby(enumerate(changing), lambda e: e[1] - e[0]):
+            pages = [p for _, p in run]  # contiguous
+            self.set_state(pages[0] * PAGE, len(pages) * PAGE, target)
         return True
 
     def set_state(self, gpa: int, size: int, state: Page) -> None:
@@ -164,10 +164,6 @@ class HostMemory:
 
     def __init__(self, memory: TdMemory):
         self._memory = memory
-
-    @property
-    def shared_bit(self) -> int:
-        return self._memory.shared_bit
 
     def _check(self, gpa: int, size: int, verb: str) -> int:
         page = gpa & ~self._memory.shared_bit

@@ -49,7 +49,6 @@ _RESULTS = {
     SubFn.MMIO: (abi.R11,),
     SubFn.GET_TD_VM_CALL_INFO: (abi.R11,),
 }
-_ALWAYS = {SubFn.MAP_GPA: (abi.R11,)}  # the resume GPA matters on RETRY and errors
 
 
 def render(event) -> str:
@@ -93,8 +92,8 @@ def render_vmcall(record: VmcallRecord) -> str:
     shown = [f"{abi.GPR_NAMES[r]}={record.returned[r]:#x}" for r in outs if r in record.returned]
     if shown and record.status == VmcallStatus.SUCCESS:
         result += " " + " ".join(shown)
-    elif g[abi.R10] == 0 and abi.R11 in record.returned and g[abi.R11] in _ALWAYS:
-        result += f" r11={record.returned[abi.R11]:#x}"
+    elif g[abi.R10] == 0 and g[abi.R11] == SubFn.MAP_GPA and abi.R11 in record.returned:
+        result += f" r11={record.returned[abi.R11]:#x}"  # the resume GPA
     if record.action is not None:
         result += f" [{type(record.action).__name__}]"
     return (f"[{record.time_ns:>12} ns] tdvmcall {record.name:<22} {args} -> {result}"

@@ -84,7 +84,10 @@ def _queue(host, gpa: int, size: int) -> VmResume:
             or in_len > size - abi.QUOTE_HEADER_SIZE:
         return VmResume.status(VmcallStatus.INVALID_OPERAND)
     service = host.quote_service
-    header = lambda status, out: struct.pack(abi.QUOTE_HEADER, version, status, in_len, out)
+
+    def header(status: int, out: int) -> bytes:
+        return struct.pack(abi.QUOTE_HEADER, version, status, in_len, out)
+
     if service is None:
         host.memory.write(gpa, header(abi.QUOTE_STATUS_UNAVAILABLE, out_len))
         return VmResume.status(VmcallStatus.SUCCESS)

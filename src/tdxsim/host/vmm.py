@@ -7,6 +7,7 @@ where `fn(host, exit) -> VmResume`.
 """
 from __future__ import annotations
 
+import heapq
 import itertools
 from typing import Callable
 
@@ -76,7 +77,7 @@ class Host:
         self.notify_vector: int | None = None  # SetupEventNotifyInterrupt
         self.vcpu_apic_id = 0
         self.record: Callable[[object], None] = lambda event: None  # the TD's event log
-        self._work: list[tuple[int, int, Callable[[], None]]] = []  # (time, seq, action)
+        self._work: list[tuple[int, int, Callable[[], None]]] = []  # heap of (time, seq, action)
         self._seq = itertools.count()
 
     def handle(self, exit: VmExit) -> VmResume:
@@ -106,17 +107,17 @@ class Host:
 
     # --- work the host does later in virtual time (quote completion) ---
     def at(self, time_ns: int, action: Callable[[], None]) -> None:
-        self._work.append((time_ns, next(self._seq), action))
-        self._work.sort(key=lambda w: w[:2])
+        heapq.heappush(self._work, (time_ns, next(self._seq), action))
 
     def next_deadline(self) -> int | None:
-        times = [t for t in (self.lapic.next_deadline(),) if t is not None]
-        return min(times + [t for t, _, _ in self._work[:1]], default=None)
+        """The next virtual time at which the host or the APIC acts."""
+        times = [self.lapic.next_deadline()] + [t for t, _, _ in self._work[:1]]
+        return min((t for t in times if t is not None), default=None)
 
     def fire_due(self, now: int) -> list[tuple[str, int]]:
         """Run due host work, then raise due interrupts: [(source, vector)]."""
         while self._work and self._work[0][0] <= now:
-            self._work.pop(0)[2]()
+            heapq.heappop(self._work)[2]()
         return self.lapic.fire_due(now)
 
     def io_device(self, port: int):

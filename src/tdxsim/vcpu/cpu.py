@@ -108,13 +108,16 @@ class VCpu:
                      | paging.EFER_NXE)
         uc.reg_write(X.UC_X86_REG_CR0, uc.reg_read(X.UC_X86_REG_CR0) | paging.CR0_PG
                      | paging.CR0_WP)
-        self.flush_translations()
+        self._flush_tlb()
+
+    def _flush_tlb(self) -> None:
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        self._shadow.clear()
 
     def flush_translations(self) -> None:
         """Forget cached translations and code after guest memory changed
         behind the emulator (a conversion discards pages)."""
-        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
-        self._shadow.clear()
+        self._flush_tlb()
         self._tb_stale = True
 
     def translate(self, la: int, access: str = "read"):
@@ -239,7 +242,7 @@ class VCpu:
         self._unmapped = None
         self._fault = None
         if self._traps:  # the TLB still maps refused pages to trap pages
-            self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+            self._flush_tlb()
             self._traps.clear()
         if self._tb_stale:  # deferred: never flush translated code from inside a hook
             self.uc.ctl_flush_tb()
