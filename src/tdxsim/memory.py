@@ -19,6 +19,7 @@ read ciphertext.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import mmap
 import sys
@@ -61,6 +62,7 @@ class EptViolation:
                 f"(linear address {self.la:#x}): {self.cause}")
 
 
+@functools.cache
 def default_page_tables(base: int, shared_bit: int) -> bytes:
     """Three pages at `base`: the PML4, the identity PDPT and the PDPT of the
     shared window."""

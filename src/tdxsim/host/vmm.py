@@ -96,7 +96,7 @@ class Host:
             raise HostError(f"the host handler for {exit.name} returned "
                             f"{type(resume).__name__}, not a VmResume")
         for regs, what in ((resume.gprs, "gprs"), (resume.xmms, "xmms")):
-            if not all(type(k) is int and 0 <= k < 16 and isinstance(v, int)
+            if not all(isinstance(k, int) and 0 <= k < 16 and isinstance(v, int)
                        for k, v in regs.items()):
                 raise HostError(f"the host handler for {exit.name} returned VmResume.{what} = "
                                 f"{regs!r}: keys must be register indexes 0..15 (spec 0.1) "
