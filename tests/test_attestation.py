@@ -125,10 +125,13 @@ def test_report_errors(probe, rcx, rdx, r8, operand):
 
 
 def test_report_buffers_may_be_shared(probe):
-    """[M-api]: both TDG.MR.REPORT buffers may be private or shared."""
+    """[M-api]: both TDG.MR.REPORT buffers may be private or shared; a
+    shared one must be a shared page, and the host can then read it."""
     p = probe()
+    assert report(p, REPORT | SHARED, DATA | SHARED) == OPERAND_INVALID + RDX  # still private
+    p.td.ram.convert(REPORT, 0x2000, shared=True)
     assert report(p, REPORT | SHARED, DATA | SHARED) == 0
-    assert p.td.read(REPORT, 1) == b"\x81"
+    assert p.td.host.memory.read(REPORT, 1) == b"\x81"
 
 
 def test_report_is_deterministic(probe):

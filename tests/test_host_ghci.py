@@ -469,9 +469,11 @@ def test_handler_returning_malformed_vmresume_is_reported(probe, gprs):
 # --- sub-functions tdxsim does not serve: KVM's own checks still apply ---
 
 def test_map_gpa_unsupported_returns_start_gpa_in_r11(probe):
-    """Spec 6.3 step 1: when MapGPA is not served by user space, KVM answers
-    SUBFUNC_UNSUPPORTED with R11 = R12 (the start GPA)."""
-    g = ghci(probe(), 0x10001, SHARED | 0x100000, 0x2000).gprs
+    """Spec 6.3 step 1: when user space has not enabled the MapGPA exit, KVM
+    answers SUBFUNC_UNSUPPORTED with R11 = R12 (the start GPA)."""
+    p = probe()
+    p.td.host.map_gpa_exit = False
+    g = ghci(p, 0x10001, SHARED | 0x100000, 0x2000).gprs
     assert g["r10"] == SUBFUNC_UNSUPPORTED
     assert g["r11"] == SHARED | 0x100000
 

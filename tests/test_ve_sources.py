@@ -249,7 +249,7 @@ def test_efer_write_may_change_only_sce(td):
     efer = td.vcpu.uc.msr_read(0xC000_0080)
     result, events = run(td, "at_wrmsr", rcx=0xC000_0080, rax=efer | 1, rdx=0)
     assert events == [] and td.vcpu.uc.msr_read(0xC000_0080) == efer | 1
-    _, events = run(td, "at_wrmsr", rcx=0xC000_0080, rax=efer | 1 << 11, rdx=0)
+    _, events = run(td, "at_wrmsr", rcx=0xC000_0080, rax=efer ^ 1 << 11, rdx=0)  # NXE flips
     assert [e.vector for e in events] == [20] and veinfo(td)[0] == 32
 
 

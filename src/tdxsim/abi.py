@@ -217,6 +217,31 @@ MMIO_SIZES = (1, 2, 4, 8)
 
 # ReportFatalError (spec 4.6; [LX-tdx], [QEMU])
 FATAL_GPA_VALID = 1 << 63
+FATAL_CODE_RESERVED = 0xFFFF  # QEMU rejects codes with bits 15:0 set, stops the VM anyway
+
+# MapGPA (spec 4.4, 6.3; [KVM]): conversion in 2 MiB steps counted from R12
+MAP_GPA_CHUNK = 2 << 20
+
+# GetQuote buffer (spec 4.5, 6.4; [QEMU], [LX-quote]): header = version u64,
+# status u64, in_len u32, out_len u32; request and quote follow it
+QUOTE_HEADER = "<QQII"
+QUOTE_HEADER_SIZE = 24
+QUOTE_VERSION = 1
+QUOTE_STATUS_SUCCESS = 0x0000_0000_0000_0000
+QUOTE_STATUS_IN_FLIGHT = 0xFFFF_FFFF_FFFF_FFFF
+QUOTE_STATUS_ERROR = 0x8000_0000_0000_0000
+QUOTE_STATUS_UNAVAILABLE = 0x8000_0000_0000_0001
+QUOTE_MAX_BUFFER = 128 << 10
+QUOTE_MAX_IN_FLIGHT = 16
+# TDREPORT_STRUCT (TDG.MR.REPORT, spec 1.3 leaf 4; [M-api]): 1024 bytes that
+# start with the 256-byte REPORTMACSTRUCT = REPORTTYPE 4, reserved 12, CPUSVN
+# 16, TEE_TCB_INFO_HASH 48, TEE_INFO_HASH 48, REPORTDATA 64, reserved 32, MAC 32
+TDREPORT_SIZE = 1024
+REPORTDATA_OFFSET = 128
+REPORTDATA_SIZE = 64
+
+# SetupEventNotifyInterrupt (spec 4.7; [QEMU])
+EVENT_NOTIFY_VECTORS = range(32, 256)
 FATAL_MESSAGE_REGS = (R14, R15, RBX, RDI, RSI, R8, R9, RDX)
 
 # GetTdVmCallInfo leaf 1 bitmap in R11 (spec 4.7)
@@ -236,6 +261,18 @@ class KvmHc(IntEnum):
 
 
 KVM_ARG_REGS = (R11, R12, R13, R14)  # a0..a3
+# PV features in CPUID 0x40000001 EAX (include/uapi/linux/kvm_para.h); KVM
+# checks them only when user space enforces PV CPUID (guest_pv_has)
+KVM_CPUID_FEATURES = 0x4000_0001
+KVM_FEATURE_PV_UNHALT = 7
+KVM_FEATURE_PV_SEND_IPI = 11
+KVM_FEATURE_PV_SCHED_YIELD = 13
+KVM_MAP_GPA_RANGE_ENCRYPTED = 1 << 4  # a2: target private; clear: shared
+# KVM_HC_SEND_IPI a3 = ICR (Intel SDM vol. 3 11.6.1; KVM kvm_pv_send_ipi)
+ICR_VECTOR = 0xFF
+ICR_DELIVERY_MODE = 0x700  # 0 = fixed
+ICR_DEST_LOGICAL = 1 << 11  # KVM: -KVM_EINVAL
+ICR_SHORTHAND = 0xC0000  # KVM: -KVM_EINVAL
 KVM_EPERM = 1
 KVM_E2BIG = 7
 KVM_EFAULT = 14
@@ -265,6 +302,7 @@ TDX_HCALL_ISSUE_STI = 2
 
 # --- Guest-physical address width and the shared bit (spec 1.3, 4.4) ---
 GPAW_DEFAULT = 48
+PAGE_SIZE = 0x1000
 
 
 def shared_bit(gpaw: int) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import image
 from .errors import TdxsimError
-from .host import PERSONALITIES
+from .host import PERSONALITIES, Host
 from .module import TdConfig
 from .td import DEFAULT_MAX_INSNS, DEFAULT_TIMEOUT, TD, MiB
 from .trace import render_all
@@ -20,6 +20,7 @@ BUNDLED = {
     "demo": "direct TDVMCALLs: greeting, CPUID leaf 0 and an MSR on the serial console",
     "idle": "timer interrupts and tdx_safe_halt: an idle loop of 5 ticks in virtual time",
     "legacy": "the demo with plain out/cpuid/rdmsr/hlt, turned into TDVMCALLs by a #VE handler",
+    "quote": "MapGPA a buffer to shared, GetQuote through it, print the quote header",
 }
 
 
@@ -35,7 +36,7 @@ def _size(text: str) -> int:
 
 def load_td(guests: list[str], args) -> TD:
     """A TD from bundled guest names, .S/.s/.o files, or one ELF executable."""
-    kw = dict(memory=args.memory, host=args.host,
+    kw = dict(memory=args.memory, host=Host(args.host, seed=args.seed),
               config=TdConfig(no_rbp_mod=not args.no_rbp_mod_off))
     guests = guests or ["demo"]
     if len(guests) == 1 and guests[0] in BUNDLED and not Path(guests[0]).exists():
@@ -82,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", action="store_true", help="print one line per TD exit, interrupt, timer and halt")
     run.add_argument("--host", choices=sorted(PERSONALITIES), default="kvm",
                      help="host personality (default: kvm)")
+    run.add_argument("--seed", type=int, default=None,
+                     help="seed of the hostile host's choices (default 0)")
     run.add_argument("--entry", default="_start", help="entry symbol (default: _start)")
     run.add_argument("--memory", type=_size, default=64 * MiB, help="guest RAM (default 64M)")
     run.add_argument("--max-insns", type=int, default=DEFAULT_MAX_INSNS,

@@ -54,3 +54,23 @@ class ExceptionInjected:
     rip: int
     vector: int
     error_code: int
+
+
+@dataclass(frozen=True)
+class MemoryConverted:
+    """The host changed the private/shared state of a GPA range (MapGPA,
+    KVM_HC_MAP_GPA_RANGE); ok is False when user space refused."""
+    time_ns: int
+    gpa: int
+    size: int
+    shared: bool
+    ok: bool
+
+
+@dataclass(frozen=True)
+class QuoteCompleted:
+    """The quote service finished a GetQuote request and wrote the header."""
+    time_ns: int
+    gpa: int
+    status: int
+    out_len: int

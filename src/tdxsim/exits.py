@@ -74,6 +74,7 @@ class FatalError:
     error_code: int
     message: str
     gpa: int | None
+    note: str = ""  # the host's own diagnosis, e.g. a rejected error code
 
 
 @dataclass

@@ -16,13 +16,14 @@ from .errors import TdxsimError
 from .events import ExceptionInjected, Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
 from .exits import FatalError, GuestExit, Halt
 from .host import Host
+from .memory import EptViolation, HostMemory, TdMemory, default_page_tables
 from .module import TdConfig, TdxModule
 from .module.apicv import VirtualApic
 from .module.measurement import mrtd
 from .module.ve import VE_VECTOR, VeInfo
 from .module.vmcall import VmcallRecord
 from .trace import render
-from .vcpu.cpu import Stop, VCpu
+from .vcpu.cpu import MemoryFault, Stop, VCpu
 from .vcpu.crash import CrashReport, backtrace, disassemble
 from .vcpu import ve_insns
 from .vcpu.interrupts import DeliveryError, deliver, install_gdt
@@ -30,8 +31,11 @@ from .vcpu.regs import RFLAGS_RF
 
 MiB = 1 << 20
 PAGE = 0x1000
-RETURN_TRAP = 0x1000  # td.call() returns here; page 0 stays unmapped (NULL)
+# td.call() returns here.  Page 0 stays unmapped (NULL), and the trap is not
+# page-aligned: Unicorn probes the page before a page-aligned stop address.
+RETURN_TRAP = 0x1800
 GDT_ADDRESS = 0x2000  # tdxsim's flat GDT (vcpu/interrupts.py)
+PAGE_TABLES = 0x8000  # tdxsim's default page tables, 3 pages (memory.py)
 RESERVED_END = 0x10000  # guest images start above tdxsim's own pages
 SYSV_ARGS = (abi.RDI, abi.RSI, abi.RDX, abi.RCX, abi.R8, abi.R9)
 DEFAULT_MAX_INSNS = 200_000_000
@@ -85,21 +89,25 @@ class TD:
         self.memory = memory
         self.config = config or TdConfig()
         self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw)
+        self.host.gpaw = self.config.gpaw
         self.ns_per_insn = ns_per_insn
         self.events: list = []
         self.module = TdxModule(self.config, self.host.handle, self.events.append)
         self.vcpu = VCpu(native_counter)
         self.vcpu.on_tdcall = self._on_tdcall
         self.vcpu.tsc = self.now_ns
-        self.vcpu.map(PAGE, memory - PAGE)
-        self.vcpu.write(RETURN_TRAP, abi.UD2_BYTES)
+        self.ram = TdMemory(self.vcpu, memory, self.config.gpaw)
+        self.vcpu.check_gpa = self.ram.check
+        self.host.memory = HostMemory(self.ram)
+        self.host.record = self.events.append
+        self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
         self.vcpu.install_traps([(seg.vaddr, seg.data) for seg in image.segments
                                  if seg.executable])
         self.host.msrs.msrs[abi.MSR_IA32_TSC].read = self.now_ns
         self.host.clock = self.now_ns
         self.lapic = self.host.lapic
-        self.module.memory, self.module.cpuid = self.vcpu, self.host.cpuid
+        self.module.memory, self.module.cpuid = self.ram, self.host.cpuid
         self.module.apic = VirtualApic(self.lapic)
         self.module.measurements.mrtd = mrtd(self._image_pages(image))
         self._halted_ns = 0
@@ -126,16 +134,19 @@ class TD:
                 raise TdxsimError(
                     f"{image.path}: segment at {seg.vaddr:#x}..{seg.vaddr + seg.memsz:#x} "
                     f"lies outside guest RAM {RESERVED_END:#x}..{self.memory:#x}")
-            self.vcpu.write(seg.vaddr, seg.data)
+            self.vcpu.phys_write(seg.vaddr, seg.data)
 
     def _image_pages(self, image: image_mod.Image) -> list[tuple[int, bytes]]:
         """The pages the VMM added and measured when it built the TD."""
         pages = sorted({page for seg in image.segments
                         for page in range(seg.vaddr & ~(PAGE - 1), seg.vaddr + seg.memsz, PAGE)})
-        return [(page, self.vcpu.read(page, PAGE)) for page in pages]
+        return [(page, self.vcpu.phys_read(page, PAGE)) for page in pages]
 
     def reset(self) -> None:
-        """Put the vCPU at the entry point with the stack at the top of RAM."""
+        """Put the vCPU at the entry point with the stack at the top of RAM,
+        paging on through tdxsim's default page tables."""
+        self.vcpu.phys_write(PAGE_TABLES, default_page_tables(PAGE_TABLES, self.ram.shared_bit))
+        self.vcpu.enable_paging(PAGE_TABLES)
         self.vcpu.regs.set_gprs({i: 0 for i in range(16)} | {abi.RSP: self.stack_top})
         self.vcpu.regs.rip = self.image.entry
         self.vcpu.regs.rflags = 0x2  # IF = 0, as after INIT
@@ -162,11 +173,13 @@ class TD:
     def gprs(self) -> dict[str, int]:
         return dict(zip(abi.GPR_NAMES, self.vcpu.regs.gprs()))
 
-    def read(self, address: int, size: int) -> bytes:
-        return self.vcpu.read(address, size)
+    def read(self, gpa: int, size: int) -> bytes:
+        """Guest-physical memory as tdxsim sees it (private pages included;
+        the shared bit is ignored).  The host's view is host.memory."""
+        return self.vcpu.phys_read(gpa & ~self.ram.shared_bit, size)
 
-    def write(self, address: int, data: bytes) -> None:
-        self.vcpu.write(address, data)
+    def write(self, gpa: int, data: bytes) -> None:
+        self.vcpu.phys_write(gpa & ~self.ram.shared_bit, data)
 
     @property
     def console(self) -> str:
@@ -199,7 +212,10 @@ class TD:
             raise TdxsimError(f"td.call passes at most {len(SYSV_ARGS)} arguments")
         target = self.symbol(symbol) if isinstance(symbol, str) else symbol
         rsp = self.stack_top - 64 - 8  # so RSP + 8 is 16-byte aligned at entry
-        self.vcpu.write(rsp, RETURN_TRAP.to_bytes(8, "little"))
+        try:
+            self.vcpu.write(rsp, RETURN_TRAP.to_bytes(8, "little"))
+        except MemoryFault as exc:
+            raise TdxsimError(f"td.call cannot push its return address: {exc}") from None
         values = {abi.GPR_NAMES.index(k): v for k, v in (regs or {}).items()}
         values.update({SYSV_ARGS[i]: a & abi.MASK64 for i, a in enumerate(args)})
         values[abi.RSP] = rsp
@@ -237,14 +253,14 @@ class TD:
         count = self.vcpu.instructions
         if self.lapic.deliverable() is not None:  # blocked by IF = 0 or the shadow
             return min(self._budget_end, count + 1)
-        due = self.lapic.next_deadline()
+        due = self.host.next_deadline()
         if due is None:
             return self._budget_end
         steps = max(1, math.ceil((due - self.now_ns()) / self.ns_per_insn))
         return min(self._budget_end, count + steps)
 
     def _fire_timers(self) -> None:
-        for source, vector in self.lapic.fire_due(self.now_ns()):
+        for source, vector in self.host.fire_due(self.now_ns()):
             self.events.append(InterruptPosted(self.now_ns(), vector, self.vcpu.regs.rip, source))
 
     def _deliver(self, vector: int) -> RunResult | None:
@@ -279,6 +295,8 @@ class TD:
                              f"{timeout:g} s at {self.image.describe(self.vcpu.regs.rip)}")
         if stop.kind == "hlt":
             return self._raise_ve(stop.rip, VeInfo(abi.EXIT_REASON_HLT, instr_len=1))
+        if stop.kind == "memory" and isinstance(stop.info, EptViolation):
+            return self.ept_violation(stop.rip, stop.info)
         if stop.kind == "ve-insn":
             return self._intercept(stop.rip)
         return self._crash(stop)
@@ -301,6 +319,13 @@ class TD:
             self.events.append(ExceptionInjected(self.now_ns(), rip, outcome, 0))
             return self._fault(rip, outcome, 0, f"#GP(0) from {insn.kind}")
         return None
+
+    def ept_violation(self, rip: int, violation: EptViolation) -> RunResult | None:
+        """A guest access the EPT check refused (memory.py): the wrong alias,
+        a pending page, or no memory.  Where TDX turns this into #VE (spec
+        8.1), the #VE plugs in here; until then the run ends with a crash
+        report naming the GPA."""
+        return self._crash(Stop("memory", rip, violation.describe(), violation.gpa, violation))
 
     def _raise_ve(self, rip: int, info: VeInfo) -> RunResult | None:
         """#VE, or #DF/#GP when VE info is still valid (spec 8.3)."""
@@ -326,8 +351,9 @@ class TD:
                              exit_code=action.code)
         if isinstance(action, FatalError):
             where = f" (GPA {action.gpa:#x})" if action.gpa is not None else ""
+            text = f"{action.message!r}" + (f" ({action.note})" if action.note else "")
             return self._end("fatal", f"guest reported a fatal error, code "
-                             f"{action.error_code:#x}{where}: {action.message!r}", fatal=action)
+                             f"{action.error_code:#x}{where}: {text}", fatal=action)
         if isinstance(action, Halt):
             return self._halt(action)
         raise TdxsimError(f"unknown host action {action!r}")
@@ -345,7 +371,7 @@ class TD:
             if vector is not None:
                 self.events.append(Woke(self.now_ns(), vector, self.now_ns() - start))
                 return None
-            due = self.lapic.next_deadline()
+            due = self.host.next_deadline()
             if due is None:
                 break
             self._halted_ns += max(0, due - self.now_ns())

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from . import abi
 from .abi import SubFn, VmcallStatus
-from .events import ExceptionInjected, Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
+from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
+                     MemoryConverted, QuoteCompleted, VeRaised, Woke)
 from .module.vmcall import VmcallRecord
 
 _STATUS_NAMES = {v: k for k, v in vars(VmcallStatus).items() if k.isupper()}
@@ -35,7 +36,10 @@ _ARGS = {
     SubFn.WRMSR: lambda g: f"msr={g[abi.R12]:#x} value={g[abi.R13]:#x}",
     SubFn.MMIO: _mmio,
     SubFn.GET_TD_VM_CALL_INFO: lambda g: f"leaf={g[abi.R12]}",
+    SubFn.MAP_GPA: lambda g: f"gpa={g[abi.R12]:#x} size={g[abi.R13]:#x}",
+    SubFn.GET_QUOTE: lambda g: f"buffer={g[abi.R12]:#x} size={g[abi.R13]:#x}",
     SubFn.REPORT_FATAL_ERROR: lambda g: f"code={g[abi.R12]:#x}",
+    SubFn.SETUP_EVENT_NOTIFY_INTERRUPT: lambda g: f"vector={g[abi.R12]:#x}",
 }
 
 _RESULTS = {
@@ -92,6 +96,13 @@ def render(event) -> str:
         return f"{stamp} halt     vCPU halted at rip={event.rip:#x} (irq_blocked={int(event.irq_blocked)})"
     if isinstance(event, Woke):
         return f"{stamp} wakeup   vector {event.vector:#x} pending, slept {event.slept_ns} ns"
+    if isinstance(event, MemoryConverted):
+        state = "shared" if event.shared else "private (pending)"
+        refused = "" if event.ok else " refused: not guest RAM"
+        return f"{stamp} convert  GPA {event.gpa:#x} +{event.size:#x} to {state}{refused}"
+    if isinstance(event, QuoteCompleted):
+        return (f"{stamp} quote    GetQuote buffer {event.gpa:#x} done: status "
+                f"{event.status:#x}, out_len {event.out_len}")
     if isinstance(event, VeRaised):
         kind = {20: "#VE", 8: "#DF (nested #VE)", 13: "#GP (nested #VE)"}[event.vector]
         detail = _ve_info(event.info) if event.info else f"exit reason {event.exit_reason}"
@@ -114,6 +125,8 @@ def render_vmcall(record: VmcallRecord) -> str:
     shown = [f"{abi.GPR_NAMES[r]}={record.returned[r]:#x}" for r in outs if r in record.returned]
     if shown and record.status == VmcallStatus.SUCCESS:
         result += " " + " ".join(shown)
+    elif g[abi.R10] == 0 and g[abi.R11] == SubFn.MAP_GPA and abi.R11 in record.returned:
+        result += f" r11={record.returned[abi.R11]:#x}"  # the resume GPA
     if record.action is not None:
         result += f" [{type(record.action).__name__}]"
     return (f"[{record.time_ns:>12} ns] tdvmcall {record.name:<22} {args} -> {result}"

@@ -10,15 +10,16 @@
 # References are to shared/spec/tdx-interface.md.  The GHCI wrappers are all
 # built on __tdx_hypercall (spec 9.1), which always exposes R10-R15
 # (GPR_SELECT 0xFC00) and nothing else, so RDI/RSI/RDX/R8/R9/RBX/RBP never
-# reach the VMM there.  Only tdx_report_fatal_error issues its own TDCALL,
+# reach the VMM there.  Only tdx_report_fatal_error_code issues its own TDCALL,
 # because the message needs more registers (spec 4.6).
 
 # ---------------------------------------------------------------------------
 # Constants
 # ---------------------------------------------------------------------------
 
-# TDCALL leaf (RAX[15:0], spec 1.3)
+# TDCALL leaves (RAX[15:0], spec 1.3)
 .set TDG_VP_VMCALL,             0
+.set TDG_VP_INFO,               1
 
 # RCX GPR_SELECT masks (spec 0.1, 3.1).  Bit i selects GPR i.
 .set TDVMCALL_EXPOSE_R10_R15,   0xFC00  # seed / Linux v5.19 __tdx_hypercall
@@ -32,8 +33,22 @@
 .set TDVMCALL_RDMSR,            31
 .set TDVMCALL_WRMSR,            32
 .set TDVMCALL_MMIO,             48
+.set TDVMCALL_WBINVD,           54
+.set TDVMCALL_PCONFIG,          65
 .set TDVMCALL_GET_TD_VM_CALL_INFO, 0x10000
+.set TDVMCALL_MAP_GPA,          0x10001
+.set TDVMCALL_GET_QUOTE,        0x10002
 .set TDVMCALL_REPORT_FATAL_ERROR,  0x10003
+.set TDVMCALL_SETUP_EVENT_NOTIFY,  0x10004
+.set TDVMCALL_SERVICE,          0x10005
+
+# GHCI status in R10 (spec 4.2) that the library acts on
+.set TDVMCALL_STATUS_RETRY,     1
+
+# tdx_map_gpa (spec 4.4): retries without progress before giving up (Linux
+# v6.7+), and its own result when the host's resume GPA is out of range
+.set MAP_GPA_MAX_RETRIES,       3
+.set MAP_GPA_BAD_RESUME,        -2
 
 # Direction operand in R13 for Instruction.IO and #VE.RequestMMIO (spec 4.3)
 .set GHCI_DIR_READ,             0       # IN / MMIO read
@@ -450,6 +465,177 @@ FUNC tdx_get_td_vm_call_info
 ENDFUNC tdx_get_td_vm_call_info
 
 # ---------------------------------------------------------------------------
+# u64 tdx_shared_mask(void)
+#
+# The shared bit of this TD, 1 << (GPAW - 1), from TDG.VP.INFO (RCX[5:0] =
+# GPAW, spec 1.3).  The module, not the VMM, answers, so the value is
+# trusted.  A TDCALL failure is a broken module: UD2.
+# ---------------------------------------------------------------------------
+FUNC tdx_shared_mask
+        push    %rbp
+        mov     %rsp, %rbp
+        mov     $TDG_VP_INFO, %eax
+        tdcall
+        test    %rax, %rax
+        jnz     .Lshared_mask_failed
+        and     $0x3f, %ecx
+        dec     %ecx
+        mov     $1, %eax
+        shl     %cl, %rax
+        pop     %rbp
+        ret
+.Lshared_mask_failed:
+        ud2
+ENDFUNC tdx_shared_mask
+
+# ---------------------------------------------------------------------------
+# u64 tdx_map_gpa(u64 start, u64 end, u64 to_shared)
+#
+# MapGPA (R11 = 0x10001) over [start, end), private GPAs, 4 KiB aligned:
+# to_shared != 0 converts to shared (the shared bit is set on start and end,
+# as Linux does), 0 converts to private; pages made private are pending
+# until accepted (spec 4.4).  On RETRY the host's resume GPA in R11 is
+# untrusted (bug class B11): it must satisfy start <= R11 < end, and the
+# call gives up after MAP_GPA_MAX_RETRIES retries without progress.
+# Returns 0 on success, the host's error status, TDVMCALL_STATUS_RETRY (1)
+# when retries ran out, or MAP_GPA_BAD_RESUME (-2) for a resume GPA outside
+# the range.
+# ---------------------------------------------------------------------------
+.set MG_START,                  HC_SIZE
+.set MG_END,                    HC_SIZE + 8
+.set MG_RETRIES,                HC_SIZE + 16
+.set MG_FRAME,                  HC_SIZE + 32    # keeps RSP 16-byte aligned
+
+FUNC tdx_map_gpa
+        push    %rbp
+        mov     %rsp, %rbp
+        sub     $MG_FRAME, %rsp
+        mov     %rdi, MG_START(%rsp)
+        mov     %rsi, MG_END(%rsp)
+        movq    $0, MG_RETRIES(%rsp)
+        test    %rdx, %rdx
+        jz      .Lmg_call
+        call    tdx_shared_mask
+        or      %rax, MG_START(%rsp)
+        or      %rax, MG_END(%rsp)
+.Lmg_call:
+        mov     MG_START(%rsp), %rax
+        mov     MG_END(%rsp), %rcx
+        sub     %rax, %rcx                      # size
+        HCALL_ARGS $0, $TDVMCALL_MAP_GPA, %rax, %rcx
+        HCALL   $TDX_HCALL_HAS_OUTPUT
+        cmp     $TDVMCALL_STATUS_RETRY, %rax
+        jne     .Lmg_out                        # SUCCESS or the host's error
+        mov     HC_R11(%rsp), %rcx              # resume GPA, from the VMM
+        cmp     MG_START(%rsp), %rcx
+        jb      .Lmg_bad_resume
+        cmp     MG_END(%rsp), %rcx
+        jae     .Lmg_bad_resume
+        cmp     MG_START(%rsp), %rcx
+        jne     .Lmg_progress
+        incq    MG_RETRIES(%rsp)                # a retry without progress
+        cmpq    $MAP_GPA_MAX_RETRIES, MG_RETRIES(%rsp)
+        jb      .Lmg_call
+        mov     $TDVMCALL_STATUS_RETRY, %eax    # the host keeps stalling: give up
+        jmp     .Lmg_out
+.Lmg_progress:
+        mov     %rcx, MG_START(%rsp)
+        movq    $0, MG_RETRIES(%rsp)
+        jmp     .Lmg_call
+.Lmg_bad_resume:
+        mov     $MAP_GPA_BAD_RESUME, %rax
+.Lmg_out:
+        xor     %ecx, %ecx                      # held VMM data
+        leave
+        ret
+ENDFUNC tdx_map_gpa
+
+# ---------------------------------------------------------------------------
+# u64 tdx_get_quote(u64 buf, u64 size)
+#
+# GetQuote (R11 = 0x10002), spec 4.5: R12 = the shared GPA of `buf` (a
+# private GPA; the shared bit is added here), R13 = size.  `buf` must have
+# been converted to shared and must start with the 24-byte header.
+# SUCCESS only means queued: poll the header's status.  Returns the status.
+# ---------------------------------------------------------------------------
+FUNC tdx_get_quote
+        WRAPPER_ENTER
+        mov     %rdi, WR_SLOT0(%rsp)
+        mov     %rsi, WR_SLOT1(%rsp)
+        call    tdx_shared_mask
+        or      WR_SLOT0(%rsp), %rax
+        mov     WR_SLOT1(%rsp), %rcx
+        HCALL_ARGS $0, $TDVMCALL_GET_QUOTE, %rax, %rcx
+        HCALL   $0
+        WRAPPER_LEAVE
+ENDFUNC tdx_get_quote
+
+# ---------------------------------------------------------------------------
+# u64 tdx_setup_event_notify(u64 vector)
+#
+# SetupEventNotifyInterrupt (R11 = 0x10004), spec 4.7: the host raises
+# `vector` (32..255) on this vCPU when, e.g., a quote is ready.
+# Returns the GHCI status.
+# ---------------------------------------------------------------------------
+FUNC tdx_setup_event_notify
+        WRAPPER_ENTER
+        HCALL_ARGS $0, $TDVMCALL_SETUP_EVENT_NOTIFY, %rdi
+        HCALL   $0
+        WRAPPER_LEAVE
+ENDFUNC tdx_setup_event_notify
+
+# ---------------------------------------------------------------------------
+# u64 tdx_wbinvd(u64 kind)
+#
+# Instruction.WBINVD (R11 = 54): R12 = 0 WBINVD, 1 WBNOINVD (spec 4.3,
+# operands [uncertain]).  KVM does not serve it.  Returns the GHCI status.
+# ---------------------------------------------------------------------------
+FUNC tdx_wbinvd
+        WRAPPER_ENTER
+        HCALL_ARGS $0, $TDVMCALL_WBINVD, %rdi
+        HCALL   $0
+        WRAPPER_LEAVE
+ENDFUNC tdx_wbinvd
+
+# ---------------------------------------------------------------------------
+# u64 tdx_pconfig(u64 leaf, u64 a, u64 b, u64 c, u64 *out)
+#
+# Instruction.PCONFIG (R11 = 65): R12 = leaf, R13..R15 = leaf operands, R11
+# = output (spec 4.3, operands [uncertain]).  On success *out = R11 when
+# `out` is not NULL.  KVM does not serve it.  Returns the GHCI status.
+# ---------------------------------------------------------------------------
+FUNC tdx_pconfig
+        WRAPPER_ENTER
+        mov     %r8, WR_SLOT0(%rsp)
+        HCALL_ARGS $0, $TDVMCALL_PCONFIG, %rdi, %rsi, %rdx, %rcx
+        HCALL   $TDX_HCALL_HAS_OUTPUT
+        test    %rax, %rax
+        jnz     .Lpconfig_out
+        mov     WR_SLOT0(%rsp), %rdx
+        test    %rdx, %rdx
+        jz      .Lpconfig_out
+        mov     HC_R11(%rsp), %rcx
+        mov     %rcx, (%rdx)
+        xor     %ecx, %ecx                      # held VMM data
+.Lpconfig_out:
+        WRAPPER_LEAVE
+ENDFUNC tdx_pconfig
+
+# ---------------------------------------------------------------------------
+# u64 tdx_service(u64 command, u64 response, u64 vector, u64 timeout)
+#
+# Service (R11 = 0x10005, GHCI 1.5): R12 = command buffer GPA, R13 =
+# response buffer GPA (both shared), R14 = notify vector (0 = none), R15 =
+# timeout (spec 4.3, details [uncertain]).  Returns the GHCI status.
+# ---------------------------------------------------------------------------
+FUNC tdx_service
+        WRAPPER_ENTER
+        HCALL_ARGS $0, $TDVMCALL_SERVICE, %rdi, %rsi, %rdx, %rcx
+        HCALL   $0
+        WRAPPER_LEAVE
+ENDFUNC tdx_service
+
+# ---------------------------------------------------------------------------
 # u64 tdx_halt(u64 irq_disabled)
 #
 # Instruction.HLT (R11 = 12): R12 = irq_disabled, the GHCI "interrupt
@@ -537,20 +723,41 @@ ENDFUNC tdx_kvm_hypercall
 # ---------------------------------------------------------------------------
 # void tdx_report_fatal_error(const char *msg)
 #
-# ReportFatalError (R11 = 0x10003), spec 4.6: R12 = 0 (error code "panic",
-# bit 63 clear so R13 carries no GPA), R13 = 0.  Up to 64 bytes of the
-# NUL-terminated `msg` (NULL = empty) are packed little-endian, 8 bytes per
-# register, in the order R14, R15, RBX, RDI, RSI, R8, R9, RDX, NUL-padded.
-# Needs its own TDCALL: the message registers are outside 0xFC00.  Mask
-# 0xFFCC; RBP stays unselected (NO_RBP_MOD, bug class B5), which also keeps
-# the frame chain intact.  Never returns: the call is re-issued forever,
-# each time reloading every register from the private stack copy, since the
-# VMM may have rewritten all of them.  A TDCALL failure stops with UD2.
+# tdx_report_fatal_error_code(0, 0, msg): error code 0 ("panic", as Linux
+# sends), no GPA.
 # ---------------------------------------------------------------------------
 FUNC tdx_report_fatal_error
+        mov     %rdi, %rdx
+        xor     %edi, %edi
+        xor     %esi, %esi
+        jmp     tdx_report_fatal_error_code
+ENDFUNC tdx_report_fatal_error
+
+# ---------------------------------------------------------------------------
+# void tdx_report_fatal_error_code(u64 code, u64 gpa, const char *msg)
+#
+# ReportFatalError (R11 = 0x10003), spec 4.6: R12 = code, R13 = gpa, which
+# the host reads only when bit 63 of the code is set; bits 15:0 of the code
+# must be 0 (QEMU rejects the code otherwise, and still stops the TD).  Up
+# to 64 bytes of the NUL-terminated `msg` (NULL = empty) are packed
+# little-endian, 8 bytes per register, in the order R14, R15, RBX, RDI, RSI,
+# R8, R9, RDX, NUL-padded.  Needs its own TDCALL: the message registers are
+# outside 0xFC00.  Mask 0xFFCC; RBP stays unselected (NO_RBP_MOD, bug class
+# B5), which also keeps the frame chain intact.  Never returns: the call is
+# re-issued forever, each time reloading every register from the private
+# stack copy, since the VMM may have rewritten all of them.  A TDCALL
+# failure stops with UD2.
+# ---------------------------------------------------------------------------
+.set FE_CODE,                   FATAL_MSG_MAX
+.set FE_GPA,                    FATAL_MSG_MAX + 8
+.set FE_FRAME,                  FATAL_MSG_MAX + 16
+
+FUNC tdx_report_fatal_error_code
         push    %rbp
         mov     %rsp, %rbp
-        sub     $FATAL_MSG_MAX, %rsp    # message buffer at 0(%rsp)
+        sub     $FE_FRAME, %rsp         # message buffer at 0(%rsp)
+        mov     %rdi, FE_CODE(%rsp)
+        mov     %rsi, FE_GPA(%rsp)
 
         xor     %eax, %eax
         mov     %rax, 0(%rsp)
@@ -563,12 +770,12 @@ FUNC tdx_report_fatal_error
         mov     %rax, 56(%rsp)
 
         xor     %ecx, %ecx              # byte index
-        test    %rdi, %rdi
+        test    %rdx, %rdx
         jz      .Lfatal_call
 .Lfatal_copy:
         cmp     $FATAL_MSG_MAX, %ecx
         jae     .Lfatal_call
-        movzbl  (%rdi, %rcx), %eax
+        movzbl  (%rdx, %rcx), %eax
         test    %al, %al
         jz      .Lfatal_call
         mov     %al, (%rsp, %rcx)
@@ -580,8 +787,8 @@ FUNC tdx_report_fatal_error
         mov     $TDVMCALL_EXPOSE_FATAL, %ecx
         xor     %r10d, %r10d            # standard GHCI call
         mov     $TDVMCALL_REPORT_FATAL_ERROR, %r11d
-        xor     %r12d, %r12d            # error code 0
-        xor     %r13d, %r13d            # no GPA
+        mov     FE_CODE(%rsp), %r12
+        mov     FE_GPA(%rsp), %r13
         mov     0(%rsp), %r14
         mov     8(%rsp), %r15
         mov     16(%rsp), %rbx
@@ -595,13 +802,14 @@ FUNC tdx_report_fatal_error
         test    %rax, %rax
         jz      .Lfatal_call
         ud2                             # TDCALL itself failed: broken module
-ENDFUNC tdx_report_fatal_error
+ENDFUNC tdx_report_fatal_error_code
 
 # ---------------------------------------------------------------------------
 # void tdx_debug_exit(u64 code)
 #
 # 1-byte OUT of `code` to port 0xF4, the tdxsim debug-exit device, which
-# ends the run.  Does not return; if the host resumes us anyway, UD2.
+# ends the run.  Does not return: if the host resumes us anyway, the TD
+# reports a fatal error instead.
 # ---------------------------------------------------------------------------
 FUNC tdx_debug_exit
         push    %rbp
@@ -610,7 +818,8 @@ FUNC tdx_debug_exit
         mov     $DEBUG_EXIT_PORT, %edi
         mov     $1, %esi
         call    tdx_io_write
-        ud2
+        lea     .Lmsg_exit_ignored(%rip), %rdi
+        call    tdx_report_fatal_error
 ENDFUNC tdx_debug_exit
 
 # ---------------------------------------------------------------------------
@@ -700,6 +909,10 @@ FUNC tdx_put_dec
         leave
         ret
 ENDFUNC tdx_put_dec
+
+        .section .rodata
+.Lmsg_exit_ignored:
+        .asciz  "the host ignored the debug exit"
 
 # No executable stack.
         .section .note.GNU-stack, "", @progbits

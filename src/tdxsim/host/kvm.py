@@ -1,21 +1,101 @@
 """KVM hypercalls over TDG.VP.VMCALL: R10 = nr, R11..R14 = a0..a3, result in
-R10 (spec 5; KVM's kvm_emulate_hypercall).  Unknown numbers, including
-KVM_HC_FEATURES which x86 does not handle, give -KVM_ENOSYS."""
+R10 (spec 5; KVM's __kvm_emulate_hypercall in arch/x86/kvm/x86.c).
+
+KVM sees a TD at CPL 0 in 64-bit mode, so the CPL check (-KVM_EPERM) never
+fires.  Unknown numbers, including KVM_HC_FEATURES which x86 does not handle,
+give -KVM_ENOSYS; so do the PV calls whose feature the guest was not given,
+when user space enforces PV CPUID.
+"""
 from __future__ import annotations
 
 from .. import abi
 from ..abi import KvmHc
+from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
+from . import mapgpa
+
+ENOSYS = abi.kvm_error(abi.KVM_ENOSYS)
+EINVAL = abi.kvm_error(abi.KVM_EINVAL)
+
+
+def pv_has(host, feature: int) -> bool:
+    """guest_pv_has(): every feature counts unless PV CPUID is enforced."""
+    if not host.enforce_pv_cpuid:
+        return True
+    return bool(host.cpuid.lookup(abi.KVM_CPUID_FEATURES, 0)[0] >> feature & 1)
 
 
 def vapic_poll_irq(host, exit: VmExit) -> VmResume:
     return VmResume.status(0)
 
 
+def kick_cpu(host, exit: VmExit) -> VmResume:
+    """a0 = flags, a1 = APIC ID to wake from a PV halt.  With one vCPU the
+    kick finds nobody halted (the caller is running); it still succeeds."""
+    if not pv_has(host, abi.KVM_FEATURE_PV_UNHALT):
+        return VmResume.status(ENOSYS)
+    return VmResume.status(0)
+
+
+def send_ipi(host, exit: VmExit) -> VmResume:
+    """a0/a1 = bitmap of APIC IDs from a2 (64 per word), a3 = ICR.  Returns
+    how many vCPUs received it; the only vCPU has APIC ID vcpu_apic_id."""
+    if not pv_has(host, abi.KVM_FEATURE_PV_SEND_IPI):
+        return VmResume.status(ENOSYS)
+    low, high, first, icr = exit.r11, exit.r12, exit.r13 & 0xFFFF_FFFF, exit.r14
+    if icr & (abi.ICR_DEST_LOGICAL | abi.ICR_SHORTHAND):
+        return VmResume.status(EINVAL)
+    offset = host.vcpu_apic_id - first
+    targeted = 0 <= offset < 128 and (low | high << 64) >> offset & 1
+    if not targeted:
+        return VmResume.status(0)
+    if icr & abi.ICR_DELIVERY_MODE:
+        raise TdxsimError(f"delivery mode {icr >> 8 & 7} is not modelled by tdxsim yet "
+                          "(only fixed interrupts are)")
+    host.lapic.schedule(host.clock(), icr & abi.ICR_VECTOR)
+    return VmResume.status(1)
+
+
+def sched_yield(host, exit: VmExit) -> VmResume:
+    """a0 = APIC ID to yield to: a scheduling hint, nothing to do here."""
+    if not pv_has(host, abi.KVM_FEATURE_PV_SCHED_YIELD):
+        return VmResume.status(ENOSYS)
+    return VmResume.status(0)
+
+
+def clock_pairing(host, exit: VmExit) -> VmResume:
+    """a0 = GPA of the result, a1 = clock type.  KVM answers -KVM_EOPNOTSUPP
+    unless the host clocksource is the TSC; tdxsim has no host wall clock to
+    pair with (runs must not depend on it), so it always answers that."""
+    return VmResume.status(abi.kvm_error(abi.KVM_EOPNOTSUPP))
+
+
+def map_gpa_range(host, exit: VmExit) -> VmResume:
+    """a0 = GPA, a1 = page count, a2 = attributes (bit 4: to private).  KVM
+    checks, then QEMU converts the whole range at once.  Its GPA is taken as
+    is: a range with the shared bit lies outside RAM, which QEMU ignores when
+    converting to shared and refuses when converting to private.  A refusal
+    returns -KVM_EINVAL [uncertain: current QEMU stops the VM instead]."""
+    gpa, pages, attributes = exit.r11, exit.r12, exit.r13
+    if not host.map_gpa_exit:
+        return VmResume.status(ENOSYS)
+    first = gpa >> 12
+    if gpa % abi.PAGE_SIZE or not pages or (first + pages) & abi.MASK64 <= first:
+        return VmResume.status(EINVAL)
+    shared = not attributes & abi.KVM_MAP_GPA_RANGE_ENCRYPTED
+    ok = mapgpa.convert(host, gpa, pages * abi.PAGE_SIZE, shared)
+    return VmResume.status(0 if ok else EINVAL)
+
+
 def handle_unknown(host, exit: VmExit) -> VmResume:
-    return VmResume.status(abi.kvm_error(abi.KVM_ENOSYS))
+    return VmResume.status(ENOSYS)
 
 
 HANDLERS = {
     KvmHc.VAPIC_POLL_IRQ: vapic_poll_irq,
+    KvmHc.KICK_CPU: kick_cpu,
+    KvmHc.CLOCK_PAIRING: clock_pairing,
+    KvmHc.SEND_IPI: send_ipi,
+    KvmHc.SCHED_YIELD: sched_yield,
+    KvmHc.MAP_GPA_RANGE: map_gpa_range,
 }

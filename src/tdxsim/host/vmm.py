@@ -7,6 +7,8 @@ where `fn(host, exit) -> VmResume`.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 from typing import Callable
 
 from .. import abi
@@ -17,7 +19,8 @@ from ..devices.mmio_device import MmioDevice
 from ..devices.serial import Serial
 from ..errors import HostError, TdxsimError
 from ..exits import VmExit, VmResume
-from . import cpuid, fatal, halt, info, io, kvm, mmio, msr
+from . import cpuid, fatal, halt, info, io, kvm, mapgpa, mmio, msr, quote
+from .hostile import Adversary
 
 Handler = Callable[["Host", VmExit], VmResume]
 
@@ -29,23 +32,32 @@ GHCI_HANDLERS: dict[int, Handler] = {
     SubFn.WRMSR: msr.handle_wrmsr,
     SubFn.MMIO: mmio.handle,
     SubFn.GET_TD_VM_CALL_INFO: info.handle,
+    SubFn.MAP_GPA: mapgpa.handle,
+    SubFn.GET_QUOTE: quote.get_quote,
     SubFn.REPORT_FATAL_ERROR: fatal.handle,
+    SubFn.SETUP_EVENT_NOTIFY_INTERRUPT: quote.setup_event_notify,
 }
 
 # Status for a sub-function the host does not implement (spec 4.2, 6.2):
-# KVM answers SUBFUNC_UNSUPPORTED since 2025, INVALID_OPERAND before.
+# KVM answers SUBFUNC_UNSUPPORTED since 2025, INVALID_OPERAND before.  The
+# hostile host starts from current KVM and lies (hostile.py).
 PERSONALITIES = {
     "kvm": VmcallStatus.SUBFUNC_UNSUPPORTED,
     "kvm-legacy": VmcallStatus.INVALID_OPERAND,
+    "hostile": VmcallStatus.SUBFUNC_UNSUPPORTED,
 }
 
 
 class Host:
-    def __init__(self, personality: str = "kvm", gpaw: int = abi.GPAW_DEFAULT):
+    def __init__(self, personality: str = "kvm", gpaw: int = abi.GPAW_DEFAULT,
+                 seed: int | None = None):
         if personality not in PERSONALITIES:
             raise TdxsimError(f"unknown host personality '{personality}'; "
                               f"choose one of: {', '.join(PERSONALITIES)}")
+        if seed is not None and personality != "hostile":
+            raise TdxsimError(f"a seed applies only to the hostile host, not to '{personality}'")
         self.personality = personality
+        self.adversary = Adversary(seed or 0) if personality == "hostile" else None
         self.unsupported_status = PERSONALITIES[personality]
         self.gpaw = gpaw
         self.handlers: dict[int, Handler] = dict(GHCI_HANDLERS)
@@ -58,6 +70,15 @@ class Host:
         self.lapic = LocalApic()
         self.lapic.install_msrs(self.msrs)
         self.clock: Callable[[], int] = lambda: 0  # virtual TSC, set by the TD
+        self.memory = None  # HostMemory: shared pages only, set by the TD
+        self.map_gpa_exit = True  # user space (QEMU) takes KVM_HC_MAP_GPA_RANGE exits
+        self.enforce_pv_cpuid = False  # QEMU's default: KVM PV calls need no CPUID bit
+        self.quote_service: quote.QuoteService | None = quote.QuoteService()
+        self.notify_vector: int | None = None  # SetupEventNotifyInterrupt
+        self.vcpu_apic_id = 0
+        self.record: Callable[[object], None] = lambda event: None  # the TD's event log
+        self._work: list[tuple[int, int, Callable[[], None]]] = []  # heap of (time, seq, action)
+        self._seq = itertools.count()
 
     def handle(self, exit: VmExit) -> VmResume:
         if exit.r10 != 0:
@@ -70,7 +91,24 @@ class Host:
             raise HostError(f"the host handler for {exit.name} failed: "
                             f"{type(exc).__name__}: {exc}") from exc
         _check_reply(exit, resume)
+        if self.adversary is not None:
+            resume = self.adversary.twist(self, exit, resume)
         return resume
+
+    # --- work the host does later in virtual time (quote completion) ---
+    def at(self, time_ns: int, action: Callable[[], None]) -> None:
+        heapq.heappush(self._work, (time_ns, next(self._seq), action))
+
+    def next_deadline(self) -> int | None:
+        """The next virtual time at which the host or the APIC acts."""
+        times = [self.lapic.next_deadline()] + [t for t, _, _ in self._work[:1]]
+        return min((t for t in times if t is not None), default=None)
+
+    def fire_due(self, now: int) -> list[tuple[str, int]]:
+        """Run due host work, then raise due interrupts: [(source, vector)]."""
+        while self._work and self._work[0][0] <= now:
+            heapq.heappop(self._work)[2]()
+        return self.lapic.fire_due(now)
 
     def io_device(self, port: int):
         return next((d for d in self.io_devices if port in d.ports), None)

@@ -6,6 +6,7 @@ an equivalent Python UC_HOOK_CODE callback (about 100x slower, same counts).
 from __future__ import annotations
 
 import ctypes
+import functools
 
 from unicorn import UC_HOOK_CODE
 from unicorn.unicorn_py3 import unicorn as _binding
@@ -16,6 +17,7 @@ class _State(ctypes.Structure):
                 ("last_pc", ctypes.c_uint64), ("stop", ctypes.c_void_p)]
 
 
+@functools.cache  # loading the library costs ~1 ms; every TD shares it
 def _c_hook():
     try:
         from . import _counter

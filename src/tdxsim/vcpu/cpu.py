@@ -11,12 +11,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from unicorn import (UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
-                     UC_HOOK_MEM_UNMAPPED, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED,
-                     UC_MODE_64, UC_PROT_ALL, Uc, UcError)
+from unicorn import (UC_ARCH_X86, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_INSN,
+                     UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_TLB_FILL,
+                     UC_MEM_FETCH, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE,
+                     UC_MODE_64, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
+                     UC_TLB_VIRTUAL, Uc, UcError)
 from unicorn import x86_const as X
 
 from .. import abi
+from . import paging
 from .counter import InstructionCounter
 from . import ve_insns
 from .regs import RFLAGS_IF, RegisterFile
@@ -24,21 +27,41 @@ from .regs import RFLAGS_IF, RegisterFile
 # The intercepted instructions Unicorn can hook (spec 12): a safety net for
 # code outside the scanned segments, which the exit addresses do not cover.
 _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
+_ACCESS = {UC_MEM_WRITE: "write", UC_MEM_FETCH: "fetch"}  # anything else reads
+MSR_EFER = 0xC000_0080
+SHORT_SLICE = 10_000  # instructions; runs without Unicorn's timeout watchdog
+# A refused page is mapped to an unbacked "trap" page so that the access
+# faults in UC_HOOK_MEM_UNMAPPED, which reports the exact address.
+TRAP_BASE = 0xF_0000_0000_0000
+TRAP_PAGES = 16
+PAGE = 0x1000
+
+
+class MemoryFault(Exception):
+    """A linear access tdxsim made on the vCPU's behalf could not complete;
+    `info` is the page fault or EPT violation (each has describe())."""
+
+    def __init__(self, info):
+        super().__init__(info.describe())
+        self.info = info
 
 
 @dataclass(frozen=True)
 class Stop:
     """Why a slice of guest execution ended.
 
-    kind: 'limit' (instruction limit reached), 'until' (reached the stop
+    kind: 'limit' (instruction limit reached, or a pause to flush translated
+    code after guest memory changed), 'until' (reached the stop
     address), 'tdcall' (the TDCALL callback asked to stop), 'hlt' (plain HLT),
-    've-insn' (an instruction the TDX module intercepts, not yet executed:
-    rip is that instruction), 'fault', 'timeout'.
+    've-insn' (an instruction the TDX module intercepts or the vCPU emulates,
+    not yet executed: rip is that instruction), 'memory' (an access the page
+    walk or the EPT check refused), 'fault', 'timeout'.
     """
     kind: str
     rip: int
     detail: str = ""
     address: int | None = None  # faulting data address, when known
+    info: object = None  # kind 'memory': the page fault or EPT violation
 
 
 class VCpu:
@@ -55,28 +78,122 @@ class VCpu:
         self._exits_until: int | None = None
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
         self.uc.ctl_exits_enabled(True)
+        # Every guest-physical address the page walk produces goes through
+        # check_gpa(gpa, la, access): the backing address, or a fault object.
+        self.check_gpa: Callable[[int, int, str], object] = lambda gpa, la, access: gpa
+        self._fault = None
+        self._traps: dict[int, int] = {}  # trap page -> the refused linear page
+        self._shadow: dict[int, int] = {}  # linear page -> backing page, as last filled
+        self._shadow_cr3 = -1
+        self._tb_stale = False
+        self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        self.uc.hook_add(UC_HOOK_TLB_FILL, self._tlb_fill)
         self.uc.hook_add(UC_HOOK_INSN_INVALID, self._invalid_insn)
         self.uc.hook_add(UC_HOOK_INTR, self._interrupt)
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._unmapped_access)
         for insn in _VE_INSNS:
             self.uc.hook_add(UC_HOOK_INSN, self._ve_insn, insn, 1, 0, insn)
 
-    # --- memory ---
-    def map(self, address: int, size: int) -> None:
-        self.uc.mem_map(address, size, UC_PROT_ALL)
+    # --- memory: guest-physical (backing) addresses ---
+    def map_ptr(self, address: int, size: int, host_address: int) -> None:
+        self.uc.mem_map_ptr(address, size, UC_PROT_ALL, host_address)
 
-    def read(self, address: int, size: int) -> bytes:
+    def phys_read(self, address: int, size: int) -> bytes:
         return bytes(self.uc.mem_read(address, size))
 
-    def write(self, address: int, data: bytes) -> None:
+    def phys_write(self, address: int, data: bytes) -> None:
         self.uc.mem_write(address, data)
+
+    # --- memory: linear addresses, through the guest's page tables ---
+    def enable_paging(self, cr3: int) -> None:
+        """4-level paging with NX, as a 64-bit CPU requires."""
+        uc = self.uc
+        uc.reg_write(X.UC_X86_REG_CR3, cr3)
+        uc.reg_write(X.UC_X86_REG_CR4, uc.reg_read(X.UC_X86_REG_CR4) | paging.CR4_PAE)
+        uc.msr_write(MSR_EFER, uc.msr_read(MSR_EFER) | paging.EFER_LME | paging.EFER_LMA
+                     | paging.EFER_NXE)
+        uc.reg_write(X.UC_X86_REG_CR0, uc.reg_read(X.UC_X86_REG_CR0) | paging.CR0_PG
+                     | paging.CR0_WP)
+        self._flush_tlb()
+
+    def _flush_tlb(self) -> None:
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        self._shadow.clear()
+
+    def flush_translations(self) -> None:
+        """Forget cached translations and code after guest memory changed
+        behind the emulator (a conversion discards pages)."""
+        self._flush_tlb()
+        self._tb_stale = True
+
+    def translate(self, la: int, access: str = "read"):
+        """(backing address, Unicorn permissions) of a linear address, or the
+        fault (page fault or EPT violation) the access would raise."""
+        uc = self.uc
+
+        def entry(gpa: int) -> int:  # the walk's own reads go through the EPT too
+            where = self.check_gpa(gpa, la, "read")
+            if not isinstance(where, int):
+                raise MemoryFault(where)
+            return int.from_bytes(uc.mem_read(where, 8), "little")
+
+        try:
+            t = paging.walk(entry, uc.reg_read(X.UC_X86_REG_CR3), la, access,
+                            bool(uc.reg_read(X.UC_X86_REG_CR0) & paging.CR0_WP),
+                            bool(uc.msr_read(MSR_EFER) & paging.EFER_NXE))
+        except MemoryFault as fault:
+            return fault.info
+        if isinstance(t, paging.TranslationFault):
+            return t
+        where = self.check_gpa(t.gpa, la, access)
+        if not isinstance(where, int):
+            return where
+        return where, (UC_PROT_READ | (UC_PROT_WRITE if t.writable else 0)
+                       | (UC_PROT_EXEC if t.executable else 0))
+
+    def _pieces(self, la: int, size: int, access: str):
+        """(backing address, length) per page of a linear range."""
+        while size > 0:
+            n = min(size, PAGE - la % PAGE)
+            t = self.translate(la, access)
+            if not isinstance(t, tuple):
+                raise MemoryFault(t)
+            yield t[0], n
+            la, size = la + n, size - n
+
+    def read(self, address: int, size: int) -> bytes:
+        return b"".join(self.phys_read(a, n) for a, n in list(self._pieces(address, size, "read")))
+
+    def write(self, address: int, data: bytes) -> None:
+        offset = 0
+        for a, n in list(self._pieces(address, len(data), "write")):
+            self.phys_write(a, data[offset:offset + n])
+            offset += n
 
     def readable(self, address: int, size: int) -> bool:
         try:
-            self.uc.mem_read(address, size)
+            list(self._pieces(address, size, "read"))
             return True
-        except UcError:
+        except MemoryFault:
             return False
+
+    def _tlb_fill(self, uc, la, access, entry, _user) -> bool:
+        """Unicorn's TLB miss: walk the guest's tables, then the EPT check.
+        Unicorn passes only the page, so a refused page goes to a trap page
+        where the access itself faults with its exact address."""
+        t = self.translate(la, _ACCESS.get(access, "read"))
+        if not isinstance(t, tuple):
+            trap = TRAP_BASE + len(self._traps) % TRAP_PAGES * PAGE
+            self._traps[trap] = la
+            entry.paddr, entry.perms = trap, UC_PROT_ALL
+            return True
+        cr3 = uc.reg_read(X.UC_X86_REG_CR3)
+        if cr3 != self._shadow_cr3:
+            self._shadow.clear()
+            self._shadow_cr3 = cr3
+        self._shadow[la // PAGE] = t[0] // PAGE
+        entry.paddr, entry.perms = t
+        return True
 
     # --- trapped instructions ---
     def install_traps(self, code_ranges: list[tuple[int, bytes]]) -> None:
@@ -136,11 +253,22 @@ class VCpu:
         """Run from RIP until `limit` instructions have completed in total."""
         self._stop = None
         self._unmapped = None
+        self._fault = None
+        if self._traps:  # the TLB still maps refused pages to trap pages
+            self._flush_tlb()
+            self._traps.clear()
+        if self._tb_stale:  # deferred: never flush translated code from inside a hook
+            self.uc.ctl_flush_tb()
+            self._tb_stale = False
         self._sync_exits(until)
         self.counter.set_limit(limit)
         rip = self.regs.rip
         start_count = self.counter.count
         started = time.monotonic()
+        # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
+        # a short slice (a single step in an interrupt window) goes without.
+        if limit - self.counter.count <= SHORT_SLICE:
+            timeout = 0.0
         try:
             self.uc.emu_start(rip, until, timeout=int(timeout * 1e6))
         except UcError as exc:
@@ -161,9 +289,9 @@ class VCpu:
             return Stop("until", rip)
         last = self.counter.last_pc
         if (self.counter.count > start_count and rip == last + 1
-                and self.read(last, 1) == b"\xf4"):
+                and self._code_at(last, 1) == b"\xf4"):
             return Stop("hlt", last, "hlt")
-        if self.counter.count >= self.counter.state.limit:
+        if self.counter.count >= self.counter.state.limit or self._tb_stale:
             return Stop("limit", rip)
         if rip in self.ve_traps:
             return Stop("ve-insn", rip)
@@ -173,6 +301,9 @@ class VCpu:
 
     def _fault_stop(self, exc: UcError) -> Stop:
         rip = self.regs.rip
+        if self._fault is not None:
+            info = self._fault
+            return Stop("memory", rip, info.describe(), getattr(info, "gpa", info.la), info)
         if self._unmapped is not None:
             access, address = self._unmapped
             return Stop("fault", rip, f"{access} of unmapped guest address {address:#x}", address)
@@ -181,9 +312,9 @@ class VCpu:
     # --- hooks (called from inside Unicorn) ---
     def _invalid_insn(self, uc, _user) -> bool:
         rip = self.regs.rip
-        code = self.regs.peek_code(rip)
+        code = self._code_at(rip, 4)
         if code == abi.TDCALL_BYTES:
-            if not self.on_tdcall(self.regs):
+            if not self.on_tdcall(self.regs) or self._tb_stale:
                 uc.emu_stop()
             return True
         name = "ud2" if code[:2] == abi.UD2_BYTES else \
@@ -192,9 +323,14 @@ class VCpu:
         return False
 
     def _code_at(self, address: int, size: int) -> bytes:
+        """Bytes of code the vCPU just fetched.  The TLB fill that fetched
+        them is in the shadow, so the hot path (TDCALL) needs no page walk."""
+        page = self._shadow.get(address // PAGE)
+        if page is not None and address % PAGE + size <= PAGE and size <= 16:
+            return self.regs.peek_code(page * PAGE + address % PAGE, size)
         try:
-            return bytes(self.uc.mem_read(address, size))
-        except UcError:
+            return self.read(address, size)
+        except (MemoryFault, UcError):
             return b""
 
     def _interrupt(self, uc, intno, _user) -> None:
@@ -203,6 +339,13 @@ class VCpu:
         uc.emu_stop()
 
     def _unmapped_access(self, uc, access, address, size, value, _user) -> bool:
+        page = self._traps.get(address - address % PAGE)
+        if page is not None:  # the refused access: translate it again, exactly
+            kind = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_FETCH_UNMAPPED: "fetch"}.get(access, "write")
+            fault = self.translate(page + address % PAGE, kind)
+            if not isinstance(fault, tuple):
+                self._fault = fault
+                return False
         kinds = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_FETCH_UNMAPPED: "instruction fetch"}
         self._unmapped = (kinds.get(access, "write"), address)
         return False
@@ -217,4 +360,3 @@ class VCpu:
         self._undo = self.regs.gprs()
         uc.emu_stop()
         return 1 if args[-1] == X.UC_X86_INS_CPUID else self._undo[0] & 0xFFFF_FFFF
-

@@ -38,7 +38,7 @@ class RegisterFile:
         self._one_ptr = ctypes.byref(self._one)
         self._read_one = _binding.uclib.uc_reg_read
         self._mem_read = _binding.uclib.uc_mem_read
-        self._code = ctypes.create_string_buffer(4)
+        self._code = ctypes.create_string_buffer(16)
         self._write_one = _binding.uclib.uc_reg_write
 
     def gprs(self) -> list[int]:
@@ -64,12 +64,13 @@ class RegisterFile:
         self._one.value = value & 0xFFFF_FFFF_FFFF_FFFF
         self._write_one(self._handle, GPR_IDS[index], self._one_ptr)
 
-    def peek_code(self, address: int) -> bytes:
-        """The 4 bytes at address (b"" if unmapped): enough to tell TDCALL,
-        UD2 and VMCALL apart, read without the binding's per-call overhead."""
-        if self._mem_read(self._handle, ctypes.c_uint64(address), self._code, 4):
+    def peek_code(self, address: int, size: int = 4) -> bytes:
+        """Up to 16 bytes at a backing (physical) address, b"" if unmapped:
+        the hot path's code reads (is it a TDCALL?), without the binding's
+        per-call overhead."""
+        if self._mem_read(self._handle, ctypes.c_uint64(address), self._code, size):
             return b""
-        return self._code.raw
+        return self._code.raw[:size]
 
     def xmm(self, index: int) -> int:
         return self._uc.reg_read(XMM_IDS[index])

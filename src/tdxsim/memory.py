@@ -1,0 +1,221 @@
+"""The TD's guest-physical memory: private and shared pages (spec 1.3, 4.4).
+
+GPA bit GPAW-1 is the shared bit.  A page number reaches its private page
+through GPAs with the bit clear (the secure EPT) and its shared page through
+GPAs with the bit set (the shared EPT).  Every 4 KiB page of RAM is in one of
+three states: private and accepted, private and pending (converted to private
+but not yet accepted with TDG.MEM.PAGE.ACCEPT), or shared.  A TD starts with
+all of RAM private and accepted, as after TD build.
+
+One host buffer backs each page: private and shared contents never coexist,
+because a conversion discards the old contents (QEMU discards the backing
+memory of the state being left), so the page reads as zeros afterwards.
+
+The guest reaches memory only through its page tables; tdxsim checks every
+guest-physical address it produces (`check`).  The host reaches memory only
+through `HostMemory`, which refuses private pages: on hardware the host would
+read ciphertext.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import itertools
+import mmap
+import sys
+from dataclasses import dataclass
+from enum import IntEnum
+
+from . import abi
+from .errors import HostError, TdxsimError
+from .vcpu import paging
+
+PAGE = abi.PAGE_SIZE
+GPAW_CHOICES = (48, 52)
+
+# tdxsim's default page tables (a documented convention, not TDX ABI): linear
+# address g is private GPA g, and SHARED_WINDOW + g is shared GPA g | shared
+# bit, for g below 512 GiB, in 1 GiB pages.  With GPAW 48 the window address
+# is the sign-extended shared GPA itself.
+SHARED_WINDOW = 0xFFFF_8000_0000_0000
+WINDOW_SIZE = 512 << 30
+_RW = paging.PRESENT | paging.WRITABLE
+
+
+class Page(IntEnum):
+    PENDING = 0   # private, not accepted
+    PRIVATE = 1   # private, accepted
+    SHARED = 2
+
+
+@dataclass(frozen=True)
+class EptViolation:
+    """A guest access that the EPT walk rejects: the GPA is the one the
+    guest's own page tables produced (shared bit included)."""
+    gpa: int
+    la: int
+    access: str  # "read", "write" or "fetch"
+    cause: str
+
+    def describe(self) -> str:
+        return (f"EPT violation on {self.access} of GPA {self.gpa:#x} "
+                f"(linear address {self.la:#x}): {self.cause}")
+
+
+@functools.cache
+def default_page_tables(base: int, shared_bit: int) -> bytes:
+    """Three pages at `base`: the PML4, the identity PDPT and the PDPT of the
+    shared window."""
+    pml4 = bytearray(PAGE)
+    pml4[0:8] = (base + PAGE | _RW).to_bytes(8, "little")
+    slot = (SHARED_WINDOW >> 39 & 0x1FF) * 8
+    pml4[slot:slot + 8] = (base + 2 * PAGE | _RW).to_bytes(8, "little")
+    private = b"".join((i << 30 | _RW | paging.LARGE).to_bytes(8, "little") for i in range(512))
+    shared = b"".join((i << 30 | shared_bit | _RW | paging.LARGE).to_bytes(8, "little")
+                      for i in range(512))
+    return bytes(pml4) + private + shared
+
+
+class TdMemory:
+    """RAM at GPAs [PAGE, size): page 0 is left out so that NULL faults."""
+
+    def __init__(self, vcpu, size: int, gpaw: int):
+        if gpaw not in GPAW_CHOICES:
+            raise TdxsimError(f"GPAW must be 48 or 52 (spec 1.3), not {gpaw}")
+        if size > WINDOW_SIZE:
+            raise TdxsimError(f"guest memory is limited to {WINDOW_SIZE >> 30} GiB, "
+                              f"the reach of tdxsim's default page tables")
+        self.vcpu = vcpu
+        self.size = size
+        self.gpaw = gpaw
+        self.shared_bit = abi.shared_bit(gpaw)
+        self.states = bytearray([Page.PRIVATE]) * (size // PAGE)
+        # Anonymous private mapping: untouched pages cost no host RAM, and
+        # MADV_DONTNEED gives a discarded range back as zeros.
+        self._backing = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(self._backing))
+        vcpu.map_ptr(PAGE, size - PAGE, address + PAGE)
+
+    # --- the EPT walk of every guest access ---
+    def in_ram(self, gpa: int) -> bool:
+        return PAGE <= gpa < self.size
+
+    def state(self, gpa: int) -> Page | None:
+        gpa &= ~self.shared_bit
+        return Page(self.states[gpa // PAGE]) if self.in_ram(gpa) else None
+
+    def check(self, gpa: int, la: int, access: str) -> int | EptViolation:
+        """The backing address of a guest access to `gpa`, or the EPT
+        violation it causes."""
+        shared = bool(gpa & self.shared_bit)
+        plain = gpa & ~self.shared_bit
+        state = self.states[plain // PAGE] if self.in_ram(plain) else None
+        cause = None
+        if gpa >> self.gpaw:
+            cause = f"the GPA is beyond GPAW {self.gpaw}"
+        elif state is None:
+            cause = "no guest memory at this GPA" + (" (MMIO)" if shared else "")
+        elif shared and state != Page.SHARED:
+            cause = "the page is private; access through the shared alias"
+        elif not shared and state == Page.SHARED:
+            cause = "the page is shared; access through the private alias"
+        elif not shared and state == Page.PENDING:
+            cause = "the private page is pending: it was never accepted (TDG.MEM.PAGE.ACCEPT)"
+        return plain if cause is None else EptViolation(gpa, la, access, cause)
+
+    # --- the TDX module's own accesses, by GPA, through the same EPT check ---
+    def _pieces(self, gpa: int, size: int, access: str) -> list[tuple[int, int]] | None:
+        pieces = []
+        while size > 0:
+            n = min(size, PAGE - gpa % PAGE)
+            where = self.check(gpa, 0, access)
+            if not isinstance(where, int):
+                return None
+            pieces.append((where, n))
+            gpa, size = gpa + n, size - n
+        return pieces
+
+    def accessible(self, gpa: int, size: int) -> bool:
+        return self._pieces(gpa, size, "read") is not None
+
+    def read(self, gpa: int, size: int) -> bytes:
+        return b"".join(self.vcpu.phys_read(a, n) for a, n in self._pieces(gpa, size, "read"))
+
+    def write(self, gpa: int, data: bytes) -> None:
+        offset = 0
+        for a, n in self._pieces(gpa, len(data), "write"):
+            self.vcpu.phys_write(a, data[offset:offset + n])
+            offset += n
+
+    # --- state changes ---
+    def convert(self, gpa: int, size: int, shared: bool) -> bool:
+        """Convert [gpa, gpa + size) as QEMU's kvm_convert_memory does: pages
+        already in the target state are untouched; a page that changes loses
+        its contents, and a page made private is pending until accepted.
+        Outside RAM, a conversion to shared is ignored and one to private
+        fails (returns False, nothing changed)."""
+        start, end = max(gpa, PAGE), min(gpa + size, self.size)
+        if not shared and (start != gpa or end != gpa + size):
+            return False
+        target = Page.SHARED if shared else Page.PENDING
+        changing = [p for p in range(start // PAGE, -(-end // PAGE))
+                    if (self.states[p] == Page.SHARED) != shared]
+        for _, run in itertools.groupby(enumerate(changing), lambda e: e[1] - e[0]):
+            pages = [p for _, p in run]  # contiguous
+            self.set_state(pages[0] * PAGE, len(pages) * PAGE, target)
+        return True
+
+    def set_state(self, gpa: int, size: int, state: Page) -> None:
+        """Move pages to `state`, discarding their contents (also the hook
+        for TDG.MEM.PAGE.ACCEPT: pending -> private, zeroed)."""
+        first, last = gpa // PAGE, (gpa + size + PAGE - 1) // PAGE
+        self.states[first:last] = bytes([state]) * (last - first)
+        self._discard(first * PAGE, (last - first) * PAGE)
+        self.vcpu.flush_translations()
+
+    def _discard(self, offset: int, size: int) -> None:
+        if sys.platform.startswith("linux") and mmap.PAGESIZE == PAGE:
+            self._backing.madvise(mmap.MADV_DONTNEED, offset, size)
+        else:
+            self._backing[offset:offset + size] = bytes(size)
+
+    def pages(self, gpa: int, size: int) -> list[Page | None]:
+        gpa &= ~self.shared_bit
+        return [self.state(p) for p in range(gpa & ~(PAGE - 1), gpa + size, PAGE)]
+
+
+class HostMemory:
+    """The host's view of guest memory: shared pages only.  GPAs may carry
+    the shared bit or not (KVM strips it before user space sees them)."""
+
+    def __init__(self, memory: TdMemory):
+        self._memory = memory
+
+    def _check(self, gpa: int, size: int, verb: str) -> int:
+        page = gpa & ~self._memory.shared_bit
+        states = self._memory.pages(page, size)
+        if size <= 0 or gpa >> self._memory.gpaw or None in states:
+            raise HostError(f"the host cannot {verb} GPA {gpa:#x} (+{size:#x}): "
+                            "no guest memory there")
+        if any(s != Page.SHARED for s in states):
+            raise HostError(f"the host cannot {verb} GPA {gpa:#x} (+{size:#x}): the range "
+                            "holds private pages (on hardware the host sees only ciphertext)")
+        return page
+
+    def readable(self, gpa: int, size: int) -> bool:
+        try:
+            self._check(gpa, size, "read")
+            return True
+        except HostError:
+            return False
+
+    def read(self, gpa: int, size: int) -> bytes:
+        return self._memory.vcpu.phys_read(self._check(gpa, size, "read"), size)
+
+    def write(self, gpa: int, data: bytes) -> None:
+        self._memory.vcpu.phys_write(self._check(gpa, len(data), "write"), data)
+
+    def convert(self, gpa: int, size: int, shared: bool) -> bool:
+        """Change the private/shared state of a range (user space through
+        KVM; the TDX module enforces that private pages come back pending)."""
+        return self._memory.convert(gpa, size, shared)
