@@ -1,70 +1,147 @@
 """Exact guest instruction counting, the base of the budget and virtual time.
 
-The C hook from `_counter.c` is used when the extension was built; otherwise
-an equivalent Python UC_HOOK_CODE callback (about 100x slower, same counts).
+Instructions are counted per translation block (see _counter.c): a block
+counts in full when Unicorn enters it.  Two corrections keep the count exact
+at every instruction boundary:
+- a block that would pass the limit is not entered; the vCPU single-steps up
+  to the limit instead (cpu.py);
+- a stop inside a block (a fault) gives back the instructions from RIP on
+  (`settle`).
+The C hook is used when the extension was built; otherwise an equivalent
+Python block hook (slower, same counts).
 """
 from __future__ import annotations
 
+import bisect
 import ctypes
-import functools
+from typing import Callable
 
-from unicorn import UC_HOOK_CODE
+from unicorn import UC_HOOK_BLOCK
 from unicorn.unicorn_py3 import unicorn as _binding
+
+CACHE_SLOTS = 4096
+_RESOLVE = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint32)
 
 
 class _State(ctypes.Structure):
     _fields_ = [("count", ctypes.c_uint64), ("limit", ctypes.c_uint64),
-                ("last_pc", ctypes.c_uint64), ("stop", ctypes.c_void_p)]
+                ("block_start", ctypes.c_uint64), ("block_insns", ctypes.c_uint64),
+                ("enabled", ctypes.c_uint64), ("stop", ctypes.c_void_p),
+                ("resolve", ctypes.c_void_p), ("keys", ctypes.c_uint64 * CACHE_SLOTS),
+                ("counts", ctypes.c_uint32 * CACHE_SLOTS)]
 
 
-@functools.cache  # loading the library costs ~1 ms; every TD shares it
-def _c_hook():
-    try:
-        from . import _counter
-    except ImportError:
-        return None
-    return ctypes.cast(ctypes.CDLL(_counter.__file__).tdxsim_count_insn, ctypes.c_void_p)
+_library = None
+
+
+def _c_library():
+    """The compiled hook library, loaded once per process (or None)."""
+    global _library
+    if _library is None:
+        try:
+            from . import _counter
+        except ImportError:
+            _library = False
+        else:
+            _library = ctypes.CDLL(_counter.__file__)
+    return _library or None
 
 
 class InstructionCounter:
-    """Counts instructions and stops the CPU after exactly `limit` of them."""
+    """Counts retired instructions; stops the CPU in front of a block that
+    would pass `limit`."""
 
-    def __init__(self, uc, native: bool | None = None):
-        self.state = _State(0, 0, 0, ctypes.cast(_binding.uclib.uc_emu_stop, ctypes.c_void_p))
-        hook = _c_hook() if native is not False else None
-        if native and hook is None:
+    def __init__(self, uc, decode: Callable[[int, int], tuple[int, ...]],
+                 native: bool | None = None):
+        self._decode = decode  # (address, size) -> instruction start addresses
+        self._blocks: dict[int, tuple[int, ...]] = {}
+        self.state = _State()
+        self.state.enabled = 1
+        self.state.stop = ctypes.cast(_binding.uclib.uc_emu_stop, ctypes.c_void_p)
+        self._resolver = _RESOLVE(self._resolve)  # kept alive with the counter
+        self.state.resolve = ctypes.cast(self._resolver, ctypes.c_void_p)
+        library = _c_library() if native is not False else None
+        if native and library is None:
             raise RuntimeError("the C instruction counter (tdxsim.vcpu._counter) is not built")
-        self.native = hook is not None
+        self.native = library is not None
         if self.native:
+            self._forget = library.tdxsim_forget_blocks
             self._handle = _binding.uc_hook_h()
             err = _binding.uclib.uc_hook_add(
-                uc._uch, ctypes.byref(self._handle), UC_HOOK_CODE, hook,
+                uc._uch, ctypes.byref(self._handle), UC_HOOK_BLOCK,
+                ctypes.cast(library.tdxsim_count_block, ctypes.c_void_p),
                 ctypes.cast(ctypes.byref(self.state), ctypes.c_void_p),
                 ctypes.c_uint64(1), ctypes.c_uint64(0))
             if err:
                 raise RuntimeError(f"uc_hook_add failed with error {err}")
         else:
-            uc.hook_add(UC_HOOK_CODE, self._python_hook)
+            uc.hook_add(UC_HOOK_BLOCK, self._python_hook)
+
+    def _resolve(self, address: int, size: int) -> int:
+        insns = self._decode(address, size)
+        self._blocks[address] = insns
+        return len(insns)
 
     def _python_hook(self, uc, address, size, _user):
+        """The same logic as tdxsim_count_block, for builds without C."""
         state = self.state
-        if state.count >= state.limit:
+        if not state.enabled:
+            return
+        insns = self._blocks.get(address)
+        n = len(insns) if insns is not None and _span(insns, size, address) else \
+            self._resolve(address, size)
+        state.block_start = address
+        if state.count + n > state.limit:
+            state.block_insns = 0
             uc.emu_stop()
             return
-        state.count += 1
-        state.last_pc = address
+        state.block_insns = n
+        state.count += n
 
+    # --- the count ---
     @property
     def count(self) -> int:
         return self.state.count
 
-    @property
-    def last_pc(self) -> int:
-        return self.state.last_pc
-
-    def retire(self, n: int = 1) -> None:
-        """Count instructions the vCPU emulated itself without Unicorn."""
-        self.state.count += n
-
     def set_limit(self, limit: int) -> None:
         self.state.limit = limit
+
+    def retire(self, n: int = 1) -> None:
+        """Count instructions executed outside block counting."""
+        self.state.count += n
+
+    @property
+    def stopped_in_front(self) -> bool:
+        """The last stop was the hook refusing a block that would pass the limit."""
+        return self.state.block_insns == 0 and self.state.count < self.state.limit
+
+    def settle(self, rip: int) -> None:
+        """After a stop inside the current block: only the instructions
+        before rip retired (a fault leaves RIP on the faulting one)."""
+        insns = self._blocks.get(self.state.block_start, ())
+        if self.state.block_insns and insns and insns[0] <= rip <= insns[-1]:
+            self.state.count -= self.state.block_insns - bisect.bisect_left(insns, rip)
+        self.state.block_insns = 0
+
+    def last_instruction(self) -> int | None:
+        """Address of the last instruction of the block entered last, if it ran."""
+        insns = self._blocks.get(self.state.block_start)
+        return insns[-1] if insns and self.state.block_insns else None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.state.enabled)
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        self.state.enabled = int(on)
+
+    def forget_blocks(self) -> None:
+        """The guest's code changed: decode blocks anew."""
+        self._blocks.clear()
+        if self.native:
+            self._forget(ctypes.byref(self.state))
+
+
+def _span(insns: tuple[int, ...], size: int, address: int) -> bool:
+    return bool(insns) and insns[-1] < address + size

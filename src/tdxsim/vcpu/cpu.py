@@ -21,6 +21,7 @@ from unicorn import x86_const as X
 from .. import abi
 from . import paging
 from .counter import InstructionCounter
+from .crash import decode
 from . import ve_insns
 from .regs import RFLAGS_IF, RegisterFile
 
@@ -68,7 +69,7 @@ class VCpu:
     def __init__(self, native_counter: bool | None = None):
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         self.regs = RegisterFile(self.uc)
-        self.counter = InstructionCounter(self.uc, native_counter)
+        self.counter = InstructionCounter(self.uc, self._block_insns, native_counter)
         self.on_tdcall: Callable[[RegisterFile], bool] = lambda regs: True
         self.tsc: Callable[[], int] = lambda: self.counter.count
         self._stop: Stop | None = None
@@ -250,47 +251,74 @@ class VCpu:
         return self.counter.count
 
     def run(self, limit: int, until: int = 0, timeout: float = 0.0) -> Stop:
-        """Run from RIP until `limit` instructions have completed in total."""
+        """Run from RIP until `limit` instructions have completed in total.
+
+        Blocks run at full speed; when the next block would pass the limit,
+        the remaining instructions are single-stepped, so the slice ends
+        exactly at the limit (counter.py)."""
+        started = time.monotonic()
+        if self._tb_stale:  # deferred: never flush translated code from inside a hook
+            self.uc.ctl_flush_tb()
+            self.counter.forget_blocks()
+            self._tb_stale = False
+        self._sync_exits(until)
+        self.counter.set_limit(limit)
+        # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
+        # a short slice (a single step in an interrupt window) goes without.
+        watchdog = 0.0 if limit - self.counter.count <= SHORT_SLICE else timeout
+        stop = self._emulate(until, watchdog, step=False)
+        while stop is None and self.counter.count < limit:
+            stop = self._emulate(until, 0.0, step=True)
+        return stop or self._natural_stop(until, timeout, started)
+
+    def _emulate(self, until: int, timeout: float, step: bool) -> Stop | None:
+        """One emu_start: a fast slice, or one instruction.  None when it
+        ended at an instruction boundary with nothing to report but the
+        count (the block hook stopped in front of a block, or a step ended)."""
         self._stop = None
         self._unmapped = None
         self._fault = None
         if self._traps:  # the TLB still maps refused pages to trap pages
             self._flush_tlb()
             self._traps.clear()
-        if self._tb_stale:  # deferred: never flush translated code from inside a hook
-            self.uc.ctl_flush_tb()
-            self._tb_stale = False
-        self._sync_exits(until)
-        self.counter.set_limit(limit)
         rip = self.regs.rip
-        start_count = self.counter.count
-        started = time.monotonic()
-        # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
-        # a short slice (a single step in an interrupt window) goes without.
-        if limit - self.counter.count <= SHORT_SLICE:
-            timeout = 0.0
+        if step and (rip in self.ve_traps or rip == until):  # Unicorn would not stop there
+            return Stop("until", rip) if rip == until else Stop("ve-insn", rip)
+        if step:  # code translated without Unicorn's count hook would run on past one insn
+            self.uc.ctl_remove_cache(rip, rip + 1)
+        self.counter.enabled = not step
+        self.counter.state.block_insns = 0  # no block entered yet
         try:
-            self.uc.emu_start(rip, until, timeout=int(timeout * 1e6))
+            self.uc.emu_start(rip, until, timeout=int(timeout * 1e6), count=int(step))
         except UcError as exc:
             if self._stop is None:
                 self._stop = self._fault_stop(exc)
+        finally:
+            self.counter.enabled = True
         if self._undo is not None:  # fault-like: as if the instruction never ran
             self.regs.set_gprs(dict(enumerate(self._undo)))
             self.regs.rip = self._stop.rip
             self._undo = None
-        if self._stop is not None:
+        if self._stop is not None:  # inside a block: only what precedes RIP retired
+            if not step:
+                self.counter.settle(self._stop.rip)
+            elif self._stop.kind == "tdcall":  # the TDCALL completed
+                self.counter.retire()
             return self._stop
-        return self._natural_stop(until, timeout, started, start_count)
+        if step:
+            self.counter.retire()
+            if self.regs.rip == rip + 1 and self._code_at(rip, 1) == b"\xf4":
+                return Stop("hlt", rip, "hlt")
+            return None
+        last = self.counter.last_instruction()
+        if last is not None and self.regs.rip == last + 1 and self._code_at(last, 1) == b"\xf4":
+            return Stop("hlt", last, "hlt")
+        return None if self.counter.stopped_in_front else self._natural_stop(until, timeout, 0)
 
-    def _natural_stop(self, until: int, timeout: float, started: float,
-                      start_count: int) -> Stop:
+    def _natural_stop(self, until: int, timeout: float, started: float) -> Stop:
         rip = self.regs.rip
         if until and rip == until:
             return Stop("until", rip)
-        last = self.counter.last_pc
-        if (self.counter.count > start_count and rip == last + 1
-                and self._code_at(last, 1) == b"\xf4"):
-            return Stop("hlt", last, "hlt")
         if self.counter.count >= self.counter.state.limit or self._tb_stale:
             return Stop("limit", rip)
         if rip in self.ve_traps:
@@ -314,13 +342,21 @@ class VCpu:
         rip = self.regs.rip
         code = self._code_at(rip, 4)
         if code == abi.TDCALL_BYTES:
-            if not self.on_tdcall(self.regs) or self._tb_stale:
+            if not self.on_tdcall(self.regs):
+                self._stop = Stop("tdcall", self.regs.rip)
+                uc.emu_stop()
+            elif self._tb_stale:
                 uc.emu_stop()
             return True
         name = "ud2" if code[:2] == abi.UD2_BYTES else \
             "vmcall" if code[:3] == abi.VMCALL_BYTES else "an invalid instruction"
         self._stop = Stop("fault", rip, f"#UD: {name}")
         return False
+
+    def _block_insns(self, address: int, size: int) -> tuple[int, ...]:
+        """Start addresses of the instructions of a translation block."""
+        code = self._code_at(address, size)
+        return tuple(a for a, _, _ in decode(code, address))
 
     def _code_at(self, address: int, size: int) -> bytes:
         """Bytes of code the vCPU just fetched.  The TLB fill that fetched
@@ -356,7 +392,7 @@ class VCpu:
         effects are undone after the stop; CPUID is skipped (return 1) and IN
         gets AL back unchanged.  Memory is not restored: Unicorn may already
         have written ES:[RDI] for an INS (its restartability write)."""
-        self._stop = Stop("ve-insn", self.counter.last_pc, _VE_INSNS[args[-1]])
+        self._stop = Stop("ve-insn", self.regs.rip, _VE_INSNS[args[-1]])
         self._undo = self.regs.gprs()
         uc.emu_stop()
         return 1 if args[-1] == X.UC_X86_INS_CPUID else self._undo[0] & 0xFFFF_FFFF
