@@ -14,6 +14,7 @@ from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
 from . import cpuidve_set, report, rtmr_extend, veinfo, vm_rd_wr, vmcall, vp_info
 from .common import complete
+from .ept_violation import ept_violation
 from .intercept import intercept
 from .measurement import Measurements
 from .msr import MsrPolicy
@@ -91,4 +92,9 @@ class TdxModule:
         """An intercepted instruction (IN/OUT/CPUID/MSR) at regs.rip: VeInfo
         to raise #VE, a vector to inject, or None once emulated."""
         return intercept(self, insn, regs, time_ns)
+
+    def ept_violation(self, violation):
+        """A guest access the EPT refused: VeInfo to raise #VE, or the
+        EptExit the host sees."""
+        return ept_violation(self, violation)
 
