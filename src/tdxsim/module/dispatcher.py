@@ -12,7 +12,7 @@ from .. import abi
 from ..abi import Leaf
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
-from . import cpuidve_set, report, rtmr_extend, veinfo, vm_rd_wr, vmcall, vp_info
+from . import cpuidve_set, page_accept, report, rtmr_extend, veinfo, vm_rd_wr, vmcall, vp_info
 from .common import complete
 from .ept_violation import ept_violation
 from .intercept import intercept
@@ -49,6 +49,7 @@ LEAF_HANDLERS: dict[int, Callable] = {
     Leaf.MR_RTMR_EXTEND: rtmr_extend.handle,
     Leaf.MR_REPORT: report.handle,
     Leaf.VP_CPUIDVE_SET: cpuidve_set.handle,
+    Leaf.MEM_PAGE_ACCEPT: page_accept.handle,
     Leaf.VM_RD: vm_rd_wr.handle_rd,
     Leaf.VM_WR: vm_rd_wr.handle_wr,
 }
