@@ -32,13 +32,13 @@ _ACCESS = {"read": abi.EPT_QUAL_READ, "write": abi.EPT_QUAL_WRITE, "fetch": abi.
 def ept_violation(module, violation: EptViolation) -> VeInfo | EptExit:
     shared = bool(violation.gpa & abi.shared_bit(module.config.gpaw))
     state = module.memory.state(violation.gpa)
+    pending = not shared and state == Page.PENDING
     if shared:
         convertible = state is None and module.ve.info is None
     else:
-        pending = state == Page.PENDING
         convertible = pending and not module.config.attributes & abi.ATTR_SEPT_VE_DISABLE
     if not convertible:
-        return EptExit(violation.gpa & ~(abi.PAGE_SIZE - 1), pending=not shared and pending)
+        return EptExit(violation.gpa & ~(abi.PAGE_SIZE - 1), pending)
     qualification = (_ACCESS[violation.access] | abi.EPT_QUAL_GLA_VALID
                      | (0 if violation.walk else abi.EPT_QUAL_TRANSLATED))
     return VeInfo(abi.EXIT_REASON_EPT_VIOLATION, qualification, violation.la, violation.gpa)
