@@ -106,7 +106,18 @@ EXIT_REASON_HLT = 12
 EXIT_REASON_IO = 30
 EXIT_REASON_MSR_READ = 31
 EXIT_REASON_MSR_WRITE = 32
+EXIT_REASON_EPT_VIOLATION = 48
 EXIT_REASON_TDCALL = 77
+
+# EPT-violation exit qualification (spec 8.2; SDM vol. 3, Table 28-7 "Exit
+# Qualification for EPT Violations"; [M-api] vmx_exit_qualification_t).
+# Bits 5:3 hold the EPT entry's R/W/X permissions: always 0 here, as a pending
+# SEPT entry and KVM's MMIO SPTE grant nothing.
+EPT_QUAL_READ = 1 << 0
+EPT_QUAL_WRITE = 1 << 1
+EPT_QUAL_FETCH = 1 << 2
+EPT_QUAL_GLA_VALID = 1 << 7
+EPT_QUAL_TRANSLATED = 1 << 8  # the access itself, not a paging-structure entry
 
 # #VE for I/O (spec 8.2; SDM vol. 3, Table 28-5 "Exit Qualification for I/O
 # Instructions").  Bits 5 (REP) and 6 (immediate port) are SDM-only.
@@ -299,6 +310,17 @@ MSR_EFER = 0xC000_0080
 # --- Seed __tdx_hypercall flags (spec 9.1; [Seed], [LX-call]) ---
 TDX_HCALL_HAS_OUTPUT = 1
 TDX_HCALL_ISSUE_STI = 2
+
+# --- TD ATTRIBUTES (TDG.VP.INFO RDX, spec 1.3; [LX-tdx] ATTR_SEPT_VE_DISABLE) ---
+# Set: an access to a pending private page exits to the host instead of #VE
+# (the module's TD_CTLS.PENDING_VE_DISABLE, initialised from this bit).
+ATTR_SEPT_VE_DISABLE = 1 << 28
+
+# --- TDG.MEM.PAGE.ACCEPT RCX (spec 1.3 leaf 6; [M-api] page_info_api_input_t):
+# level in bits 2:0 (0 = 4K, 1 = 2M, 2 = 1G), reserved 11:3 and 63:52, GPA 51:12.
+ACCEPT_LEVEL_MASK = 0x7
+ACCEPT_RESERVED_MASK = 0xFFF0_0000_0000_0FF8
+ACCEPT_MAX_LEVEL = 1  # the module accepts 4K and 2M only (verify_page_info_input(.., LVL_PD))
 
 # --- Guest-physical address width and the shared bit (spec 1.3, 4.4) ---
 GPAW_DEFAULT = 48

@@ -59,12 +59,14 @@ class ExceptionInjected:
 @dataclass(frozen=True)
 class MemoryConverted:
     """The host changed the private/shared state of a GPA range (MapGPA,
-    KVM_HC_MAP_GPA_RANGE); ok is False when user space refused."""
+    KVM_HC_MAP_GPA_RANGE, or implicitly after an access through the other
+    alias); ok is False when user space refused."""
     time_ns: int
     gpa: int
     size: int
     shared: bool
     ok: bool
+    implicit: bool = False
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,15 @@ class FatalError:
     note: str = ""  # the host's own diagnosis, e.g. a rejected error code
 
 
+@dataclass(frozen=True)
+class EptExit:
+    """An EPT-violation TD exit (spec 8.1; [M-ve] tdx_ept_violation_exit_to_vmm):
+    the GPA with bits 11:0 cleared, shared bit as accessed; pending is the
+    extended exit qualification for an access to a pending private page."""
+    gpa: int
+    pending: bool = False
+
+
 @dataclass
 class VmResume:
     """The host's answer: registers it wrote, and what the vCPU does next."""

@@ -56,6 +56,7 @@ class EptViolation:
     la: int
     access: str  # "read", "write" or "fetch"
     cause: str
+    walk: bool = False  # the access was the page walk's read of a paging-structure entry
 
     def describe(self) -> str:
         return (f"EPT violation on {self.access} of GPA {self.gpa:#x} "
@@ -201,6 +202,12 @@ class HostMemory:
             raise HostError(f"the host cannot {verb} GPA {gpa:#x} (+{size:#x}): the range "
                             "holds private pages (on hardware the host sees only ciphertext)")
         return page
+
+    def is_private(self, gpa: int) -> bool | None:
+        """KVM's memory attribute of the page: True private, False shared,
+        None where no memslot (guest RAM) is."""
+        state = self._memory.state(gpa)
+        return None if state is None else state != Page.SHARED
 
     def readable(self, gpa: int, size: int) -> bool:
         try:

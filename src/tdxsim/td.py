@@ -14,7 +14,7 @@ from pathlib import Path
 from . import abi, image as image_mod
 from .errors import TdxsimError
 from .events import ExceptionInjected, Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
-from .exits import FatalError, GuestExit, Halt
+from .exits import EptExit, FatalError, GuestExit, Halt
 from .host import Host
 from .memory import EptViolation, HostMemory, TdMemory, default_page_tables
 from .module import TdConfig, TdxModule
@@ -322,17 +322,30 @@ class TD:
 
     def ept_violation(self, rip: int, violation: EptViolation) -> RunResult | None:
         """A guest access the EPT check refused (memory.py): the wrong alias,
-        a pending page, or no memory.  Where TDX turns this into #VE (spec
-        8.1), the #VE plugs in here; until then the run ends with a crash
-        report naming the GPA."""
-        return self._crash(Stop("memory", rip, violation.describe(), violation.gpa, violation))
+        a pending page, or no memory.  #VE where TDX raises one (spec 8.1,
+        module/ept_violation.py); otherwise an exit to the host, which either
+        changes the mapping, so that the instruction runs again, or cannot
+        serve it: a crash report naming the GPA.  A GPA beyond GPAW is the
+        guest's own page-table bug (a reserved-bit #PF on hardware): crash."""
+        if violation.gpa >> self.config.gpaw:
+            return self._crash(Stop("memory", rip, violation.describe(), violation.gpa, violation))
+        outcome = self.module.ept_violation(violation)
+        if isinstance(outcome, VeInfo):
+            return self._raise_ve(rip, outcome, violation.describe())
+        return self._ept_exit(rip, outcome, violation.describe())
 
-    def _raise_ve(self, rip: int, info: VeInfo) -> RunResult | None:
+    def _ept_exit(self, rip: int, exit: EptExit, what: str) -> RunResult | None:
+        why = self.host.ept_violation(exit)
+        if why is None:
+            return None  # fault-like: RIP still on the instruction, which runs again
+        return self._crash(Stop("memory", rip, f"{what}; {why}", exit.gpa))
+
+    def _raise_ve(self, rip: int, info: VeInfo, cause: str = "") -> RunResult | None:
         """#VE, or #DF/#GP when VE info is still valid (spec 8.3)."""
         vector, error_code = self.module.ve.raise_ve(info)
         self.events.append(VeRaised(self.now_ns(), rip, info.exit_reason, vector, info))
         kind = "#VE" if vector == VE_VECTOR else f"vector {vector} (nested #VE)"
-        return self._fault(rip, vector, error_code, kind)
+        return self._fault(rip, vector, error_code, f"{kind} for the {cause}" if cause else kind)
 
     def _fault(self, rip: int, vector: int, error_code: int | None, kind: str) -> RunResult | None:
         """Fault-like delivery: the saved RIP is the instruction itself, and
@@ -356,6 +369,10 @@ class TD:
                              f"{action.error_code:#x}{where}: {text}", fatal=action)
         if isinstance(action, Halt):
             return self._halt(action)
+        if isinstance(action, EptExit):  # TDG.MEM.PAGE.ACCEPT found nothing mapped
+            rip = self.vcpu.regs.rip
+            return self._ept_exit(rip, action, f"TDG.MEM.PAGE.ACCEPT at {self.image.describe(rip)} "
+                                  f"of GPA {action.gpa:#x} found no page mapped")
         raise TdxsimError(f"unknown host action {action!r}")
 
     def _halt(self, halt: Halt) -> RunResult | None:

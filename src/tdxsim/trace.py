@@ -52,7 +52,9 @@ _RESULTS = {
 
 
 _EXIT_NAMES = {abi.EXIT_REASON_CPUID: "CPUID", abi.EXIT_REASON_HLT: "HLT", abi.EXIT_REASON_IO: "IO",
-               abi.EXIT_REASON_MSR_READ: "RDMSR", abi.EXIT_REASON_MSR_WRITE: "WRMSR"}
+               abi.EXIT_REASON_MSR_READ: "RDMSR", abi.EXIT_REASON_MSR_WRITE: "WRMSR",
+               abi.EXIT_REASON_EPT_VIOLATION: "EPT violation"}
+_EPT_ACCESS = ((abi.EPT_QUAL_READ, "read"), (abi.EPT_QUAL_WRITE, "write"), (abi.EPT_QUAL_FETCH, "fetch"))
 
 
 def _ve_info(info) -> str:
@@ -63,6 +65,9 @@ def _ve_info(info) -> str:
     if info.exit_reason == abi.EXIT_REASON_IO:
         what += (f" {'in' if q & abi.IO_QUAL_IN else 'out'}{'s' if q & abi.IO_QUAL_STRING else ''}"
                  f" port={q >> abi.IO_QUAL_PORT_SHIFT:#x} size={(q & 7) + 1}")
+    elif info.exit_reason == abi.EXIT_REASON_EPT_VIOLATION:
+        what += "".join(f" {name}" for bit, name in _EPT_ACCESS if q & bit)
+        what += "" if q & abi.EPT_QUAL_TRANSLATED else " (page walk)"
     return (f"{what}: qual={q:#x} gla={info.gla:#x} gpa={info.gpa:#x} "
             f"len={info.instr_len} info={info.instr_info:#x}")
 
@@ -99,7 +104,8 @@ def render(event) -> str:
     if isinstance(event, MemoryConverted):
         state = "shared" if event.shared else "private (pending)"
         refused = "" if event.ok else " refused: not guest RAM"
-        return f"{stamp} convert  GPA {event.gpa:#x} +{event.size:#x} to {state}{refused}"
+        why = " (implicit: a guest access through the other alias)" if event.implicit else ""
+        return f"{stamp} convert  GPA {event.gpa:#x} +{event.size:#x} to {state}{refused}{why}"
     if isinstance(event, QuoteCompleted):
         return (f"{stamp} quote    GetQuote buffer {event.gpa:#x} done: status "
                 f"{event.status:#x}, out_len {event.out_len}")

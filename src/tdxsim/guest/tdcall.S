@@ -20,6 +20,11 @@
 # TDCALL leaves (RAX[15:0], spec 1.3)
 .set TDG_VP_VMCALL,             0
 .set TDG_VP_INFO,               1
+.set TDG_MEM_PAGE_ACCEPT,       6
+
+# TDG.MEM.PAGE.ACCEPT page levels in RCX bits 2:0 (spec 1.3)
+.set TDX_PS_4K,                 0
+.set TDX_PS_1G,                 2
 
 # RCX GPR_SELECT masks (spec 0.1, 3.1).  Bit i selects GPR i.
 .set TDVMCALL_EXPOSE_R10_R15,   0xFC00  # seed / Linux v5.19 __tdx_hypercall
@@ -49,6 +54,9 @@
 # v6.7+), and its own result when the host's resume GPA is out of range
 .set MAP_GPA_MAX_RETRIES,       3
 .set MAP_GPA_BAD_RESUME,        -2
+
+# tdx_accept_memory: its own result for a range that is not 4 KiB aligned
+.set ACCEPT_BAD_RANGE,          -1
 
 # Direction operand in R13 for Instruction.IO and #VE.RequestMMIO (spec 4.3)
 .set GHCI_DIR_READ,             0       # IN / MMIO read
@@ -549,6 +557,68 @@ FUNC tdx_map_gpa
         leave
         ret
 ENDFUNC tdx_map_gpa
+
+# ---------------------------------------------------------------------------
+# u64 tdx_accept_memory(u64 start, u64 end)
+#
+# Accepts the private GPAs [start, end) (4 KiB aligned) with
+# TDG.MEM.PAGE.ACCEPT, as Linux's tdx_accept_memory does (spec 1.3, 4.4):
+# at each step it tries 1 GiB, then 2 MiB, then 4 KiB, each only where the
+# GPA is aligned to it and the rest of the range holds it, and falls back on
+# any nonzero status (the module refuses 1 GiB; 2 MiB over 4 KiB pages is
+# PAGE_SIZE_MISMATCH).  Like Linux it counts the PAGE_ALREADY_ACCEPTED
+# warning as a failure.  Returns 0, the status of the failing 4 KiB accept
+# (the pages before it stay accepted), or ACCEPT_BAD_RANGE (-1) when start
+# or end is not 4 KiB aligned.
+# ---------------------------------------------------------------------------
+FUNC tdx_accept_memory
+        push    %rbp
+        mov     %rsp, %rbp
+        push    %rbx
+        push    %r12
+        push    %r13
+        mov     %rdi, %rbx                      # next GPA
+        mov     %rsi, %r12                      # end
+.Laccept_next:
+        xor     %eax, %eax
+        cmp     %r12, %rbx
+        jae     .Laccept_out
+        mov     $TDX_PS_1G, %r13d               # level: 1G, 2M, 4K
+.Laccept_try:
+        lea     (%r13, %r13, 8), %ecx
+        add     $12, %ecx
+        mov     $1, %edx
+        shl     %cl, %rdx                       # size = 4 KiB << 9 * level
+        lea     -1(%rdx), %rax
+        test    %rax, %rbx
+        jnz     .Laccept_smaller                # not aligned to this level
+        mov     %r12, %rax
+        sub     %rbx, %rax
+        cmp     %rdx, %rax
+        jb      .Laccept_smaller                # the range ends before the page
+        mov     %rdx, %rsi
+        mov     %rbx, %rcx
+        or      %r13, %rcx                      # RCX = GPA | level
+        mov     $TDG_MEM_PAGE_ACCEPT, %eax
+        tdcall
+        test    %rax, %rax
+        jnz     .Laccept_failed
+        add     %rsi, %rbx
+        jmp     .Laccept_next
+.Laccept_failed:
+        cmp     $TDX_PS_4K, %r13d
+        je      .Laccept_out                    # even 4 KiB failed: RAX = status
+.Laccept_smaller:
+        mov     $ACCEPT_BAD_RANGE, %rax
+        sub     $1, %r13d
+        jae     .Laccept_try
+.Laccept_out:                                   # (falls through from a bad range)
+        pop     %r13
+        pop     %r12
+        pop     %rbx
+        pop     %rbp
+        ret
+ENDFUNC tdx_accept_memory
 
 # ---------------------------------------------------------------------------
 # u64 tdx_get_quote(u64 buf, u64 size)

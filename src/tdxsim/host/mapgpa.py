@@ -15,10 +15,11 @@ from ..events import MemoryConverted
 from ..exits import VmExit, VmResume
 
 
-def convert(host, gpa: int, size: int, shared: bool) -> bool:
-    """User space converts [gpa, gpa + size) (QEMU's kvm_convert_memory)."""
+def convert(host, gpa: int, size: int, shared: bool, implicit: bool = False) -> bool:
+    """User space converts [gpa, gpa + size) (QEMU's kvm_convert_memory);
+    implicit: for a guest access through the other alias (host/ept.py)."""
     ok = host.memory.convert(gpa, size, shared)
-    host.record(MemoryConverted(host.clock(), gpa, size, shared, ok))
+    host.record(MemoryConverted(host.clock(), gpa, size, shared, ok, implicit))
     return ok
 
 

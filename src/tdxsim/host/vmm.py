@@ -18,8 +18,8 @@ from ..devices.lapic import LocalApic
 from ..devices.mmio_device import MmioDevice
 from ..devices.serial import Serial
 from ..errors import HostError, TdxsimError
-from ..exits import VmExit, VmResume
-from . import cpuid, fatal, halt, info, io, kvm, mapgpa, mmio, msr, quote
+from ..exits import EptExit, VmExit, VmResume
+from . import cpuid, ept, fatal, halt, info, io, kvm, mapgpa, mmio, msr, quote
 from .hostile import Adversary
 
 Handler = Callable[["Host", VmExit], VmResume]
@@ -94,6 +94,11 @@ class Host:
         if self.adversary is not None:
             resume = self.adversary.twist(self, exit, resume)
         return resume
+
+    def ept_violation(self, exit: EptExit) -> str | None:
+        """An EPT-violation TD exit: None once served (the TD re-executes
+        the instruction), else why the TD cannot go on (host/ept.py)."""
+        return ept.handle(self, exit)
 
     # --- work the host does later in virtual time (quote completion) ---
     def at(self, time_ns: int, action: Callable[[], None]) -> None:

@@ -12,8 +12,9 @@ from .. import abi
 from ..abi import Leaf
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
-from . import cpuidve_set, report, rtmr_extend, veinfo, vm_rd_wr, vmcall, vp_info
+from . import cpuidve_set, page_accept, report, rtmr_extend, veinfo, vm_rd_wr, vmcall, vp_info
 from .common import complete
+from .ept_violation import ept_violation
 from .intercept import intercept
 from .measurement import Measurements
 from .msr import MsrPolicy
@@ -48,6 +49,7 @@ LEAF_HANDLERS: dict[int, Callable] = {
     Leaf.MR_RTMR_EXTEND: rtmr_extend.handle,
     Leaf.MR_REPORT: report.handle,
     Leaf.VP_CPUIDVE_SET: cpuidve_set.handle,
+    Leaf.MEM_PAGE_ACCEPT: page_accept.handle,
     Leaf.VM_RD: vm_rd_wr.handle_rd,
     Leaf.VM_WR: vm_rd_wr.handle_wr,
 }
@@ -91,4 +93,9 @@ class TdxModule:
         """An intercepted instruction (IN/OUT/CPUID/MSR) at regs.rip: VeInfo
         to raise #VE, a vector to inject, or None once emulated."""
         return intercept(self, insn, regs, time_ns)
+
+    def ept_violation(self, violation):
+        """A guest access the EPT refused: VeInfo to raise #VE, or the
+        EptExit the host sees."""
+        return ept_violation(self, violation)
 

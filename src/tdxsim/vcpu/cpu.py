@@ -8,7 +8,7 @@ that ends a slice is reported as a `Stop`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from unicorn import (UC_ARCH_X86, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_INSN,
@@ -135,7 +135,7 @@ class VCpu:
         def entry(gpa: int) -> int:  # the walk's own reads go through the EPT too
             where = self.check_gpa(gpa, la, "read")
             if not isinstance(where, int):
-                raise MemoryFault(where)
+                raise MemoryFault(replace(where, walk=True))
             return int.from_bytes(uc.mem_read(where, 8), "little")
 
         try:
