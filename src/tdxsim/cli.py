@@ -68,7 +68,7 @@ def cmd_run(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
-    return bench_main(json_output=args.json)
+    return bench_main(json_output=args.json, show_profile=args.profile)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -98,6 +98,8 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     bench = sub.add_parser("bench", help="measure hypercall and guest-code speed")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.add_argument("--profile", action="store_true",
+                       help="also profile the null TDVMCALL path (where the time goes)")
     bench.set_defaults(func=cmd_bench)
     return p
 
