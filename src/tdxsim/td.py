@@ -133,6 +133,12 @@ class TD:
     def stack_top(self) -> int:
         return self.memory
 
+    @property
+    def call_rsp(self) -> int:
+        """RSP at the entry of a td.call()ed function: the return-address
+        slot, placed so that RSP + 8 is 16-byte aligned."""
+        return self.stack_top - 64 - 8
+
     def symbol(self, name: str) -> int:
         try:
             return self.image.symbols[name]
@@ -183,7 +189,7 @@ class TD:
         if len(args) > len(SYSV_ARGS):
             raise TdxsimError(f"td.call passes at most {len(SYSV_ARGS)} arguments")
         target = self.symbol(symbol) if isinstance(symbol, str) else symbol
-        rsp = self.stack_top - 64 - 8  # so RSP + 8 is 16-byte aligned at entry
+        rsp = self.call_rsp
         self.vcpu.write(rsp, RETURN_TRAP.to_bytes(8, "little"))
         values = {abi.GPR_NAMES.index(k): v for k, v in (regs or {}).items()}
         values.update({SYSV_ARGS[i]: a & abi.MASK64 for i, a in enumerate(args)})
@@ -199,7 +205,9 @@ class TD:
         self.events.clear()
         self.host.serial.output.clear()
         self._budget_end = self.vcpu.instructions + max_insns
-        deadline = time.monotonic() + timeout
+        # timeout 0: no wall-clock limit, only the instruction budget (Unicorn
+        # starts a watchdog thread per slice for a timeout, ~0.2 ms each).
+        deadline = time.monotonic() + timeout if timeout else math.inf
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -210,7 +218,7 @@ class TD:
                 if result is not None:
                     return result
                 continue
-            stop = self.vcpu.run(self._slice_limit(), until, remaining)
+            stop = self.vcpu.run(self._slice_limit(), until, remaining if timeout else 0.0)
             result = self._after(stop, max_insns, timeout)
             if result is not None:
                 return result
@@ -332,7 +340,7 @@ class TD:
         read = self.peek
         report = CrashReport(stop.detail, stop.rip, self.image.describe(stop.rip), gprs,
                              self.vcpu.regs.rflags, disassemble(read, self.image, stop.rip),
-                             backtrace(read, self.image, gprs[abi.RBP]))
+                             backtrace(read, self.image, gprs[abi.RBP]), address=stop.address)
         return self._end("crash", report.render(), crash=report)
 
     def _end(self, reason: str, message: str = "", **kw) -> RunResult:

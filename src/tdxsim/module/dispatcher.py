@@ -51,6 +51,9 @@ class TdxModule:
         self.record = record or (lambda event: None)
         self.handlers = dict(LEAF_HANDLERS)
         self.ve = VeState(config.legacy_nested_ve_gp)
+        # Fault injection (spec 10 B9): nonzero makes every valid
+        # TDG.VP.VMCALL fail with this RAX, without a TD exit.
+        self.vmcall_failure = 0
 
     def tdcall(self, regs, time_ns: int = 0):
         """Execute one TDCALL at regs.rip; returns the host's action or None."""
