@@ -97,6 +97,7 @@ class TD:
         self.host.clock = self.now_ns
         self.lapic = self.host.lapic
         self._halted_ns = 0
+        self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._action = None
         self._error: Exception | None = None
         self.reset()
@@ -338,9 +339,12 @@ class TD:
     def _crash(self, stop: Stop) -> RunResult:
         gprs = self.vcpu.regs.gprs()
         read = self.peek
+        detail = self.crash_details
         report = CrashReport(stop.detail, stop.rip, self.image.describe(stop.rip), gprs,
-                             self.vcpu.regs.rflags, disassemble(read, self.image, stop.rip),
-                             backtrace(read, self.image, gprs[abi.RBP]), address=stop.address)
+                             self.vcpu.regs.rflags,
+                             disassemble(read, self.image, stop.rip) if detail else [],
+                             backtrace(read, self.image, gprs[abi.RBP]) if detail else [],
+                             address=stop.address)
         return self._end("crash", report.render(), crash=report)
 
     def _end(self, reason: str, message: str = "", **kw) -> RunResult:

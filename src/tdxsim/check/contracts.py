@@ -10,6 +10,7 @@ format is documented in README.md ("Contract files").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 
@@ -54,11 +55,11 @@ class Contract:
     no_rbp_mod: bool = True  # KVM always creates TDs with NO_RBP_MOD (spec 3.2)
     max_insns: int = 100_000
 
-    @property
+    @cached_property
     def struct_size(self) -> int:
         return max(self.fields.values()) + 8 if self.fields else 0
 
-    @property
+    @cached_property
     def unchanged(self) -> tuple[int, ...]:
         """Registers that must hold the caller's value at return (RSP is
         judged by the `stack` property)."""

@@ -11,7 +11,8 @@ out; the host is the checker's marker host unless another one is plugged in.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 from unicorn import x86_const as X
 from unicorn.unicorn_py3 import unicorn as _binding
@@ -147,31 +148,49 @@ class Observation:
     struct_after: bytes
     frame_after: bytes  # entry RSP .. stack top: return address and caller's frame
     last_pc: int  # the last instruction started: the RET when the stub returned
-    _host_values: dict[int, str] | None = field(default=None, repr=False)
 
     @property
     def returned(self) -> bool:
         return self.result.reason == "return"
 
+    @cached_property
+    def vmcalls(self) -> list[TdcallSeen]:
+        return [t for t in self.tdcalls if t.before[abi.RAX] == abi.Leaf.VP_VMCALL]
+
+    @cached_property
+    def exchange(self) -> TdcallSeen | None:
+        """The last TDG.VP.VMCALL that reached the host and succeeded."""
+        done = [t for t in self.vmcalls if t.after[abi.RAX] == 0]
+        return done[-1] if done and self.exits else None
+
+    @cached_property
+    def failure(self) -> TdcallSeen | None:
+        """The first TDG.VP.VMCALL the module failed."""
+        return next((t for t in self.vmcalls if t.after[abi.RAX] != 0), None)
+
+    @cached_property
     def host_values(self) -> dict[int, str]:
         """Distinctive values the guest took back from the host (and their
         32-bit halves): only what the module let through counts."""
-        if self._host_values is None:
-            found: dict[int, str] = {}
-            known = self.values.guest_known
-            for record, resume in zip(self.result.exits, self.resumes):
-                pieces = [(v, f"the VMM's {reg_name(r)}") for r, v in record.returned.items()]
-                pieces += [(v >> s & abi.MASK64, f"the VMM's XMM{j}")
-                           for j, v in resume.xmms.items() if record.xmm_select >> j & 1
-                           for s in (0, 64)]
-                for value, what in pieces:
-                    if value > 0xFFFF_FFFF and value not in known:
-                        found.setdefault(value, what)
-                        low = low_half_key(value)
-                        if low is not None and low not in known:
-                            found.setdefault(low, what + " (low 32 bits)")
-            self._host_values = found
-        return self._host_values
+        found: dict[int, str] = {}
+        known = self.values.guest_known
+        for record, resume in zip(self.result.exits, self.resumes):
+            pieces = [(v, r) for r, v in record.returned.items()]
+            if record.xmm_select:
+                pieces += [(v >> s & abi.MASK64, f"XMM{j}") for j, v in resume.xmms.items()
+                           if record.xmm_select >> j & 1 for s in (0, 64)]
+            for value, where in pieces:
+                if value > 0xFFFF_FFFF and value not in known and value not in found:
+                    what = f"the VMM's {where if isinstance(where, str) else reg_name(where)}"
+                    found[value] = what
+                    low = value & 0xFFFF_FFFF
+                    if low >= 0x10000 and low not in known:
+                        found.setdefault(low, what + " (low 32 bits)")
+        return found
+
+    @property
+    def xmm_exchanged(self) -> bool:
+        return any(record.xmm_select for record in self.result.exits)
 
 
 class _XmmBank:
@@ -203,6 +222,7 @@ class Harness:
     def __init__(self, image: Image, symbol: str, contract: Contract, host=None):
         self.contract = contract
         self.td = td = TD(image, config=TdConfig(no_rbp_mod=contract.no_rbp_mod))
+        td.crash_details = False  # the report shows its own listing
         self.entry = td.symbol(symbol)
         self.symbol = symbol
         if contract.struct_size and contract.struct_size > ARGS_BELOW_TOP // 2:
@@ -217,7 +237,8 @@ class Harness:
         td.vcpu.on_tdcall = self._on_tdcall
         install_idt_stub(td, VECTOR)
         self._xmm = _XmmBank(td.vcpu.uc)
-        self._cache: dict[tuple, Values] = {}
+        self._base = self._make_base()
+        self._by_flags: dict[int, Values] = {}
         self.runs = 0
 
     # --- one run ---
@@ -259,25 +280,26 @@ class Harness:
     def _on_tdcall(self, regs) -> bool:
         before = regs.gprs()
         rflags, rip = regs.rflags, regs.rip
-        read = self.td.vcpu.read
-        ret_slot = int.from_bytes(read(self.layout.entry_rsp, 8), "little")
-        chain = self._rbp_chain(before[abi.RBP], before[abi.RSP])
+        lay = self.layout
+        stack = self.td.vcpu.read(lay.stack_low, lay.stack_top - lay.stack_low)
+        ret_slot = int.from_bytes(stack[lay.entry_rsp - lay.stack_low:][:8], "little")
+        chain = self._rbp_chain(stack, before[abi.RBP], before[abi.RSP])
         events, insns = len(self.td.events), self.td.vcpu.instructions - self._start
         go_on = self._td_tdcall(regs)
         self._seen.append(TdcallSeen(rip, before, regs.gprs(), rflags, ret_slot, chain,
                                      events, insns))
         return go_on
 
-    def _rbp_chain(self, rbp: int, rsp: int) -> bool:
+    def _rbp_chain(self, stack: bytes, rbp: int, rsp: int) -> bool:
         """RBP is the caller's frame pointer, or a frame of the stub whose
         saved-RBP links lead back to it (spec 10 B2)."""
         lay = self.layout
         for _ in range(16):
             if rbp == lay.caller_rbp:
                 return True
-            if not (rsp <= rbp < lay.entry_rsp and rbp % 8 == 0):
+            if not (max(rsp, lay.stack_low) <= rbp < lay.entry_rsp and rbp % 8 == 0):
                 return False
-            saved = int.from_bytes(self.td.vcpu.read(rbp, 8), "little")
+            saved = int.from_bytes(stack[rbp - lay.stack_low:][:8], "little")
             if saved <= rbp:
                 return False
             rbp = saved
@@ -285,25 +307,49 @@ class Harness:
 
     # --- the values a run starts from ---
     def values(self, sc: Scenario) -> Values:
-        key = (sc.flags, sc.inputs, sc.host)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._make_values(sc)
-            if not sc.inputs and not sc.host:  # fuzzed values are not worth keeping
-                self._cache[key] = cached
-        return cached
+        """The base values with this scenario's flags and fuzzed values; only
+        these few pieces change between runs."""
+        c, base = self.contract, self._base
+        if not (sc.inputs or sc.host):
+            cached = self._by_flags.get(sc.flags)
+            if cached is None:
+                cached = self._by_flags[sc.flags] = self._with(sc)
+            return cached
+        return self._with(sc)
 
-    def _make_values(self, sc: Scenario) -> Values:
+    def _with(self, sc: Scenario) -> Values:
+        c, base = self.contract, self._base
+        inputs = {**base.inputs, **dict(sc.inputs)}
+        entry = list(base.entry)
+        if c.flags is not None:
+            entry[c.flags] = sc.flags
+        for dst, src in c.reg_args.items():
+            entry[src] = inputs[dst]
+        struct = base.struct
+        if sc.inputs:
+            struct = bytearray(struct)
+            for r, value in sc.inputs:
+                if r in c.fields:
+                    at = GUARD + c.fields[r]
+                    struct[at:at + 8] = value.to_bytes(8, "little")
+            struct = bytes(struct)
+        return replace(base, entry=entry, inputs=inputs, struct=struct,
+                       entry_regs={abi.GPR_NAMES[r]: v for r, v in enumerate(entry)
+                                   if r != abi.RSP},
+                       host_gprs={**base.host_gprs, **dict(sc.host)} if sc.host
+                       else base.host_gprs,
+                       guest_known=base.guest_known | set(inputs.values()) | {sc.flags})
+
+    def _make_base(self) -> Values:
         c, lay = self.contract, self.layout
         inputs = {r: pattern(INPUT, r) for r in list(c.fields) + list(c.reg_args)}
-        inputs.update(sc.inputs)
         entry = {r: pattern(SECRET, r) for r in range(16) if r != abi.RSP}
         secrets = {v: f"the caller's {reg_name(r)}" for r, v in entry.items()}
         carried = {abi.RBP: lay.caller_rbp}  # entry registers that carry no secret
         if c.args is not None:
             carried[c.args] = lay.args
         if c.flags is not None:
-            carried[c.flags] = sc.flags
+            carried[c.flags] = 0
         carried.update({src: inputs[dst] for dst, src in c.reg_args.items()})
         for r, value in carried.items():
             secrets.pop(entry[r], None)
@@ -317,7 +363,6 @@ class Harness:
         stack = self._stack_image(secrets)
         struct = self._struct_image(inputs, secrets)
         host_gprs = {r: pattern(HOST, r) for r in range(abi.RDX, 16) if r != abi.RSP}
-        host_gprs.update(sc.host)
         host_xmms = {j: pattern(HOST, XMM_BASE + j) * (1 << 64 | 1) for j in range(16)}
         lows = {low_half_key(v): what for v, what in secrets.items() if low_half_key(v)}
         pointers = ((lay.stack_low - 0x1000, lay.stack_top, "a stack address"),
@@ -325,8 +370,8 @@ class Harness:
                      "a pointer into the args struct"))
         named = {abi.GPR_NAMES[r]: v for r, v in entry.items()}
         entry[abi.RSP] = lay.entry_rsp
-        return Values([entry[r] for r in range(16)], named, inputs, xmm, struct,
-                      stack, host_gprs, host_xmms, secrets, lows,
+        return Values([entry[r] for r in range(16)], named, inputs, xmm, struct, stack,
+                      host_gprs, host_xmms, secrets, lows,
                       set(named.values()) | set(inputs.values()) | {lay.args}, pointers)
 
     def _stack_image(self, secrets: dict[int, str]) -> bytes:

@@ -9,6 +9,7 @@ TDCALL, so each defect shows up under the one property that owns it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from .. import abi
@@ -16,7 +17,7 @@ from ..events import InterruptDelivered
 from ..td import RETURN_TRAP
 from ..vcpu.regs import RFLAGS_IF
 from .contracts import Contract, reg_name
-from .harness import GUARD, Observation, TdcallSeen
+from .harness import GUARD, Observation
 
 LEAF = abi.Leaf.VP_VMCALL
 PAGE = 0x1000
@@ -38,22 +39,13 @@ class Property:
 
 
 # --- facts about a run ---
-def vmcalls(o: Observation) -> list[TdcallSeen]:
-    return [t for t in o.tdcalls if t.before[abi.RAX] == LEAF]
-
-
-def exchange(o: Observation) -> TdcallSeen | None:
-    """The last TDG.VP.VMCALL that reached the host and succeeded."""
-    done = [t for t in vmcalls(o) if t.after[abi.RAX] == 0]
-    return done[-1] if done and o.exits else None
-
-
-def failure(o: Observation) -> TdcallSeen | None:
-    return next((t for t in vmcalls(o) if t.after[abi.RAX] != 0), None)
-
-
 def u64(data: bytes, offset: int) -> int:
     return int.from_bytes(data[offset:offset + 8], "little")
+
+
+@lru_cache(maxsize=None)
+def bits(mask: int) -> tuple[int, ...]:
+    return tuple(i for i in range(16) if mask >> i & 1)
 
 
 def names(mask: int) -> str:
@@ -76,7 +68,7 @@ def pointer_fault(o: Observation) -> tuple[int, int, str] | None:
     if crash is None:
         return None
     for address in (crash.address, crash.rip):
-        for value, what in o.host_values().items():
+        for value, what in o.host_values.items():
             # Unicorn reports fault addresses cut to 52 bits
             distance = (address - value + PAGE) % (1 << 52) if address is not None else PAGE * 2
             if value > 0xFFFF_FFFF and distance < 2 * PAGE:
@@ -138,7 +130,7 @@ def mask_problem(c: Contract, rcx: int) -> str | None:
 
 
 def mask_valid(c: Contract, o: Observation):
-    calls = vmcalls(o)
+    calls = o.vmcalls
     for t in calls:
         problem = mask_problem(c, t.before[abi.RCX])
         if problem:
@@ -149,20 +141,19 @@ def mask_valid(c: Contract, o: Observation):
 def no_leak(c: Contract, o: Observation):
     if not o.exits:
         return False
+    inputs = o.values.inputs
     for record, exit in zip(o.result.exits, o.exits):
-        for r in range(16):
+        for r in bits(exit.gpr_select):
             value = record.exposed[r]
-            if not exit.selected(r) or value == o.values.inputs.get(r):
-                continue
-            what = origin(o, value)
+            what = value != inputs.get(r) and origin(o, value)
             if what:
-                role = (f"where the contract passes the input {reg_name(r)}" if r in
-                        o.values.inputs else "which the contract does not name as an input")
+                role = (f"where the contract passes the input {reg_name(r)}" if r in c.inputs
+                        or r in c.reg_args else "which the contract does not name as an input")
                 return Finding("no-leak", f"The host saw {what} in {reg_name(r)} (value "
                                f"{value:#x}), {role}.", record.rip)
-        for j, value in enumerate(exit.xmms):
-            for half in (value & abi.MASK64, value >> 64):
-                what = exit.xmm_select >> j & 1 and origin(o, half)
+        for j in bits(exit.xmm_select):
+            for half in (exit.xmms[j] & abi.MASK64, exit.xmms[j] >> 64):
+                what = origin(o, half)
                 if what:
                     return Finding("no-leak", f"The host saw {what} in XMM{j} (value "
                                    f"{half:#x}).", record.rip)
@@ -170,9 +161,9 @@ def no_leak(c: Contract, o: Observation):
 
 
 def scrub(c: Contract, o: Observation):
-    if not (o.returned and exchange(o)):
+    if not (o.returned and o.exchange):
         return False
-    host = o.host_values()
+    host = o.host_values
     keep = set(c.unchanged) | {abi.RSP} | ({abi.RAX} if c.returns is not None else set())
     ret = f"the return value in RAX" if c.returns is not None else "no register"
     for r in range(16):
@@ -181,7 +172,7 @@ def scrub(c: Contract, o: Observation):
             return Finding("scrub", f"After return {reg_name(r)} still holds {what} "
                            f"({o.after[r]:#x}), but only {ret} may carry a host-written value: "
                            "zero or restore it before RET (spec 3.5 rule 5).", o.last_pc)
-    for j in range(16):
+    for j in range(16 if o.xmm_exchanged else 0):
         for half in (u64(o.xmm_after, 16 * j), u64(o.xmm_after, 16 * j + 8)):
             if host.get(half):
                 return Finding("scrub", f"After return XMM{j} still holds {host[half]} "
@@ -190,13 +181,13 @@ def scrub(c: Contract, o: Observation):
 
 
 def callee_saved(c: Contract, o: Observation):
-    if not (o.returned and exchange(o)):
+    if not (o.returned and o.exchange):
         return False
     for r in c.unchanged:
         was, now = o.values.entry[r], o.after[r]
         if now != was:
             kind = "callee-saved" if r in c.callee_saved else "preserved by the contract"
-            source = o.host_values().get(now)
+            source = o.host_values.get(now)
             extra = f", now {source}" if source else ""
             return Finding("callee-saved", f"{reg_name(r)} = {now:#x} after return but the "
                            f"caller had {was:#x} ({reg_name(r)} is {kind}{extra}).", o.last_pc)
@@ -223,6 +214,8 @@ def stack(c: Contract, o: Observation):
         return Finding("stack", f"RSP = {rsp:#x} after return, {rsp - lay.entry_rsp - 8:+#x} "
                        f"bytes off the balanced value {lay.entry_rsp + 8:#x}.", o.last_pc)
     start = lay.entry_rsp - lay.stack_low
+    if o.frame_after[8:] == o.values.stack[start + 8:]:
+        return True
     for offset in range(8, len(o.frame_after), 8):
         was, now = u64(o.values.stack, start + offset), u64(o.frame_after, offset)
         if was != now:
@@ -272,7 +265,7 @@ def sti_shadow(c: Contract, o: Observation):
 
 
 def failure_traps(c: Contract, o: Observation):
-    t = failure(o)
+    t = o.failure
     if t is None:
         return False
     if o.returned:
@@ -284,7 +277,7 @@ def failure_traps(c: Contract, o: Observation):
 
 
 def output_copy(c: Contract, o: Observation):
-    t = exchange(o)
+    t = o.exchange
     if t is None or not o.returned or not c.fields:
         return False
     copy = c.copy_outputs.holds(o.scenario.flags)
@@ -301,9 +294,13 @@ def output_copy(c: Contract, o: Observation):
                            f"{now:#x}, but the contract does not copy it back "
                            f"({'with ' + when if r in c.outputs else 'not an output'}).",
                            o.last_pc)
+    end = GUARD + c.struct_size
+    if o.struct_after[:GUARD] == o.values.struct[:GUARD] and o.struct_after[end:] == \
+            o.values.struct[end:]:
+        return True
     for offset in range(0, len(o.struct_after), 8):
         if u64(o.struct_after, offset) != u64(o.values.struct, offset) and not (
-                GUARD <= offset < GUARD + c.struct_size):
+                GUARD <= offset < end):
             return Finding("output-copy", f"The routine wrote {u64(o.struct_after, offset):#x} "
                            f"at offset {offset - GUARD} from the args struct, outside its "
                            f"{c.struct_size} bytes.", o.last_pc)
@@ -311,7 +308,7 @@ def output_copy(c: Contract, o: Observation):
 
 
 def return_value(c: Contract, o: Observation):
-    t = exchange(o)
+    t = o.exchange
     if t is None:
         return False
     if not o.returned:
@@ -324,7 +321,7 @@ def return_value(c: Contract, o: Observation):
         return True
     want, got = t.after[c.returns], o.after[abi.RAX]
     if got != want:
-        source = o.host_values().get(got) or origin(o, got)
+        source = o.host_values.get(got) or origin(o, got)
         extra = f" ({source})" if source else ""
         return Finding("return-value", f"The routine returned RAX = {got:#x}{extra}, but the "
                        f"contract returns {reg_name(c.returns)} as the TDCALL left it "
@@ -333,7 +330,7 @@ def return_value(c: Contract, o: Observation):
 
 
 def host_pointer(c: Contract, o: Observation):
-    if exchange(o) is None:
+    if o.exchange is None:
         return False
     fault = pointer_fault(o)
     if fault:

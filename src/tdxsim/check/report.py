@@ -44,8 +44,10 @@ def listing(image: Image, symbol: str, mark: int | None) -> list[str]:
     if len(rows) > MAX_LISTING:
         centre = at if at is not None else 0
         rows = rows[max(0, centre - MAX_LISTING // 2):][:MAX_LISTING]
-    lines = [f"{'=>' if address == mark else '  '} {address:#x} <{symbol}+{address - start:#x}>:"
-             f" {raw.hex(' '):<24} {text}" for address, raw, text in rows]
+    labels = [f"{address:#x} <{symbol}+{address - start:#x}>:" for address, _, _ in rows]
+    width = max(map(len, labels), default=0)
+    lines = [f"{'=>' if address == mark else '  '} {label:<{width}} {raw.hex(' '):<24} {text}"
+             for label, (address, raw, text) in zip(labels, rows)]
     if mark is not None and at is None:
         lines.append(f"=> {image.describe(mark)} (outside the listing)")
     return lines
@@ -78,7 +80,10 @@ def scenario_json(result: Result) -> str:
     return json.dumps(result.observation.scenario.to_json(), separators=(", ", ": "))
 
 
-def render_text(report: Report, replay_hint: str = "tdxsim check ... --replay FILE") -> str:
+REPLAY = "tdxsim check ... --replay FILE"
+
+
+def render_text(report: Report, replay_hint: str = REPLAY) -> str:
     c = report.contract
     what = "replayed 1 scenario" if report.replayed else f"{report.runs} runs"
     out = [f"tdxsim check: {report.symbol} in {report.stub}, contract {c.name} ({what})"]
@@ -91,15 +96,12 @@ def render_text(report: Report, replay_hint: str = "tdxsim check ... --replay FI
         out += [f"    {line}" for line in reproducer_lines(report, r)]
         out.append(f"    scenario: {scenario_json(r)}")
         out.append(f"    replay: put the scenario in FILE, then {replay_hint}")
-    failed = len(report.failed)
-    out += ["", f"{failed} of {len(report.results)} properties failed" if failed else
-            f"all {len(report.results)} properties hold (skipped ones were not exercised)"
-            if any(r.status == "skip" for r in report.results) else
-            f"all {len(report.results)} properties hold"]
+    counts = {s: sum(r.status == s for r in report.results) for s in ("pass", "fail", "skip")}
+    out += ["", f"{counts['fail']} failed, {counts['pass']} passed, {counts['skip']} not exercised"]
     return "\n".join(out) + "\n"
 
 
-def to_json(report: Report) -> dict:
+def to_json(report: Report, replay_hint: str = REPLAY) -> dict:
     props = []
     for r in report.results:
         item = {"id": r.id, "status": r.status, "message": r.message}
@@ -108,17 +110,18 @@ def to_json(report: Report) -> dict:
             item["disassembly"] = listing(report.image, report.symbol, r.finding.rip)
             item["reproducer"] = r.observation.scenario.to_json()
             item["values"] = reproducer_lines(report, r)
+            item["replay"] = replay_hint
         props.append(item)
     return {"tool": "tdxsim check", "stub": report.stub, "symbol": report.symbol,
             "contract": report.contract.name, "runs": report.runs,
             "passed": not report.failed, "properties": props}
 
 
-def render_json(report: Report) -> str:
-    return json.dumps(to_json(report), indent=2) + "\n"
+def render_json(report: Report, replay_hint: str = REPLAY) -> str:
+    return json.dumps(to_json(report, replay_hint), indent=2) + "\n"
 
 
-def render_junit(report: Report) -> str:
+def render_junit(report: Report, replay_hint: str = REPLAY) -> str:
     suite = ET.Element("testsuite", name=f"tdxsim check {report.symbol} ({report.contract.name})",
                        tests=str(len(report.results)), failures=str(len(report.failed)),
                        errors="0", skipped=str(sum(r.status == "skip" for r in report.results)))
@@ -127,7 +130,8 @@ def render_junit(report: Report) -> str:
                              name=r.id)
         if r.status == "fail":
             body = listing(report.image, report.symbol, r.finding.rip)
-            body += reproducer_lines(report, r) + [f"scenario: {scenario_json(r)}"]
+            body += reproducer_lines(report, r) + [f"scenario: {scenario_json(r)}",
+                                                   f"replay: {replay_hint}"]
             ET.SubElement(case, "failure", message=r.message, type=r.id).text = "\n".join(body)
         elif r.status == "skip":
             ET.SubElement(case, "skipped", message=r.message)

@@ -82,7 +82,8 @@ def evaluate(c: Contract, observations: list[Observation]) -> list[Result]:
                 failed = Result(prop, "fail", verdict.message, runs, verdict, o)
                 break
         if failed is None:
-            failed = (Result(prop, "pass", f"{prop.holds} ({runs} runs)", runs) if runs else
+            failed = (Result(prop, "pass", f"{prop.holds} ({runs} run{'s' * (runs > 1)})",
+                             runs) if runs else
                       Result(prop, "skip", f"not exercised: no run reached {prop.needs}"))
         results.append(failed)
     return results
