@@ -14,6 +14,7 @@ import ctypes
 from dataclasses import dataclass, replace
 from functools import cached_property
 
+from unicorn import UC_HOOK_MEM_WRITE
 from unicorn import x86_const as X
 from unicorn.unicorn_py3 import unicorn as _binding
 
@@ -23,7 +24,7 @@ from ..exits import VmExit, VmResume
 from ..explore import install_idt_stub
 from ..image import Image
 from ..module import TdConfig
-from ..td import RETURN_TRAP, TD, RunResult
+from ..td import PAGE, RETURN_TRAP, TD, RunResult
 from .contracts import Contract, reg_name
 
 SECRET, HOST, INPUT = 0x5EC7, 0xB057, 0x1A9C  # value kinds
@@ -33,6 +34,11 @@ GUARD = 64  # canary bytes on both sides of the args struct
 ARGS_BELOW_TOP = 0x10000  # the args struct lives this far below the stack top
 VECTOR = 0xEC  # the injected interrupt
 RFLAGS_AT_ENTRY = 0x2  # IF = 0: the caller runs with interrupts off
+
+
+def lay_low(top: int) -> int:
+    """Below this the stack is not the stub's own (generous: big frames)."""
+    return top - ARGS_BELOW_TOP + ARGS_BELOW_TOP // 2
 
 
 def pattern(kind: int, index: int) -> int:
@@ -148,6 +154,8 @@ class Observation:
     struct_after: bytes
     frame_after: bytes  # entry RSP .. stack top: return address and caller's frame
     last_pc: int  # the last instruction started: the RET when the stub returned
+    writes: list[tuple[int, int]]  # (rip, address) of stores after a TDCALL that hit
+    # neither the stack nor the args struct
 
     @property
     def returned(self) -> bool:
@@ -169,23 +177,29 @@ class Observation:
         return next((t for t in self.vmcalls if t.after[abi.RAX] != 0), None)
 
     @cached_property
+    def host_written(self) -> list[tuple[int, str]]:
+        """Every value the guest took back from the host: only what the
+        module let through counts."""
+        taken = []
+        for record, resume in zip(self.result.exits, self.resumes):
+            taken += [(v, f"the VMM's {reg_name(r)}") for r, v in record.returned.items()]
+            if record.xmm_select:
+                taken += [(v >> s & abi.MASK64, f"the VMM's XMM{j}") for j, v in
+                          resume.xmms.items() if record.xmm_select >> j & 1 for s in (0, 64)]
+        return taken
+
+    @cached_property
     def host_values(self) -> dict[int, str]:
-        """Distinctive values the guest took back from the host (and their
-        32-bit halves): only what the module let through counts."""
+        """The distinctive host-written values (and their 32-bit halves):
+        finding one of them in a register proves where it came from."""
         found: dict[int, str] = {}
         known = self.values.guest_known
-        for record, resume in zip(self.result.exits, self.resumes):
-            pieces = [(v, r) for r, v in record.returned.items()]
-            if record.xmm_select:
-                pieces += [(v >> s & abi.MASK64, f"XMM{j}") for j, v in resume.xmms.items()
-                           if record.xmm_select >> j & 1 for s in (0, 64)]
-            for value, where in pieces:
-                if value > 0xFFFF_FFFF and value not in known and value not in found:
-                    what = f"the VMM's {where if isinstance(where, str) else reg_name(where)}"
-                    found[value] = what
-                    low = value & 0xFFFF_FFFF
-                    if low >= 0x10000 and low not in known:
-                        found.setdefault(low, what + " (low 32 bits)")
+        for value, what in self.host_written:
+            if value > 0xFFFF_FFFF and value not in known and value not in found:
+                found[value] = what
+                low = value & 0xFFFF_FFFF
+                if low >= 0x10000 and low not in known:
+                    found.setdefault(low, what + " (low 32 bits)")
         return found
 
     @property
@@ -237,6 +251,11 @@ class Harness:
         td.vcpu.on_tdcall = self._on_tdcall
         install_idt_stub(td, VECTOR)
         self._xmm = _XmmBank(td.vcpu.uc)
+        # Stores outside the stack and the args struct are rare and cheap to
+        # watch; after a TDCALL they may go through a host-written pointer.
+        for low, high in ((PAGE, self.layout.args - GUARD),
+                          (self.layout.args + contract.struct_size + GUARD, lay_low(top))):
+            td.vcpu.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write, None, low, high - 1)
         self._base = self._make_base()
         self._by_flags: dict[int, Values] = {}
         self.runs = 0
@@ -257,7 +276,7 @@ class Harness:
         self._start = td.vcpu.instructions
         if scenario.inject is not None:
             td.lapic.schedule(td.now_ns() + scenario.inject * td.ns_per_insn, VECTOR)
-        self._seen, self._exits, self._resumes = [], [], []
+        self._seen, self._exits, self._resumes, self._writes = [], [], [], []
         result = td.call_result(self.entry, regs=v.entry_regs, max_insns=c.max_insns, timeout=0)
         self.runs += 1
         regs = td.vcpu.regs
@@ -266,7 +285,11 @@ class Harness:
             after=regs.gprs(), rflags=regs.rflags, xmm_after=self._xmm.read(),
             struct_after=td.read(lay.args - GUARD, len(v.struct)) if v.struct else b"",
             frame_after=td.read(lay.entry_rsp, lay.stack_top - lay.entry_rsp),
-            last_pc=td.vcpu.counter.last_pc)
+            last_pc=td.vcpu.counter.last_pc, writes=self._writes)
+
+    def _on_write(self, uc, access, address, size, value, _user) -> None:
+        if self._seen:
+            self._writes.append((self.td.vcpu.counter.last_pc, address))
 
     def _exit(self, exit: VmExit) -> VmResume:
         self._exits.append(exit)

@@ -61,18 +61,27 @@ def origin(o: Observation, value: int) -> str | None:
     return what
 
 
-def pointer_fault(o: Observation) -> tuple[int, int, str] | None:
-    """A crash at an address near a value the host wrote: the stub used a
-    host-controlled register as a pointer (spec 10 B6)."""
+def near_host_value(o: Observation, address: int) -> tuple[int, int, str] | None:
+    """The host-written value an address derives from (within a page or
+    two), as (full address, value, whose)."""
+    best = None
+    for value, what in o.host_written:
+        # Unicorn reports fault addresses cut to 52 bits
+        distance = (address - value + PAGE) % (1 << 52)
+        if distance < 2 * PAGE and (best is None or abs(distance - PAGE) < best[0]):
+            best = (abs(distance - PAGE), ((value + distance - PAGE) & abi.MASK64, value, what))
+    return best[1] if best else None
+
+
+def host_pointer_use(o: Observation) -> tuple[int, int, int, str] | None:
+    """A crash, or a store outside the stack and args struct, at an address
+    derived from a host-written value: (rip, address, value, whose)."""
     crash = o.result.crash
-    if crash is None:
-        return None
-    for address in (crash.address, crash.rip):
-        for value, what in o.host_values.items():
-            # Unicorn reports fault addresses cut to 52 bits
-            distance = (address - value + PAGE) % (1 << 52) if address is not None else PAGE * 2
-            if value > 0xFFFF_FFFF and distance < 2 * PAGE:
-                return (value + distance - PAGE) & abi.MASK64, value, what
+    uses = [(crash.rip, a) for a in (crash.address, crash.rip) if a is not None] if crash else []
+    for rip, address in uses + o.writes:
+        hit = near_host_value(o, address)
+        if hit:
+            return (rip, *hit)
     return None
 
 
@@ -280,6 +289,8 @@ def output_copy(c: Contract, o: Observation):
     t = o.exchange
     if t is None or not o.returned or not c.fields:
         return False
+    if host_pointer_use(o):
+        return True  # copied through a host pointer: judged by host-pointer
     copy = c.copy_outputs.holds(o.scenario.flags)
     when = f"flags = {c.flag_names(o.scenario.flags)}"
     for r, offset in sorted(c.fields.items(), key=lambda item: item[1]):
@@ -312,7 +323,7 @@ def return_value(c: Contract, o: Observation):
     if t is None:
         return False
     if not o.returned:
-        if pointer_fault(o) or return_slot_lost(o):
+        if host_pointer_use(o) or return_slot_lost(o):
             return True  # judged by host-pointer / stack
         crash = o.result.crash
         return Finding("return-value", "The routine did not return after a successful "
@@ -332,14 +343,12 @@ def return_value(c: Contract, o: Observation):
 def host_pointer(c: Contract, o: Observation):
     if o.exchange is None:
         return False
-    fault = pointer_fault(o)
-    if fault:
-        address, value, what = fault
-        crash = o.result.crash
+    use = host_pointer_use(o)
+    if use:
+        rip, address, value, what = use
         return Finding("host-pointer", f"After the TDCALL the routine accessed {address:#x}, "
                        f"which derives from {what} ({value:#x}): a register the VMM controls was "
-                       "used as a pointer; reload pointers from private memory (spec 10 B6).",
-                       crash.rip)
+                       "used as a pointer; reload pointers from private memory (spec 10 B6).", rip)
     return True
 
 
