@@ -14,6 +14,7 @@ from pathlib import Path
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN_INVALID, UC_MODE_64, Uc
 from unicorn import x86_const as X
 
+from .check.bench import measure as measure_check
 from .explore import explore_wakeups
 from .td import TD
 
@@ -107,7 +108,7 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def main(json_output: bool = False) -> int:
-    rows = measure()
+    rows = measure() + measure_check()  # check/fuzz rows: tdxsim/check/bench.py
     for row in rows:
         row["ratio"] = row["value"] / row["baseline"] if row["baseline"] else None
     if json_output:

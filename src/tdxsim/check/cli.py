@@ -115,13 +115,14 @@ def cmd_fuzz(args) -> int:
         raise TdxsimError("--runs and --workers must be at least 1")
     contract = load(args.abi)
     image = load_stub(args.stub, args.symbol, args.library)
-    last = [0.0]
+    shown = [0.0, -1]  # when, and at which count, the line was last drawn
 
     def progress(campaign, executed: int) -> None:
         now = time.perf_counter()
-        if args.quiet or (now - last[0] < 0.5 and executed < args.runs):
+        finished = executed == args.runs
+        if args.quiet or executed == shown[1] or (now - shown[0] < 0.5 and not finished):
             return
-        last[0] = now
+        shown[:] = [now, executed]
         rate = executed / max(now - start, 1e-9)
         print(f"\rfuzz: {executed}/{args.runs} executions, {rate:,.0f}/s, "
               f"{len(campaign.failures)} failing properties, {len(campaign.crashes)} "
