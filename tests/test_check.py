@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tdxsim.check import check, load
+from tdxsim.check import Harness, Scenario, check, load
+from tdxsim.check.properties import judge_all
 from tdxsim.check.report import render_json, render_junit, render_text
 from tdxsim.cli import main
 from tdxsim.errors import TdxsimError
@@ -261,3 +262,20 @@ def test_call_without_wall_clock_limit_still_has_a_budget(asm):
     td = asm("        .globl spin\nspin:\n        jmp spin\n")
     result = td.call_result("spin", max_insns=1000, timeout=0)
     assert result.reason == "budget"
+
+
+def test_a_store_through_a_host_pointer_does_not_leak_into_the_next_run():
+    """The host answers RDI = the stub's own address; the pointer-reload
+    stub then writes its outputs over its own code and returns.  That is a
+    host-pointer finding, and the next (plain) run still sees intact code."""
+    image = build([CORPUS / "l67_pointer_reload.S"], HC, with_library=False)
+    c = load("linux-6.7")
+    harness = Harness(image, HC, c)
+    entry = image.symbols[HC]
+    hostile = harness.run(Scenario(host=((7, entry),)))  # 7: RDI
+    assert hostile.returned
+    [finding] = judge_all(c, hostile)
+    assert finding.id == "host-pointer" and "the VMM's RDI" in finding.message
+    plain = harness.run(Scenario())
+    assert not plain.returned and plain.result.crash.address is not None
+    assert [f.id for f in judge_all(c, plain)] == ["host-pointer"]

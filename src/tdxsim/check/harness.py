@@ -5,8 +5,9 @@ One TD is built per harness and reused for every run (a fresh TD costs
 and memory cell the stub can read gets a distinctive value: secrets the
 host must never see, inputs it may see, and markers the host writes back
 (spec 10 B1, B3).  Each value carries its kind and index in both 32-bit
-halves, so a 32-bit copy is recognised too.  Every TDCALL is observed on the way in and
-out; the host is the checker's marker host unless another one is plugged in.
+halves, so a 32-bit copy is recognised too.  Every TDCALL is observed on
+the way in and out; the host is the checker's marker host unless another
+one is plugged in.
 """
 from __future__ import annotations
 
@@ -34,11 +35,6 @@ GUARD = 64  # canary bytes on both sides of the args struct
 ARGS_BELOW_TOP = 0x10000  # the args struct lives this far below the stack top
 VECTOR = 0xEC  # the injected interrupt
 RFLAGS_AT_ENTRY = 0x2  # IF = 0: the caller runs with interrupts off
-
-
-def lay_low(top: int) -> int:
-    """Below this the stack is not the stub's own (generous: big frames)."""
-    return top - ARGS_BELOW_TOP + ARGS_BELOW_TOP // 2
 
 
 def pattern(kind: int, index: int) -> int:
@@ -107,7 +103,6 @@ class Layout:
     stack_low: int  # start of the poisoned stack
     stack_top: int
     args: int  # the args struct
-
 
 
 @dataclass
@@ -234,34 +229,43 @@ class Harness:
     marker into every GPR and XMM it may write."""
 
     def __init__(self, image: Image, symbol: str, contract: Contract, host=None):
-        self.contract = contract
-        self.td = td = TD(image, config=TdConfig(no_rbp_mod=contract.no_rbp_mod))
-        td.crash_details = False  # the report shows its own listing
-        self.entry = td.symbol(symbol)
-        self.symbol = symbol
-        if contract.struct_size and contract.struct_size > ARGS_BELOW_TOP // 2:
+        self.image, self.contract = image, contract
+        if contract.struct_size > ARGS_BELOW_TOP // 2:
             raise TdxsimError(f"contract {contract.name}: the args struct is too large")
-        top = td.stack_top
-        self.layout = Layout(entry_rsp=td.call_rsp, caller_rbp=td.call_rsp + 0x30,
-                             stack_low=td.call_rsp - POISON, stack_top=top,
-                             args=top - ARGS_BELOW_TOP)
         self._answer = host.handle if host is not None else self._marker_answer
+        self._setup()
+        self.entry = self.td.symbol(symbol)
+        top = self.td.stack_top
+        rsp = self.td.call_rsp
+        self.layout = Layout(entry_rsp=rsp, caller_rbp=rsp + 0x30, stack_low=rsp - POISON,
+                             stack_top=top, args=top - ARGS_BELOW_TOP)
+        self._base = self._make_base()
+        self._by_flags: dict[int, Values] = {}
+        self.runs = 0
+
+    def _setup(self) -> None:
+        """A fresh TD wired to the checker: again after a run that stored
+        outside the stack and args struct (through a host pointer, say), so
+        that no run sees what an earlier one did."""
+        self.td = td = TD(self.image, config=TdConfig(no_rbp_mod=self.contract.no_rbp_mod))
+        td.crash_details = False  # the report shows its own listing
         td.module.exit_to_host = self._exit
         self._td_tdcall = td.vcpu.on_tdcall
         td.vcpu.on_tdcall = self._on_tdcall
         install_idt_stub(td, VECTOR)
         self._xmm = _XmmBank(td.vcpu.uc)
-        # Stores outside the stack and the args struct are rare and cheap to
-        # watch; after a TDCALL they may go through a host-written pointer.
-        for low, high in ((PAGE, self.layout.args - GUARD),
-                          (self.layout.args + contract.struct_size + GUARD, lay_low(top))):
+        # Stores outside the stack (generously: 32 KiB) and the args struct
+        # are rare, so watching them costs nothing in the common case.
+        top, args = td.stack_top, td.stack_top - ARGS_BELOW_TOP
+        for low, high in ((PAGE, args - GUARD),
+                          (args + self.contract.struct_size + GUARD, top - 0x8000)):
             td.vcpu.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write, None, low, high - 1)
-        self._base = self._make_base()
-        self._by_flags: dict[int, Values] = {}
-        self.runs = 0
+        self._stray: list[tuple[int, int, bool]] = []  # (rip, address, after a TDCALL)
 
     # --- one run ---
     def run(self, scenario: Scenario) -> Observation:
+        if self._stray:
+            self._setup()
         td, lay, c = self.td, self.layout, self.contract
         self._values = v = self.values(scenario)
         td.write(lay.stack_low, v.stack)
@@ -276,7 +280,7 @@ class Harness:
         self._start = td.vcpu.instructions
         if scenario.inject is not None:
             td.lapic.schedule(td.now_ns() + scenario.inject * td.ns_per_insn, VECTOR)
-        self._seen, self._exits, self._resumes, self._writes = [], [], [], []
+        self._seen, self._exits, self._resumes = [], [], []
         result = td.call_result(self.entry, regs=v.entry_regs, max_insns=c.max_insns, timeout=0)
         self.runs += 1
         regs = td.vcpu.regs
@@ -285,11 +289,11 @@ class Harness:
             after=regs.gprs(), rflags=regs.rflags, xmm_after=self._xmm.read(),
             struct_after=td.read(lay.args - GUARD, len(v.struct)) if v.struct else b"",
             frame_after=td.read(lay.entry_rsp, lay.stack_top - lay.entry_rsp),
-            last_pc=td.vcpu.counter.last_pc, writes=self._writes)
+            last_pc=td.vcpu.counter.last_pc,
+            writes=[(rip, address) for rip, address, late in self._stray if late])
 
     def _on_write(self, uc, access, address, size, value, _user) -> None:
-        if self._seen:
-            self._writes.append((self.td.vcpu.counter.last_pc, address))
+        self._stray.append((self.td.vcpu.counter.last_pc, address, bool(self._seen)))
 
     def _exit(self, exit: VmExit) -> VmResume:
         self._exits.append(exit)
@@ -332,7 +336,6 @@ class Harness:
     def values(self, sc: Scenario) -> Values:
         """The base values with this scenario's flags and fuzzed values; only
         these few pieces change between runs."""
-        c, base = self.contract, self._base
         if not (sc.inputs or sc.host):
             cached = self._by_flags.get(sc.flags)
             if cached is None:

@@ -14,13 +14,12 @@ from typing import Callable
 
 from .. import abi
 from ..events import InterruptDelivered
-from ..td import RETURN_TRAP
+from ..td import PAGE, RETURN_TRAP
 from ..vcpu.regs import RFLAGS_IF
 from .contracts import Contract, reg_name
 from .harness import GUARD, Observation
 
 LEAF = abi.Leaf.VP_VMCALL
-PAGE = 0x1000
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def bits(mask: int) -> tuple[int, ...]:
 
 
 def names(mask: int) -> str:
-    return ", ".join(reg_name(i) for i in range(16) if mask >> i & 1)
+    return ", ".join(reg_name(i) for i in bits(mask))
 
 
 def origin(o: Observation, value: int) -> str | None:
@@ -62,15 +61,17 @@ def origin(o: Observation, value: int) -> str | None:
 
 
 def near_host_value(o: Observation, address: int) -> tuple[int, int, str] | None:
-    """The host-written value an address derives from (within a page or
-    two), as (full address, value, whose)."""
-    best = None
-    for value, what in o.host_written:
-        # Unicorn reports fault addresses cut to 52 bits
-        distance = (address - value + PAGE) % (1 << 52)
-        if distance < 2 * PAGE and (best is None or abs(distance - PAGE) < best[0]):
-            best = (abs(distance - PAGE), ((value + distance - PAGE) & abi.MASK64, value, what))
-    return best[1] if best else None
+    """The host-written value an address lies within a page of, as (full
+    address, value, whose).  Unicorn reports fault addresses cut to 52
+    bits, so distances are taken modulo 2**52."""
+    wrap = 1 << 52
+    hits = [((address - value + PAGE) % wrap - PAGE, value, what)
+            for value, what in o.host_written]
+    hits = [hit for hit in hits if abs(hit[0]) < PAGE]
+    if not hits:
+        return None
+    offset, value, what = min(hits, key=lambda hit: abs(hit[0]))
+    return (value + offset) & abi.MASK64, value, what
 
 
 def host_pointer_use(o: Observation) -> tuple[int, int, int, str] | None:
@@ -174,7 +175,7 @@ def scrub(c: Contract, o: Observation):
         return False
     host = o.host_values
     keep = set(c.unchanged) | {abi.RSP} | ({abi.RAX} if c.returns is not None else set())
-    ret = f"the return value in RAX" if c.returns is not None else "no register"
+    ret = "the return value in RAX" if c.returns is not None else "no register"
     for r in range(16):
         what = r not in keep and host.get(o.after[r])
         if what:
@@ -305,15 +306,13 @@ def output_copy(c: Contract, o: Observation):
                            f"{now:#x}, but the contract does not copy it back "
                            f"({'with ' + when if r in c.outputs else 'not an output'}).",
                            o.last_pc)
-    end = GUARD + c.struct_size
-    if o.struct_after[:GUARD] == o.values.struct[:GUARD] and o.struct_after[end:] == \
-            o.values.struct[end:]:
+    before, after, end = o.values.struct, o.struct_after, GUARD + c.struct_size
+    if after[:GUARD] == before[:GUARD] and after[end:] == before[end:]:
         return True
-    for offset in range(0, len(o.struct_after), 8):
-        if u64(o.struct_after, offset) != u64(o.values.struct, offset) and not (
-                GUARD <= offset < end):
-            return Finding("output-copy", f"The routine wrote {u64(o.struct_after, offset):#x} "
-                           f"at offset {offset - GUARD} from the args struct, outside its "
+    for offset in [*range(0, GUARD, 8), *range(end, len(after), 8)]:
+        if u64(after, offset) != u64(before, offset):
+            return Finding("output-copy", f"The routine wrote {u64(after, offset):#x} at offset "
+                           f"{offset - GUARD} from the args struct, outside its "
                            f"{c.struct_size} bytes.", o.last_pc)
     return True
 

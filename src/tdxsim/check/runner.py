@@ -10,8 +10,7 @@ reproducer: plan order puts the simplest scenarios first.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 from .. import abi
@@ -46,9 +45,7 @@ class Report:
     image: Image
     results: list[Result]
     runs: int
-    seconds: float
     replayed: Scenario | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def failed(self) -> list[Result]:
@@ -70,56 +67,55 @@ def plan(c: Contract, harness: Harness) -> Iterator[Observation]:
 
 
 def evaluate(c: Contract, observations: list[Observation]) -> list[Result]:
-    results = []
-    for prop in PROPERTIES:
-        runs, failed = 0, None
-        for o in observations:
-            verdict = prop.judge(c, o)
-            if verdict is False:
-                continue
-            runs += 1
-            if isinstance(verdict, Finding):
-                failed = Result(prop, "fail", verdict.message, runs, verdict, o)
-                break
-        if failed is None:
-            failed = (Result(prop, "pass", f"{prop.holds} ({runs} run{'s' * (runs > 1)})",
-                             runs) if runs else
-                      Result(prop, "skip", f"not exercised: no run reached {prop.needs}"))
-        results.append(failed)
-    return results
+    return [_verdict(prop, c, observations) for prop in PROPERTIES]
+
+
+def _verdict(prop: Property, c: Contract, observations: list[Observation]) -> Result:
+    """The first failing run decides; a property no run exercised is skipped."""
+    runs = 0
+    for o in observations:
+        verdict = prop.judge(c, o)
+        if verdict is False:
+            continue
+        runs += 1
+        if isinstance(verdict, Finding):
+            return Result(prop, "fail", verdict.message, runs, verdict, o)
+    if not runs:
+        return Result(prop, "skip", f"not exercised: no run reached {prop.needs}")
+    return Result(prop, "pass", f"{prop.holds} ({runs} run{'s' * (runs > 1)})", runs)
 
 
 def check(image: Image, symbol: str, contract: Contract, stub: str = "",
           replay: Scenario | None = None, host=None) -> Report:
     """Check `symbol` against `contract`; with `replay`, run only that scenario."""
-    start = time.perf_counter()
     harness = Harness(image, symbol, contract, host)
     observations = [harness.run(replay)] if replay is not None else list(plan(contract, harness))
-    results = evaluate(contract, observations)
-    return Report(stub or image.path, symbol, contract, image, results, harness.runs,
-                  time.perf_counter() - start, replay)
+    return Report(stub or image.path, symbol, contract, image,
+                  evaluate(contract, observations), harness.runs, replay)
+
+
+def simpler(s: Scenario) -> Iterator[Scenario]:
+    """Simplifications of a scenario.  Each removes something (an interrupt,
+    a failure, a non-canonical status, a value, a flag bit) or moves the
+    interrupt earlier, so minimising always ends."""
+    yield replace(s, inject=None)
+    yield replace(s, module_status=0)
+    if s.module_status and s.module_status not in FAILURE_STATUSES:
+        yield from (replace(s, module_status=status) for status in FAILURE_STATUSES)
+    for key in ("inputs", "host"):
+        items = getattr(s, key)
+        yield from (replace(s, **{key: items[:i] + items[i + 1:]}) for i in range(len(items)))
+    yield from (replace(s, flags=s.flags & ~(1 << b)) for b in range(64) if s.flags >> b & 1)
+    yield from (replace(s, inject=k) for k in range(s.inject or 0))
 
 
 def minimise(harness: Harness, scenario: Scenario, prop: Property) -> Scenario:
-    """Greedily simplify a failing scenario while `prop` still fails on it:
-    drop the interrupt, the module failure and each fuzzed value, then
-    clear flag bits."""
+    """Take simplifications while `prop` still fails, until none is left."""
     def fails(s: Scenario) -> bool:
         return isinstance(prop.judge(harness.contract, harness.run(s)), Finding)
 
-    candidates = [lambda s: replace(s, inject=None), lambda s: replace(s, module_status=0)]
-    candidates += [lambda s, st=st: replace(s, module_status=st) if s.module_status else s
-                   for st in FAILURE_STATUSES]
-    for key in ("inputs", "host"):
-        for item in getattr(scenario, key):
-            candidates.append(lambda s, key=key, item=item: replace(
-                s, **{key: tuple(i for i in getattr(s, key) if i != item)}))
-    candidates += [lambda s, bit=bit: replace(s, flags=s.flags & ~(1 << bit))
-                   for bit in range(64) if scenario.flags >> bit & 1]
-    candidates += [lambda s, k=k: replace(s, inject=k) if s.inject and k < s.inject else s
-                   for k in range(scenario.inject or 0)]
-    for simplify in candidates:
-        simpler = simplify(scenario)
-        if simpler != scenario and fails(simpler):
-            scenario = simpler
-    return scenario
+    while True:
+        step = next((s for s in simpler(scenario) if s != scenario and fails(s)), None)
+        if step is None:
+            return scenario
+        scenario = step
