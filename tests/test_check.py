@@ -192,6 +192,14 @@ def test_cli_input_errors_exit_2(cli, argv, words):
     assert code == 2 and words in err and err.count("\n") == 1
 
 
+def test_cli_unwritable_save_dir_exits_2(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = cli("check", CORPUS / "seed_leaf.S", "--symbol", HC, "--abi", "seed",
+                       "--save", blocker / "dir")
+    assert code == 2 and "cannot write reproducers" in err
+
+
 def test_cli_missing_stub_exits_2(cli, tmp_path):
     code, _, err = cli("check", tmp_path / "none.S", "--symbol", HC, "--abi", "seed")
     assert code == 2 and "no such stub file" in err

@@ -177,7 +177,9 @@ class TD:
     def call(self, symbol: str, *args: int, regs: dict[str, int] | None = None,
              max_insns: int = 10_000_000, timeout: float = DEFAULT_TIMEOUT) -> int:
         """Call a guest function (SysV ABI) and return its RAX.  `regs` presets
-        other registers by name.  Raises GuestStopped if it does not return."""
+        other registers by name; timeout=0 drops the wall-clock limit (the
+        instruction budget still holds).  Raises GuestStopped if it does not
+        return."""
         result = self.call_result(symbol, *args, regs=regs, max_insns=max_insns,
                                   timeout=timeout)
         if result.reason != "return":

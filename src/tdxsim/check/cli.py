@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import image as image_mod
@@ -18,6 +19,7 @@ from ..errors import TdxsimError
 from .contracts import BUILTIN, load
 from .fuzz import fuzz, reproducer, save
 from .harness import Scenario
+from .properties import IDS
 from .report import RENDERERS
 from .runner import check
 
@@ -63,7 +65,7 @@ def _common(p) -> None:
 def add_commands(sub) -> None:
     p = sub.add_parser("check", help="check a hypercall stub against a calling contract",
                        description="Run a TDG.VP.VMCALL stub under a marker host and judge "
-                       "its properties: " + ", ".join(_ids()) + ".")
+                       "its properties: " + ", ".join(IDS) + ".")
     _common(p)
     p.add_argument("--format", choices=sorted(RENDERERS), default="text")
     p.add_argument("--replay", metavar="FILE", help="run only the scenario in FILE "
@@ -84,9 +86,13 @@ def add_commands(sub) -> None:
     f.set_defaults(func=cmd_fuzz)
 
 
-def _ids() -> list[str]:
-    from .properties import IDS
-    return list(IDS)
+@contextmanager
+def _writing(directory: str):
+    try:
+        yield
+    except OSError as exc:
+        raise TdxsimError(f"cannot write reproducers to {directory}: {exc.strerror or exc}") \
+            from None
 
 
 def _replay_hint(args) -> str:
@@ -101,11 +107,12 @@ def cmd_check(args) -> int:
     replay = load_replay(args.replay) if args.replay else None
     report = check(image, args.symbol, contract, " ".join(args.stub), replay)
     if args.save:
-        out = Path(args.save)
-        out.mkdir(parents=True, exist_ok=True)
-        for r in report.failed:
-            data = reproducer(r.id, r.message, contract, args.symbol, r.observation.scenario)
-            (out / f"{r.id}.json").write_text(json.dumps(data, indent=2) + "\n")
+        with _writing(args.save):
+            out = Path(args.save)
+            out.mkdir(parents=True, exist_ok=True)
+            for r in report.failed:
+                data = reproducer(r.id, r.message, contract, args.symbol, r.observation.scenario)
+                (out / f"{r.id}.json").write_text(json.dumps(data, indent=2) + "\n")
     sys.stdout.write(RENDERERS[args.format](report, _replay_hint(args)))
     return 1 if report.failed else 0
 
@@ -132,7 +139,8 @@ def cmd_fuzz(args) -> int:
     campaign = fuzz(image, args.symbol, contract, args.runs, args.seed, args.workers, progress)
     if not args.quiet:
         print(file=sys.stderr)
-    save(campaign, contract, args.symbol, Path(args.out))
+    with _writing(args.out):
+        save(campaign, contract, args.symbol, Path(args.out))
     print(f"tdxsim fuzz: {args.symbol} in {' '.join(args.stub)}, contract {contract.name}, "
           f"seed {args.seed}: {args.runs} executions")
     for f in sorted(campaign.failures.values(), key=lambda f: f.id):
