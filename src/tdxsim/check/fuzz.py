@@ -56,11 +56,12 @@ def scenario(c: Contract, seed: int, index: int, boundaries: int) -> Scenario:
     host = tuple((r, _value(rng)) for r in range(abi.RDX, 16)
                  if r != abi.RSP and rng.random() < P_VALUE)
     status = rng.choice(STATUSES) if rng.random() < P_FAILURE else 0
-    # With interrupts off for the call an injection only matters if the stub
-    # sets IF, which sti-shadow also sees statically; and a blocked pending
-    # interrupt makes the TD single-step, so inject there less often.
+    # A blocked pending interrupt makes the TD single-step, so inject less
+    # often when interrupts are off for the call (then only a stub that sets
+    # IF could take it, which sti-shadow also sees statically), and never
+    # with a module failure (the stub may spin in a panic for its budget).
     chance = P_INJECT if c.interrupts.holds(flags) else P_INJECT / 6
-    inject = rng.randrange(boundaries + 1) if rng.random() < chance else None
+    inject = rng.randrange(boundaries + 1) if rng.random() < chance and not status else None
     return Scenario(flags, status, inject, inputs, host)
 
 
