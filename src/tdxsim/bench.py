@@ -19,6 +19,7 @@ from pathlib import Path
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN_INVALID, UC_MODE_64, Uc
 from unicorn import x86_const as X
 
+from .check.bench import measure as measure_check, row as _row
 from .explore import explore_wakeups
 from .td import TD
 
@@ -110,12 +111,6 @@ def _rss_mib(memory: int) -> float:
     return int(out.stdout) / 1024
 
 
-def _row(name, unit, value, baseline, baseline_name, target, met) -> dict:
-    return dict(name=name, unit=unit, value=value, baseline=baseline,
-                baseline_name=baseline_name, target=target, met=met,
-                ratio=value / baseline if baseline else None)
-
-
 def measure() -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "bench.S"
@@ -167,7 +162,7 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def main(json_output: bool = False, show_profile: bool = False) -> int:
-    rows = measure()
+    rows = measure() + measure_check()  # check/fuzz rows: tdxsim/check/bench.py
     if json_output:
         print(json.dumps(rows, indent=2))
     else:

@@ -1,4 +1,4 @@
-"""Command line: `tdxsim run [GUEST ...]`, `tdxsim bench`.
+"""Command line: `tdxsim run [GUEST ...]`, `tdxsim bench`, `tdxsim check`, `tdxsim fuzz`.
 
 Exit codes: the guest's exit code for a clean debug exit; 1 when the guest
 crashed, reported a fatal error, halted forever or ran away; 2 for bad input.
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from . import image
+from .check.cli import add_commands as add_check_commands
 from .errors import TdxsimError
 from .host import PERSONALITIES, Host
 from .module import TdConfig
@@ -101,6 +102,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--profile", action="store_true",
                        help="also profile the null TDVMCALL path (where the time goes)")
     bench.set_defaults(func=cmd_bench)
+    add_check_commands(sub)  # tdxsim check, tdxsim fuzz
     return p
 
 

@@ -111,6 +111,7 @@ class TD:
         self.module.apic = VirtualApic(self.lapic)
         self.module.measurements.mrtd = mrtd(self._image_pages(image))
         self._halted_ns = 0
+        self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._action = None
         self._error: Exception | None = None
         self.reset()
@@ -156,6 +157,12 @@ class TD:
     def stack_top(self) -> int:
         return self.memory
 
+    @property
+    def call_rsp(self) -> int:
+        """RSP at the entry of a td.call()ed function: the return-address
+        slot, placed so that RSP + 8 is 16-byte aligned."""
+        return self.stack_top - 64 - 8
+
     def symbol(self, name: str) -> int:
         try:
             return self.image.symbols[name]
@@ -198,7 +205,9 @@ class TD:
     def call(self, symbol: str, *args: int, regs: dict[str, int] | None = None,
              max_insns: int = 10_000_000, timeout: float = DEFAULT_TIMEOUT) -> int:
         """Call a guest function (SysV ABI) and return its RAX.  `regs` presets
-        other registers by name.  Raises GuestStopped if it does not return."""
+        other registers by name; timeout=0 drops the wall-clock limit (the
+        instruction budget still holds).  Raises GuestStopped if it does not
+        return."""
         result = self.call_result(symbol, *args, regs=regs, max_insns=max_insns,
                                   timeout=timeout)
         if result.reason != "return":
@@ -211,7 +220,7 @@ class TD:
         if len(args) > len(SYSV_ARGS):
             raise TdxsimError(f"td.call passes at most {len(SYSV_ARGS)} arguments")
         target = self.symbol(symbol) if isinstance(symbol, str) else symbol
-        rsp = self.stack_top - 64 - 8  # so RSP + 8 is 16-byte aligned at entry
+        rsp = self.call_rsp
         try:
             self.vcpu.write(rsp, RETURN_TRAP.to_bytes(8, "little"))
         except MemoryFault as exc:
@@ -230,7 +239,9 @@ class TD:
         self.events.clear()
         self.host.serial.output.clear()
         self._budget_end = self.vcpu.instructions + max_insns
-        deadline = time.monotonic() + timeout
+        # timeout 0: no wall-clock limit, only the instruction budget (Unicorn
+        # starts a watchdog thread per slice for a timeout, ~0.2 ms each).
+        deadline = time.monotonic() + timeout if timeout else math.inf
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -241,7 +252,7 @@ class TD:
                 if result is not None:
                     return result
                 continue
-            stop = self.vcpu.run(self._slice_limit(), until, remaining)
+            stop = self.vcpu.run(self._slice_limit(), until, remaining if timeout else 0.0)
             result = self._after(stop, max_insns, timeout)
             if result is not None:
                 return result
@@ -409,9 +420,12 @@ class TD:
     def _crash(self, stop: Stop) -> RunResult:
         gprs = self.vcpu.regs.gprs()
         read = self.peek
+        detail = self.crash_details
         report = CrashReport(stop.detail, stop.rip, self.image.describe(stop.rip), gprs,
-                             self.vcpu.regs.rflags, disassemble(read, self.image, stop.rip),
-                             backtrace(read, self.image, gprs[abi.RBP]))
+                             self.vcpu.regs.rflags,
+                             disassemble(read, self.image, stop.rip) if detail else [],
+                             backtrace(read, self.image, gprs[abi.RBP]) if detail else [],
+                             address=stop.address)
         return self._end("crash", report.render(), crash=report)
 
     def _end(self, reason: str, message: str = "", **kw) -> RunResult:

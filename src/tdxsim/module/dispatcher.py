@@ -73,6 +73,9 @@ class TdxModule:
         # Wired by the TD: guest memory, the CPUID values the VMM configured
         # at TD creation, and the virtual APIC (apicv.VirtualApic).
         self.memory = self.cpuid = self.apic = None
+        # Fault injection (spec 10 B9): nonzero makes every valid
+        # TDG.VP.VMCALL fail with this RAX, without a TD exit.
+        self.vmcall_failure = 0
 
     def tdcall(self, regs, time_ns: int = 0):
         """Execute one TDCALL at regs.rip; returns the host's action or None."""

@@ -54,6 +54,8 @@ def handle(module, regs, time_ns: int):
     rcx = gprs[abi.RCX]
     if invalid_control(rcx, module.config.no_rbp_mod):
         return complete(regs, abi.operand_invalid(abi.RCX))
+    if module.vmcall_failure:  # injected: only RAX is written (spec 3.2)
+        return complete(regs, module.vmcall_failure)
     gpr_select = rcx & abi.GPR_SELECT_MASK
     xmm_select = rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK
     view = [0] * 16

@@ -55,6 +55,7 @@ class InstructionCounter:
                  native: bool | None = None):
         self._decode = decode  # (address, size) -> instruction start addresses
         self._blocks: dict[int, tuple[int, ...]] = {}
+        self._last_pc = 0  # set when a stop or a step says which instruction ran last
         self.state = _State()
         self.state.enabled = 1
         self.state.stop = ctypes.cast(_binding.uclib.uc_emu_stop, ctypes.c_void_p)
@@ -122,6 +123,18 @@ class InstructionCounter:
         if self.state.block_insns and insns and insns[0] <= rip <= insns[-1]:
             self.state.count -= self.state.block_insns - bisect.bisect_left(insns, rip)
         self.state.block_insns = 0
+        self._last_pc = rip
+
+    def stepped(self, rip: int) -> None:
+        """One instruction at rip ran outside block counting."""
+        self.retire()
+        self._last_pc = rip
+
+    @property
+    def last_pc(self) -> int:
+        """The last instruction started: the end of the block entered last,
+        or where a step or a stop inside a block left off."""
+        return self.last_instruction() or self._last_pc
 
     def last_instruction(self) -> int | None:
         """Address of the last instruction of the block entered last, if it ran."""

@@ -86,6 +86,8 @@ class VCpu:
         self._traps: dict[int, int] = {}  # trap page -> the refused linear page
         self._shadow: dict[int, int] = {}  # linear page -> backing page, as last filled
         self._shadow_cr3 = -1
+        self._walks: dict[tuple[int, str], tuple[int, int]] = {}  # (page, access) -> translation
+        self._walks_cr3 = -1
         self._tb_stale = False
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self.uc.hook_add(UC_HOOK_TLB_FILL, self._tlb_fill)
@@ -120,6 +122,7 @@ class VCpu:
     def _flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
         self._shadow.clear()
+        self._walks.clear()
 
     def flush_translations(self) -> None:
         """Forget cached translations and code after guest memory changed
@@ -129,7 +132,24 @@ class VCpu:
 
     def translate(self, la: int, access: str = "read"):
         """(backing address, Unicorn permissions) of a linear address, or the
-        fault (page fault or EPT violation) the access would raise."""
+        fault (page fault or EPT violation) the access would raise.
+
+        Successful walks are cached per page like a TLB: until CR3 changes
+        or tdxsim flushes (a conversion), as x86 allows."""
+        cr3 = self.uc.reg_read(X.UC_X86_REG_CR3)
+        if cr3 != self._walks_cr3:
+            self._walks.clear()
+            self._walks_cr3 = cr3
+        offset = la % PAGE
+        hit = self._walks.get((la - offset, access))
+        if hit is None:
+            hit = self._walk(la - offset, access)
+            if not isinstance(hit, tuple):
+                return self._walk(la, access)  # the fault, with the exact address
+            self._walks[(la - offset, access)] = hit
+        return hit[0] + offset, hit[1]
+
+    def _walk(self, la: int, access: str):
         uc = self.uc
 
         def entry(gpa: int) -> int:  # the walk's own reads go through the EPT too
@@ -303,10 +323,10 @@ class VCpu:
             if not step:
                 self.counter.settle(self._stop.rip)
             elif self._stop.kind == "tdcall":  # the TDCALL completed
-                self.counter.retire()
+                self.counter.stepped(rip)
             return self._stop
         if step:
-            self.counter.retire()
+            self.counter.stepped(rip)
             if self.regs.rip == rip + 1 and self._code_at(rip, 1) == b"\xf4":
                 return Stop("hlt", rip, "hlt")
             return None

@@ -20,6 +20,7 @@ class CrashReport:
     rflags: int
     disassembly: list[str] = field(default_factory=list)
     backtrace: list[str] = field(default_factory=list)
+    address: int | None = None  # the faulting data address, when known
 
     def render(self) -> str:
         lines = [f"guest crashed: {self.reason}", f"  at {self.where}", "", "  code:"]

@@ -1,0 +1,78 @@
+"""Speed of `tdxsim check` and `tdxsim fuzz` (rows for `tdxsim bench`).
+
+The baseline for executions is the same stub called through `td.call_result`
+with a host that answers a constant: tdxsim's own cost per call, which the
+checker cannot go below.  Targets (issue 6): 20,000 executions/s per core,
+a full check of the seed stub in under 2 s.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from ..exits import VmResume
+from ..image import build, library_sources
+from ..td import TD
+from .contracts import load
+from .fuzz import boundaries, fuzz, scenario
+from .harness import Harness, Scenario
+from .properties import judge_all
+from .runner import check
+
+SYMBOL = "__tdx_hypercall"
+RUNS = 3000
+
+
+def _rate(fn, count: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return count / (time.perf_counter() - start)
+
+
+def measure() -> list[dict]:
+    image = build(library_sources(), SYMBOL, with_library=False)
+    seed = load("seed")
+    td = TD(image)
+    answer = VmResume(gprs={r: 0xB057 for r in range(10, 16)})
+    td.module.exit_to_host = lambda exit: answer
+    args = td.stack_top - 0x10000
+
+    def bare() -> None:
+        for _ in range(RUNS):
+            td.call_result(SYMBOL, args, 1, timeout=0)
+
+    harness = Harness(image, SYMBOL, seed)
+    plain = Scenario(flags=1)
+    span = boundaries(harness)
+    mix = [scenario(seed, 0, i, span) for i in range(RUNS)]
+    baseline = _rate(bare, RUNS)
+    plain_rate = _rate(lambda: [judge_all(seed, harness.run(plain)) for _ in range(RUNS)], RUNS)
+    fuzz_rate = _rate(lambda: [judge_all(seed, harness.run(s)) for s in mix], RUNS)
+    start = time.perf_counter()
+    report = check(image, SYMBOL, seed)
+    check_s = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "tdxsim.cli", "check", str(library_sources()[0]),
+                    "--symbol", SYMBOL, "--abi", "seed"], capture_output=True, check=True)
+    wall = time.perf_counter() - start
+    campaign = fuzz(image, SYMBOL, seed, runs=4 * RUNS, seed=0, workers=2)
+    base = "td.call_result, constant host (tdxsim's cost per call)"
+    return [
+        row("check: execution + judging, plain", "exec/s", plain_rate, baseline, base,
+             ">= 20k/s per core", plain_rate >= 20e3),
+        row("fuzz: execution + judging, random mix", "exec/s", fuzz_rate, baseline, base,
+             ">= 20k/s per core", fuzz_rate >= 20e3),
+        row(f"check of the seed stub ({report.runs} runs)", "exec/s", report.runs / check_s,
+             baseline, base, "-", None),
+        row("tdxsim check seed stub, wall time", "s", wall, None,
+             "new process: imports, as/ld, TD, all runs, report", "< 2 s", wall < 2),
+        row("tdxsim fuzz, 2 worker processes", "exec/s", campaign.rate, None,
+             f"{campaign.runs} executions incl. process start", "-", None),
+    ]
+
+
+def row(name, unit, value, baseline, baseline_name, target, met) -> dict:
+    return dict(name=name, unit=unit, value=value, baseline=baseline,
+                baseline_name=baseline_name, target=target, met=met,
+                ratio=value / baseline if baseline else None)

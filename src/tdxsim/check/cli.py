@@ -1,0 +1,156 @@
+"""`tdxsim check` and `tdxsim fuzz` on the command line.
+
+Exit codes: 0 every property holds, 1 a property fails (or fuzzing found
+something), 2 usage or input error (raised as TdxsimError, printed by
+tdxsim.cli as one paragraph).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import image as image_mod
+from ..errors import TdxsimError
+from .contracts import BUILTIN, load
+from .fuzz import fuzz, reproducer, save
+from .harness import Scenario
+from .properties import IDS
+from .report import RENDERERS
+from .runner import check
+
+
+def load_stub(paths: list[str], symbol: str, library: bool) -> image_mod.Image:
+    """A .S/.s source, relocatable objects (linked here) or one ELF executable."""
+    for p in paths:
+        if not Path(p).is_file():
+            raise TdxsimError(f"no such stub file: {p}")
+    if len(paths) == 1 and image_mod.is_elf(paths[0]) and not paths[0].endswith(".o"):
+        image = image_mod.load_elf(paths[0])
+    else:
+        image = image_mod.build(paths, entry=symbol, with_library=library)
+    if symbol not in image.symbols:
+        known = ", ".join(sorted(n for n in image.symbols if not n.startswith("."))[:12])
+        raise TdxsimError(f"{', '.join(paths)} has no symbol '{symbol}' (it defines: "
+                          f"{known or 'no symbols'}); pass the routine's name with --symbol")
+    return image
+
+
+def load_replay(path: str) -> Scenario:
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise TdxsimError(f"cannot read the reproducer {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TdxsimError(f"the reproducer {path} is not JSON: {exc}") from None
+    if isinstance(data, dict) and "scenario" in data:
+        data = data["scenario"]
+    return Scenario.from_json(data)
+
+
+def _common(p) -> None:
+    p.add_argument("stub", nargs="+", help="the stub: .S/.s source, .o objects or an ELF "
+                   "executable")
+    p.add_argument("--symbol", required=True, help="the routine to check")
+    p.add_argument("--abi", required=True, metavar="ABI",
+                   help=f"calling contract: {', '.join(BUILTIN)}, or a contract file (.toml)")
+    p.add_argument("--library", action="store_true",
+                   help="also link tdxsim's guest library (if the stub calls into it)")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("check", help="check a hypercall stub against a calling contract",
+                       description="Run a TDG.VP.VMCALL stub under a marker host and judge "
+                       "its properties: " + ", ".join(IDS) + ".")
+    _common(p)
+    p.add_argument("--format", choices=sorted(RENDERERS), default="text")
+    p.add_argument("--replay", metavar="FILE", help="run only the scenario in FILE "
+                   "(a reproducer from a report, --save or fuzz)")
+    p.add_argument("--save", metavar="DIR", help="write one reproducer file per failure")
+    p.set_defaults(func=cmd_check)
+
+    f = sub.add_parser("fuzz", help="fuzz a hypercall stub: random inputs, host answers, "
+                       "module failures and interrupt timings")
+    _common(f)
+    f.add_argument("--runs", type=int, default=10_000, help="executions (default 10000)")
+    f.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
+    f.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: one per CPU)")
+    f.add_argument("--out", default="tdxsim-fuzz", metavar="DIR",
+                   help="where reproducers are saved (default tdxsim-fuzz)")
+    f.add_argument("--quiet", action="store_true", help="no progress line")
+    f.set_defaults(func=cmd_fuzz)
+
+
+@contextmanager
+def _writing(directory: str):
+    try:
+        yield
+    except OSError as exc:
+        raise TdxsimError(f"cannot write reproducers to {directory}: {exc.strerror or exc}") \
+            from None
+
+
+def _replay_hint(args) -> str:
+    words = ["tdxsim", "check", *args.stub, "--symbol", args.symbol, "--abi", args.abi]
+    words += ["--library"] if args.library else []
+    return " ".join(shlex.quote(w) for w in words) + " --replay FILE"
+
+
+def cmd_check(args) -> int:
+    contract = load(args.abi)
+    image = load_stub(args.stub, args.symbol, args.library)
+    replay = load_replay(args.replay) if args.replay else None
+    report = check(image, args.symbol, contract, " ".join(args.stub), replay)
+    if args.save:
+        with _writing(args.save):
+            out = Path(args.save)
+            out.mkdir(parents=True, exist_ok=True)
+            for r in report.failed:
+                data = reproducer(r.id, r.message, contract, args.symbol, r.observation.scenario)
+                (out / f"{r.id}.json").write_text(json.dumps(data, indent=2) + "\n")
+    sys.stdout.write(RENDERERS[args.format](report, _replay_hint(args)))
+    return 1 if report.failed else 0
+
+
+def cmd_fuzz(args) -> int:
+    if args.runs < 1 or args.workers < 1:
+        raise TdxsimError("--runs and --workers must be at least 1")
+    contract = load(args.abi)
+    image = load_stub(args.stub, args.symbol, args.library)
+    shown = [0.0, -1]  # when, and at which count, the line was last drawn
+
+    def progress(campaign, executed: int) -> None:
+        now = time.perf_counter()
+        finished = executed == args.runs
+        if args.quiet or executed == shown[1] or (now - shown[0] < 0.5 and not finished):
+            return
+        shown[:] = [now, executed]
+        rate = executed / max(now - start, 1e-9)
+        print(f"\rfuzz: {executed}/{args.runs} executions, {rate:,.0f}/s, "
+              f"{len(campaign.failures)} failing properties, {len(campaign.crashes)} "
+              "emulator crashes", end="", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    campaign = fuzz(image, args.symbol, contract, args.runs, args.seed, args.workers, progress)
+    if not args.quiet:
+        print(file=sys.stderr)
+    with _writing(args.out):
+        save(campaign, contract, args.symbol, Path(args.out))
+    print(f"tdxsim fuzz: {args.symbol} in {' '.join(args.stub)}, contract {contract.name}, "
+          f"seed {args.seed}: {args.runs} executions")
+    for f in sorted(campaign.failures.values(), key=lambda f: f.id):
+        print(f"  FAIL  {f.id:<14} {f.message}\n        first at execution {f.index}; "
+              f"minimised reproducer {Path(args.out) / (f.id + '.json')}")
+    for index in campaign.crashes:
+        print(f"  CRASH execution {index} killed its worker (emulator crash); "
+              f"reproducer {Path(args.out) / f'crash-{index}.json'}")
+    if not campaign.failures and not campaign.crashes:
+        print("  no property failed")
+    else:
+        print(f"replay one with: {_replay_hint(args)}")
+    return 1 if campaign.failures or campaign.crashes else 0

@@ -1,0 +1,223 @@
+"""`fuzz`: random inputs, hostile host answers, module failures and
+interrupt timings, judged by the same properties as `check`.
+
+Execution i's scenario depends only on (seed, i), so a campaign gives the
+same findings whatever the number of workers.  Worker w of W runs
+i = w, w + W, ... in its own process and publishes the index it is running
+in shared memory: when the CPU emulator crashes a worker, the parent knows
+the exact scenario, saves it and starts a new worker after it, so nothing
+is lost (spec 12).  For each failing property the lowest failing index is
+kept, minimised, and saved as a reproducer for `tdxsim check --replay`.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Callable
+
+from .. import abi
+from ..abi import Status, VmcallStatus
+from ..errors import TdxsimError
+from ..image import Image
+from .contracts import Contract
+from .harness import Harness, Scenario
+from .properties import PROPERTIES, judge_all
+from .runner import minimise
+
+BY_ID = {p.id: p for p in PROPERTIES}
+SPECIAL = (0, 1, 2, 0xFFFF_FFFF, 1 << 32, abi.MASK64, 1 << 63, VmcallStatus.RETRY,
+           VmcallStatus.INVALID_OPERAND, VmcallStatus.SUBFUNC_UNSUPPORTED, abi.kvm_error(1000))
+STATUSES = (abi.operand_invalid(abi.RCX), abi.operand_invalid(abi.RAX), Status.OPERAND_BUSY,
+            Status.NON_RECOVERABLE_VCPU, Status.NON_RECOVERABLE_TD, Status.INTERRUPTED_RESUMABLE)
+P_VALUE, P_FAILURE, P_INJECT = 0.5, 0.15, 0.3  # chance to fuzz a value / fail / inject
+
+
+def _value(rng: random.Random) -> int:
+    roll = rng.random()
+    if roll < 0.7:
+        return rng.getrandbits(64)
+    if roll < 0.85:
+        return rng.choice(SPECIAL)
+    return rng.getrandbits(rng.choice((8, 16, 32)))
+
+
+def scenario(c: Contract, seed: int, index: int, boundaries: int) -> Scenario:
+    rng = random.Random(seed << 64 | index)
+    flags = rng.choice(c.flag_values())
+    registers = sorted(set(c.fields) | set(c.reg_args))
+    inputs = tuple((r, _value(rng)) for r in registers if rng.random() < P_VALUE)
+    host = tuple((r, _value(rng)) for r in range(abi.RDX, 16)
+                 if r != abi.RSP and rng.random() < P_VALUE)
+    status = rng.choice(STATUSES) if rng.random() < P_FAILURE else 0
+    # A blocked pending interrupt makes the TD single-step, so inject less
+    # often when interrupts are off for the call (then only a stub that sets
+    # IF could take it, which sti-shadow also sees statically), and never
+    # with a module failure (the stub may spin in a panic for its budget).
+    chance = P_INJECT if c.interrupts.holds(flags) else P_INJECT / 6
+    inject = rng.randrange(boundaries + 1) if rng.random() < chance and not status else None
+    return Scenario(flags, status, inject, inputs, host)
+
+
+def boundaries(harness: Harness) -> int:
+    """Instructions up to the TDCALL: where injections are interesting."""
+    counts = [o.tdcalls[0].insns for o in map(harness.run, (
+        Scenario(flags=f) for f in harness.contract.flag_values())) if o.tdcalls]
+    return max(counts, default=32)
+
+
+@dataclass(frozen=True)
+class Failure:
+    id: str
+    index: int
+    message: str
+    scenario: Scenario  # minimised
+
+
+@dataclass
+class Campaign:
+    runs: int
+    seed: int
+    workers: int
+    span: int  # injection points range over 0..span instructions
+    seconds: float = 0.0
+    failures: dict[str, Failure] = field(default_factory=dict)
+    crashes: list[int] = field(default_factory=list)  # indices that killed a worker
+    saved: list[Path] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.runs / self.seconds if self.seconds else 0.0
+
+
+def _work(image: Image, symbol: str, c: Contract, seed: int, span: int, start: int,
+          step: int, runs: int, current, done, conn, crash_at: int | None) -> None:
+    """A worker process: run its share of the campaign, report each
+    property's first failure (minimised), then exit."""
+    harness = Harness(image, symbol, c)
+    reported: set[str] = set()
+    for index in range(start, runs, step):
+        current.value = index
+        if index == crash_at:  # testing: stands for a crash inside the emulator
+            os.kill(os.getpid(), signal.SIGSEGV)
+        sc = scenario(c, seed, index, span)
+        for finding in judge_all(c, harness.run(sc)):
+            if finding.id not in reported:
+                reported.add(finding.id)
+                small = minimise(harness, sc, BY_ID[finding.id])
+                again = BY_ID[finding.id].judge(c, harness.run(small))
+                conn.send((finding.id, index, again.message, small.to_json()))
+        done.value += 1
+    conn.close()
+
+
+@dataclass
+class _Worker:
+    number: int
+    proc: object
+    conn: object | None  # None once the worker closed its end
+
+
+def fuzz(image: Image, symbol: str, c: Contract, runs: int, seed: int = 0, workers: int = 1,
+         progress: Callable[[Campaign, int], None] | None = None,
+         crash_at: int | None = None) -> Campaign:
+    """Run executions 0..runs-1 in `workers` processes.  `crash_at`, for
+    tests only, makes the worker running that index die as the emulator would."""
+    # spawn, not fork: a forked child of a process that already ran Unicorn
+    # (QEMU's threads) is not safe; the parent runs it to size the injections.
+    ctx = mp.get_context("spawn")
+    campaign = Campaign(runs, seed, workers, boundaries(Harness(image, symbol, c)))
+    current = [ctx.RawValue("q", -1) for _ in range(workers)]
+    done = [ctx.RawValue("q", 0) for _ in range(workers)]
+    live: dict[int, _Worker] = {}  # by process sentinel
+
+    def launch(number: int, start: int) -> None:
+        if start >= runs:
+            return
+        current[number].value = -1
+        reader, writer = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_work, daemon=True, args=(
+            image, symbol, c, seed, campaign.span, start, workers, runs, current[number],
+            done[number], writer, crash_at))
+        proc.start()
+        writer.close()
+        live[proc.sentinel] = _Worker(number, proc, reader)
+
+    begin = time.perf_counter()
+    try:
+        for number in range(workers):
+            launch(number, number)
+        while live:
+            conns = {w.conn: w for w in live.values() if w.conn is not None}
+            for ready in wait(list(live) + list(conns), timeout=0.25):
+                if ready in conns and not _receive(ready, campaign):
+                    conns[ready].conn = None
+                elif ready in live:
+                    _reap(live.pop(ready), campaign, current, launch, workers)
+            if progress:
+                progress(campaign, sum(d.value for d in done) + len(campaign.crashes))
+    finally:
+        for worker in live.values():
+            worker.proc.kill()
+    campaign.seconds = time.perf_counter() - begin
+    return campaign
+
+
+def _receive(conn, campaign: Campaign) -> bool:
+    """Take one failure report; False when the worker closed its end."""
+    try:
+        prop, index, message, small = conn.recv()
+    except (EOFError, OSError):
+        return False
+    known = campaign.failures.get(prop)
+    if known is None or index < known.index:
+        campaign.failures[prop] = Failure(prop, index, message, Scenario.from_json(small))
+    return True
+
+
+def _reap(worker: _Worker, campaign: Campaign, current, launch, workers: int) -> None:
+    """A worker ended: collect its last reports; if it crashed, record the
+    scenario it was running and carry on after it."""
+    while worker.conn is not None and worker.conn.poll() and _receive(worker.conn, campaign):
+        pass
+    worker.proc.join()
+    if worker.proc.exitcode != 0:
+        index = current[worker.number].value
+        if index < 0:
+            raise TdxsimError(f"a fuzz worker process failed to start (exit code "
+                              f"{worker.proc.exitcode}); its error is printed above")
+        campaign.crashes.append(index)
+        launch(worker.number, index + workers)
+
+
+def save(campaign: Campaign, c: Contract, symbol: str, out: Path) -> None:
+    """One reproducer file per failing property, one per emulator crash."""
+    out.mkdir(parents=True, exist_ok=True)
+    for failure in sorted(campaign.failures.values(), key=lambda f: f.id):
+        path = out / f"{failure.id}.json"
+        path.write_text(json.dumps(reproducer(failure.id, failure.message, c, symbol,
+                                              failure.scenario, campaign.seed, failure.index),
+                                   indent=2) + "\n")
+        campaign.saved.append(path)
+    for index in sorted(campaign.crashes):
+        path = out / f"crash-{index}.json"
+        sc = scenario(c, campaign.seed, index, campaign.span)
+        path.write_text(json.dumps(reproducer("emulator-crash", "the CPU emulator crashed the "
+                                              "worker process", c, symbol, sc, campaign.seed,
+                                              index), indent=2) + "\n")
+        campaign.saved.append(path)
+
+
+def reproducer(prop: str, message: str, c: Contract, symbol: str, sc: Scenario,
+               seed: int | None = None, index: int | None = None) -> dict:
+    data = {"tool": "tdxsim", "property": prop, "message": message, "contract": c.name,
+            "symbol": symbol, "scenario": sc.to_json()}
+    if seed is not None:
+        data.update(seed=seed, index=index)
+    return data

@@ -1,0 +1,434 @@
+"""Runs a hypercall stub once per scenario and records what happened.
+
+One TD is built per harness and reused for every run (a fresh TD costs
+~1.5 ms, a run tens of microseconds).  Before each run every register, XMM
+and memory cell the stub can read gets a distinctive value: secrets the
+host must never see, inputs it may see, and markers the host writes back
+(spec 10 B1, B3).  Each value carries its kind and index in both 32-bit
+halves, so a 32-bit copy is recognised too.  Every TDCALL is observed on
+the way in and out; the host is the checker's marker host unless another
+one is plugged in.
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+from unicorn import UC_HOOK_MEM_WRITE
+from unicorn import x86_const as X
+from unicorn.unicorn_py3 import unicorn as _binding
+
+from .. import abi
+from ..errors import TdxsimError
+from ..exits import VmExit, VmResume
+from ..explore import install_idt_stub
+from ..image import Image
+from ..module import TdConfig
+from ..td import PAGE, RETURN_TRAP, TD, RunResult
+from .contracts import Contract, reg_name
+
+SECRET, HOST, INPUT = 0x5EC7, 0xB057, 0x1A9C  # value kinds
+XMM_BASE, POISON_BASE, GUARD_BASE, FRAME_BASE = 0x100, 0x200, 0x300, 0x400
+POISON = 0x400  # bytes of poisoned, uninitialised stack below the entry RSP
+GUARD = 64  # canary bytes on both sides of the args struct
+ARGS_BELOW_TOP = 0x10000  # the args struct lives this far below the stack top
+VECTOR = 0xEC  # the injected interrupt
+RFLAGS_AT_ENTRY = 0x2  # IF = 0: the caller runs with interrupts off
+
+
+def pattern(kind: int, index: int) -> int:
+    """Kind and index in both halves: 4 GiB apart from each other, so a
+    fault address tells which one was used as a pointer."""
+    return (kind << 16 | index) * (1 << 32 | 1)
+
+
+def low_half_key(value: int) -> int | None:
+    """The low 32 bits, when distinctive enough to recognise a truncated copy."""
+    low = value & 0xFFFF_FFFF
+    return low if low >= 0x10000 else None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One run: the flags word, an optional module failure, an optional
+    interrupt, and values that replace the default patterns."""
+    flags: int = 0
+    module_status: int = 0  # nonzero: the module fails the TDCALL with this RAX
+    inject: int | None = None  # interrupt pending after this many instructions
+    inputs: tuple[tuple[int, int], ...] = ()  # (register, input value)
+    host: tuple[tuple[int, int], ...] = ()  # (register, value the host writes)
+
+    def to_json(self) -> dict:
+        return {"flags": self.flags, "module_status": f"{self.module_status:#x}",
+                "inject": self.inject,
+                "inputs": {abi.GPR_NAMES[r]: f"{v:#x}" for r, v in self.inputs},
+                "host": {abi.GPR_NAMES[r]: f"{v:#x}" for r, v in self.host}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Scenario":
+        if not isinstance(data, dict) or not set(data) <= {"flags", "module_status", "inject",
+                                                            "inputs", "host"}:
+            raise TdxsimError("a reproducer scenario is an object with the keys flags, "
+                              "module_status, inject, inputs and host")
+        inject = data.get("inject")
+        return cls(flags=_number(data.get("flags", 0), "flags"),
+                   module_status=_number(data.get("module_status", 0), "module_status"),
+                   inject=None if inject is None else _number(inject, "inject"),
+                   inputs=_registers(data.get("inputs", {}), "inputs"),
+                   host=_registers(data.get("host", {}), "host"))
+
+
+def _number(value, what: str) -> int:
+    try:
+        number = int(value, 0) if isinstance(value, str) else value
+    except ValueError:
+        number = None
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= abi.MASK64:
+        raise TdxsimError(f"reproducer: {what} must be a 64-bit number, not {value!r}")
+    return number
+
+
+def _registers(table, what: str) -> tuple[tuple[int, int], ...]:
+    if not isinstance(table, dict) or not all(k in abi.GPR_NAMES for k in table):
+        raise TdxsimError(f"reproducer: {what} must map register names (rax ... r15) to values")
+    return tuple(sorted((abi.GPR_NAMES.index(k), _number(v, f"{what}.{k}"))
+                        for k, v in table.items()))
+
+
+@dataclass(frozen=True)
+class Layout:
+    entry_rsp: int  # the return-address slot
+    caller_rbp: int  # the caller's frame: [rbp] = 0 ends the chain
+    stack_low: int  # start of the poisoned stack
+    stack_top: int
+    args: int  # the args struct
+
+
+@dataclass
+class Values:
+    """What one run starts from, and what each distinctive value means."""
+    entry: list[int]  # GPRs at entry, spec order
+    entry_regs: dict[str, int]  # the same by name, without RSP (td.call sets it)
+    inputs: dict[int, int]  # register -> the input value it must carry
+    xmm: bytes  # XMM0..15, 16 bytes each
+    struct: bytes  # guard + args struct + guard
+    stack: bytes  # stack_low .. stack_top
+    host_gprs: dict[int, int]
+    host_xmms: dict[int, int]
+    secrets: dict[int, str]  # value -> where it came from
+    secret_lows: dict[int, str]
+    guest_known: set[int]  # values the guest itself holds (never host markers)
+    pointers: tuple[tuple[int, int, str], ...]  # ranges that are guest addresses
+
+
+@dataclass(frozen=True)
+class TdcallSeen:
+    rip: int
+    before: list[int]  # GPRs at the TDCALL
+    after: list[int]  # GPRs right after it
+    rflags: int
+    ret_slot: int  # the return address slot at the TDCALL
+    rbp_chain: bool  # RBP leads through the stub's frames to the caller's
+    events: int  # how many run events came before the TDCALL
+    insns: int  # instructions of the routine up to and including the TDCALL
+
+
+@dataclass
+class Observation:
+    scenario: Scenario
+    values: Values
+    layout: Layout
+    result: RunResult
+    tdcalls: list[TdcallSeen]
+    exits: list[VmExit]  # what the host saw
+    resumes: list[VmResume]  # what the host answered
+    after: list[int]  # GPRs at the end of the run
+    rflags: int
+    xmm_after: bytes
+    struct_after: bytes
+    frame_after: bytes  # entry RSP .. stack top: return address and caller's frame
+    last_pc: int  # the last instruction started: the RET when the stub returned
+    writes: list[tuple[int, int]]  # (rip, address) of stores after a TDCALL that hit
+    # neither the stack nor the args struct
+
+    @property
+    def returned(self) -> bool:
+        return self.result.reason == "return"
+
+    @cached_property
+    def vmcalls(self) -> list[TdcallSeen]:
+        return [t for t in self.tdcalls if t.before[abi.RAX] == abi.Leaf.VP_VMCALL]
+
+    @cached_property
+    def exchange(self) -> TdcallSeen | None:
+        """The last TDG.VP.VMCALL that reached the host and succeeded."""
+        done = [t for t in self.vmcalls if t.after[abi.RAX] == 0]
+        return done[-1] if done and self.exits else None
+
+    @cached_property
+    def failure(self) -> TdcallSeen | None:
+        """The first TDG.VP.VMCALL the module failed."""
+        return next((t for t in self.vmcalls if t.after[abi.RAX] != 0), None)
+
+    @cached_property
+    def host_written(self) -> list[tuple[int, str]]:
+        """Every value the guest took back from the host: only what the
+        module let through counts."""
+        taken = []
+        for record, resume in zip(self.result.exits, self.resumes):
+            taken += [(v, f"the VMM's {reg_name(r)}") for r, v in record.returned.items()]
+            if record.xmm_select:
+                taken += [(v >> s & abi.MASK64, f"the VMM's XMM{j}") for j, v in
+                          resume.xmms.items() if record.xmm_select >> j & 1 for s in (0, 64)]
+        return taken
+
+    @cached_property
+    def host_values(self) -> dict[int, str]:
+        """The distinctive host-written values (and their 32-bit halves):
+        finding one of them in a register proves where it came from."""
+        found: dict[int, str] = {}
+        known = self.values.guest_known
+        for value, what in self.host_written:
+            if value > 0xFFFF_FFFF and value not in known and value not in found:
+                found[value] = what
+                low = value & 0xFFFF_FFFF
+                if low >= 0x10000 and low not in known:
+                    found.setdefault(low, what + " (low 32 bits)")
+        return found
+
+    @property
+    def xmm_exchanged(self) -> bool:
+        return any(record.xmm_select for record in self.result.exits)
+
+
+class _XmmBank:
+    """All sixteen XMMs in one Unicorn batch call (~2 us, where one
+    reg_write per register costs ~4 us)."""
+
+    def __init__(self, uc):
+        self._uc = uc._uch
+        self._buf = (ctypes.c_uint8 * 256)()
+        base = ctypes.addressof(self._buf)
+        self._ids = (ctypes.c_int * 16)(*(getattr(X, f"UC_X86_REG_XMM{j}") for j in range(16)))
+        self._ptrs = (ctypes.c_void_p * 16)(*(base + 16 * j for j in range(16)))
+
+    def write(self, data: bytes) -> None:
+        ctypes.memmove(self._buf, data, 256)
+        _binding.uclib.uc_reg_write_batch(self._uc, self._ids, self._ptrs, 16)
+
+    def read(self) -> bytes:
+        _binding.uclib.uc_reg_read_batch(self._uc, self._ids, self._ptrs, 16)
+        return bytes(self._buf)
+
+
+class Harness:
+    """Runs `symbol` of `image` under `contract`, one scenario at a time.
+    `host`: anything with `handle(VmExit) -> VmResume` (e.g. a tdxsim Host
+    personality); by default the marker host, which writes a distinct
+    marker into every GPR and XMM it may write."""
+
+    def __init__(self, image: Image, symbol: str, contract: Contract, host=None):
+        self.image, self.contract = image, contract
+        if contract.struct_size > ARGS_BELOW_TOP // 2:
+            raise TdxsimError(f"contract {contract.name}: the args struct is too large")
+        self._answer = host.handle if host is not None else self._marker_answer
+        self._setup()
+        self.entry = self.td.symbol(symbol)
+        top = self.td.stack_top
+        rsp = self.td.call_rsp
+        self.layout = Layout(entry_rsp=rsp, caller_rbp=rsp + 0x30, stack_low=rsp - POISON,
+                             stack_top=top, args=top - ARGS_BELOW_TOP)
+        self._base = self._make_base()
+        self._by_flags: dict[int, Values] = {}
+        self.runs = 0
+
+    def _setup(self) -> None:
+        """A fresh TD wired to the checker: again after a run that stored
+        outside the stack and args struct (through a host pointer, say), so
+        that no run sees what an earlier one did."""
+        self.td = td = TD(self.image, config=TdConfig(no_rbp_mod=self.contract.no_rbp_mod))
+        td.crash_details = False  # the report shows its own listing
+        td.module.exit_to_host = self._exit
+        self._td_tdcall = td.vcpu.on_tdcall
+        td.vcpu.on_tdcall = self._on_tdcall
+        install_idt_stub(td, VECTOR)
+        self._xmm = _XmmBank(td.vcpu.uc)
+        # Stores outside the stack (generously: 32 KiB) and the args struct
+        # are rare, so watching them costs nothing in the common case.
+        top, args = td.stack_top, td.stack_top - ARGS_BELOW_TOP
+        for low, high in ((PAGE, args - GUARD),
+                          (args + self.contract.struct_size + GUARD, top - 0x8000)):
+            td.vcpu.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write, None, low, high - 1)
+        self._stray: list[tuple[int, int, bool]] = []  # (rip, address, after a TDCALL)
+
+    # --- one run ---
+    def run(self, scenario: Scenario) -> Observation:
+        if self._stray:
+            self._setup()
+        td, lay, c = self.td, self.layout, self.contract
+        self._values = v = self.values(scenario)
+        td.write(lay.stack_low, v.stack)
+        if v.struct:
+            td.write(lay.args - GUARD, v.struct)
+        self._xmm.write(v.xmm)
+        td.vcpu.regs.rflags = RFLAGS_AT_ENTRY
+        td.module.ve.info = None
+        td.module.vmcall_failure = scenario.module_status
+        for pending in (td.lapic.irr, td.lapic.isr, td.lapic.scheduled):
+            pending.clear()
+        self._start = td.vcpu.instructions
+        if scenario.inject is not None:
+            td.lapic.schedule(td.now_ns() + scenario.inject * td.ns_per_insn, VECTOR)
+        self._seen, self._exits, self._resumes = [], [], []
+        result = td.call_result(self.entry, regs=v.entry_regs, max_insns=c.max_insns, timeout=0)
+        self.runs += 1
+        regs = td.vcpu.regs
+        return Observation(
+            scenario, v, lay, result, self._seen, self._exits, self._resumes,
+            after=regs.gprs(), rflags=regs.rflags, xmm_after=self._xmm.read(),
+            struct_after=td.read(lay.args - GUARD, len(v.struct)) if v.struct else b"",
+            frame_after=td.read(lay.entry_rsp, lay.stack_top - lay.entry_rsp),
+            last_pc=td.vcpu.counter.last_pc,
+            writes=[(rip, address) for rip, address, late in self._stray if late])
+
+    def _on_write(self, uc, access, address, size, value, _user) -> None:
+        self._stray.append((self.td.vcpu.regs.rip, address, bool(self._seen)))
+
+    def _exit(self, exit: VmExit) -> VmResume:
+        self._exits.append(exit)
+        resume = self._answer(exit)
+        self._resumes.append(resume)
+        return resume
+
+    def _marker_answer(self, exit: VmExit) -> VmResume:
+        return VmResume(gprs=self._values.host_gprs, xmms=self._values.host_xmms)
+
+    def _on_tdcall(self, regs) -> bool:
+        before = regs.gprs()
+        rflags, rip = regs.rflags, regs.rip
+        lay = self.layout
+        stack = self.td.vcpu.read(lay.stack_low, lay.stack_top - lay.stack_low)
+        ret_slot = int.from_bytes(stack[lay.entry_rsp - lay.stack_low:][:8], "little")
+        chain = self._rbp_chain(stack, before[abi.RBP], before[abi.RSP])
+        events, insns = len(self.td.events), self.td.vcpu.instructions - self._start
+        go_on = self._td_tdcall(regs)
+        self._seen.append(TdcallSeen(rip, before, regs.gprs(), rflags, ret_slot, chain,
+                                     events, insns))
+        return go_on
+
+    def _rbp_chain(self, stack: bytes, rbp: int, rsp: int) -> bool:
+        """RBP is the caller's frame pointer, or a frame of the stub whose
+        saved-RBP links lead back to it (spec 10 B2)."""
+        lay = self.layout
+        for _ in range(16):
+            if rbp == lay.caller_rbp:
+                return True
+            if not (max(rsp, lay.stack_low) <= rbp < lay.entry_rsp and rbp % 8 == 0):
+                return False
+            saved = int.from_bytes(stack[rbp - lay.stack_low:][:8], "little")
+            if saved <= rbp:
+                return False
+            rbp = saved
+        return False
+
+    # --- the values a run starts from ---
+    def values(self, sc: Scenario) -> Values:
+        """The base values with this scenario's flags and fuzzed values; only
+        these few pieces change between runs."""
+        if not (sc.inputs or sc.host):
+            cached = self._by_flags.get(sc.flags)
+            if cached is None:
+                cached = self._by_flags[sc.flags] = self._with(sc)
+            return cached
+        return self._with(sc)
+
+    def _with(self, sc: Scenario) -> Values:
+        c, base = self.contract, self._base
+        inputs = {**base.inputs, **dict(sc.inputs)}
+        entry = list(base.entry)
+        if c.flags is not None:
+            entry[c.flags] = sc.flags
+        for dst, src in c.reg_args.items():
+            entry[src] = inputs[dst]
+        struct = base.struct
+        if sc.inputs:
+            struct = bytearray(struct)
+            for r, value in sc.inputs:
+                if r in c.fields:
+                    at = GUARD + c.fields[r]
+                    struct[at:at + 8] = value.to_bytes(8, "little")
+            struct = bytes(struct)
+        return replace(base, entry=entry, inputs=inputs, struct=struct,
+                       entry_regs={abi.GPR_NAMES[r]: v for r, v in enumerate(entry)
+                                   if r != abi.RSP},
+                       host_gprs={**base.host_gprs, **dict(sc.host)} if sc.host
+                       else base.host_gprs,
+                       guest_known=base.guest_known | set(inputs.values()) | {sc.flags})
+
+    def _make_base(self) -> Values:
+        c, lay = self.contract, self.layout
+        inputs = {r: pattern(INPUT, r) for r in list(c.fields) + list(c.reg_args)}
+        entry = {r: pattern(SECRET, r) for r in range(16) if r != abi.RSP}
+        secrets = {v: f"the caller's {reg_name(r)}" for r, v in entry.items()}
+        carried = {abi.RBP: lay.caller_rbp}  # entry registers that carry no secret
+        if c.args is not None:
+            carried[c.args] = lay.args
+        if c.flags is not None:
+            carried[c.flags] = 0
+        carried.update({src: inputs[dst] for dst, src in c.reg_args.items()})
+        for r, value in carried.items():
+            secrets.pop(entry[r], None)
+            entry[r] = value
+        secrets[lay.args] = "the args pointer"
+        xmm = b""
+        for j in range(16):
+            value = pattern(SECRET, XMM_BASE + j)
+            secrets[value] = f"the caller's XMM{j}"
+            xmm += value.to_bytes(8, "little") * 2
+        stack = self._stack_image(secrets)
+        struct = self._struct_image(inputs, secrets)
+        host_gprs = {r: pattern(HOST, r) for r in range(abi.RDX, 16) if r != abi.RSP}
+        host_xmms = {j: pattern(HOST, XMM_BASE + j) * (1 << 64 | 1) for j in range(16)}
+        lows = {low_half_key(v): what for v, what in secrets.items() if low_half_key(v)}
+        pointers = ((lay.stack_low - 0x1000, lay.stack_top, "a stack address"),
+                    (lay.args - GUARD, lay.args + c.struct_size + GUARD,
+                     "a pointer into the args struct"))
+        named = {abi.GPR_NAMES[r]: v for r, v in entry.items()}
+        entry[abi.RSP] = lay.entry_rsp
+        return Values([entry[r] for r in range(16)], named, inputs, xmm, struct, stack,
+                      host_gprs, host_xmms, secrets, lows,
+                      set(named.values()) | set(inputs.values()) | {lay.args}, pointers)
+
+    def _stack_image(self, secrets: dict[int, str]) -> bytes:
+        lay = self.layout
+        out = bytearray()
+        for address in range(lay.stack_low, lay.stack_top, 8):
+            slot = (address - lay.stack_low) // 8
+            if address < lay.entry_rsp:
+                value = pattern(SECRET, POISON_BASE + slot)
+                secrets[value] = f"uninitialised stack (entry RSP-{lay.entry_rsp - address:#x})"
+            elif address == lay.entry_rsp:
+                value = RETURN_TRAP
+            elif address in (lay.caller_rbp, lay.caller_rbp + 8):
+                value = 0  # the caller's frame record: end of the RBP chain
+            else:
+                value = pattern(SECRET, FRAME_BASE + slot)
+                secrets[value] = "the caller's stack frame"
+            out += value.to_bytes(8, "little")
+        return bytes(out)
+
+    def _struct_image(self, inputs: dict[int, int], secrets: dict[int, str]) -> bytes:
+        c = self.contract
+        if not c.fields:
+            return b""
+        by_offset = {off: inputs[r] for r, off in c.fields.items()}
+        out = bytearray()
+        for i, offset in enumerate(range(-GUARD, c.struct_size + GUARD, 8)):
+            value = by_offset.get(offset)
+            if value is None:
+                value = pattern(SECRET, GUARD_BASE + i)
+                secrets[value] = ("memory next to the args struct" if not
+                                  0 <= offset < c.struct_size else "padding in the args struct")
+            out += value.to_bytes(8, "little")
+        return bytes(out)

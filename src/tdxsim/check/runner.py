@@ -1,0 +1,121 @@
+"""`check`: run a stub through a fixed, deterministic set of scenarios and
+judge every property on every run.
+
+The plan: one run per combination of the contract's flags with the marker
+host; the same runs with the module failing the TDCALL (two statuses, one
+with bit 63 clear); and, for each flags value that enables interrupts, one
+run per instruction boundary before the TDCALL with an interrupt pending
+there.  The first failing run of a property, in plan order, is its
+reproducer: plan order puts the simplest scenarios first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterator
+
+from .. import abi
+from ..image import Image
+from .contracts import Contract
+from .harness import Harness, Observation, Scenario
+from .properties import PROPERTIES, Finding, Property
+
+FAILURE_STATUSES = (abi.operand_invalid(abi.RCX), abi.Status.NON_RECOVERABLE_VCPU)
+
+
+@dataclass
+class Result:
+    """One property's verdict over all runs."""
+    prop: Property
+    status: str  # 'pass', 'fail' or 'skip' (no run exercised it)
+    message: str
+    runs: int = 0  # runs that exercised it
+    finding: Finding | None = None
+    observation: Observation | None = None  # the failing run
+
+    @property
+    def id(self) -> str:
+        return self.prop.id
+
+
+@dataclass
+class Report:
+    stub: str
+    symbol: str
+    contract: Contract
+    image: Image
+    results: list[Result]
+    runs: int
+    replayed: Scenario | None = None
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.status == "fail"]
+
+
+def plan(c: Contract, harness: Harness) -> Iterator[Observation]:
+    normal = []
+    for flags in c.flag_values():
+        normal.append(harness.run(Scenario(flags=flags)))
+        yield normal[-1]
+    for flags in c.flag_values():
+        for status in FAILURE_STATUSES:
+            yield harness.run(Scenario(flags=flags, module_status=status))
+    for o in normal:
+        if c.interrupts.holds(o.scenario.flags) and o.tdcalls:
+            for k in range(o.tdcalls[0].insns):
+                yield harness.run(replace(o.scenario, inject=k))
+
+
+def evaluate(c: Contract, observations: list[Observation]) -> list[Result]:
+    return [_verdict(prop, c, observations) for prop in PROPERTIES]
+
+
+def _verdict(prop: Property, c: Contract, observations: list[Observation]) -> Result:
+    """The first failing run decides; a property no run exercised is skipped."""
+    runs = 0
+    for o in observations:
+        verdict = prop.judge(c, o)
+        if verdict is False:
+            continue
+        runs += 1
+        if isinstance(verdict, Finding):
+            return Result(prop, "fail", verdict.message, runs, verdict, o)
+    if not runs:
+        return Result(prop, "skip", f"not exercised: no run reached {prop.needs}")
+    return Result(prop, "pass", f"{prop.holds} ({runs} run{'s' * (runs > 1)})", runs)
+
+
+def check(image: Image, symbol: str, contract: Contract, stub: str = "",
+          replay: Scenario | None = None, host=None) -> Report:
+    """Check `symbol` against `contract`; with `replay`, run only that scenario."""
+    harness = Harness(image, symbol, contract, host)
+    observations = [harness.run(replay)] if replay is not None else list(plan(contract, harness))
+    return Report(stub or image.path, symbol, contract, image,
+                  evaluate(contract, observations), harness.runs, replay)
+
+
+def simpler(s: Scenario) -> Iterator[Scenario]:
+    """Simplifications of a scenario.  Each removes something (an interrupt,
+    a failure, a non-canonical status, a value, a flag bit) or moves the
+    interrupt earlier, so minimising always ends."""
+    yield replace(s, inject=None)
+    yield replace(s, module_status=0)
+    if s.module_status and s.module_status not in FAILURE_STATUSES:
+        yield from (replace(s, module_status=status) for status in FAILURE_STATUSES)
+    for key in ("inputs", "host"):
+        items = getattr(s, key)
+        yield from (replace(s, **{key: items[:i] + items[i + 1:]}) for i in range(len(items)))
+    yield from (replace(s, flags=s.flags & ~(1 << b)) for b in range(64) if s.flags >> b & 1)
+    yield from (replace(s, inject=k) for k in range(s.inject or 0))
+
+
+def minimise(harness: Harness, scenario: Scenario, prop: Property) -> Scenario:
+    """Take simplifications while `prop` still fails, until none is left."""
+    def fails(s: Scenario) -> bool:
+        return isinstance(prop.judge(harness.contract, harness.run(s)), Finding)
+
+    while True:
+        step = next((s for s in simpler(scenario) if s != scenario and fails(s)), None)
+        if step is None:
+            return scenario
+        scenario = step

@@ -1,0 +1,289 @@
+"""`tdxsim check`: the conformance checker for hypercall stubs (spec 9, 10).
+
+The corpus in tests/check_corpus/ is our own: a correct stub per contract
+and variants with exactly one defect each.  Every variant must be flagged
+by exactly its intended property, in the text, JSON and JUnit reports.
+Expected property ids and numbers are literals from the issue and the spec.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from tdxsim.check import Harness, Scenario, check, load
+from tdxsim.check.properties import judge_all
+from tdxsim.check.report import render_json, render_junit, render_text
+from tdxsim.cli import main
+from tdxsim.errors import TdxsimError
+from tdxsim.image import build, library_sources
+
+CORPUS = Path(__file__).parent / "check_corpus"
+HC = "__tdx_hypercall"
+ALL_IDS = {"leaf", "mask-valid", "no-leak", "scrub", "callee-saved", "stack", "frame-pointer",
+           "sti-shadow", "failure-traps", "output-copy", "return-value", "host-pointer"}
+
+# (stub, symbol, ABI, the exact set of failing property ids)
+CASES = [
+    ("seed_good.S", HC, "seed", set()),
+    ("seed_leaf.S", HC, "seed", {"leaf"}),
+    ("seed_mask_ffec.S", HC, "seed", {"mask-valid"}),
+    ("seed_r10_unselected.S", HC, "seed", {"mask-valid"}),
+    ("seed_leak_r15.S", HC, "seed", {"no-leak"}),
+    ("seed_leak_stack.S", HC, "seed", {"no-leak"}),
+    ("seed_scrub_r10.S", HC, "seed", {"scrub"}),
+    ("seed_callee_rbx.S", HC, "seed", {"callee-saved"}),
+    ("seed_stack_ret8.S", HC, "seed", {"stack"}),
+    ("seed_flags_in_rbp.S", HC, "seed", {"frame-pointer"}),
+    ("seed_sti_nop.S", HC, "seed", {"sti-shadow"}),
+    ("seed_sti_early.S", HC, "seed", {"sti-shadow"}),
+    ("seed_rax_unchecked.S", HC, "seed", {"failure-traps"}),
+    ("seed_copy_always.S", HC, "seed", {"output-copy"}),
+    ("seed_return_r11.S", HC, "seed", {"return-value"}),
+    ("l67_good.S", HC, "linux-6.7", set()),
+    ("l67_rsi_live.S", HC, "linux-6.7", {"scrub"}),
+    ("l67_pointer_reload.S", HC, "linux-6.7", {"host-pointer"}),
+    ("rbx_struct.S", "tdvmcall_rbx", str(CORPUS / "rbx_struct.toml"), set()),
+    ("regs_args.S", "tdvmcall_regs", str(CORPUS / "regs_args.toml"), set()),
+    ("regs_args_leak.S", "tdvmcall_regs", str(CORPUS / "regs_args.toml"), {"no-leak"}),
+]
+
+
+@lru_cache(maxsize=None)
+def report_for(stub: str, symbol: str, abi: str):
+    image = build([CORPUS / stub], symbol, with_library=False)
+    return check(image, symbol, load(abi), stub)
+
+
+def failing_text(text: str) -> set[str]:
+    rows = [line.split() for line in text.splitlines() if line.startswith("  ")]
+    return {row[1] for row in rows if row and row[0] == "FAIL"}
+
+
+def failing_json(text: str) -> set[str]:
+    props = json.loads(text)["properties"]
+    assert {p["id"] for p in props} == ALL_IDS and len(props) == len(ALL_IDS)
+    assert all(p["status"] in ("pass", "fail", "skip") and p["message"] for p in props)
+    return {p["id"] for p in props if p["status"] == "fail"}
+
+
+def failing_junit(text: str) -> set[str]:
+    suite = ET.fromstring(text).find("testsuite")
+    cases = suite.findall("testcase")
+    assert {c.get("name") for c in cases} == ALL_IDS
+    failed = {c.get("name") for c in cases if c.find("failure") is not None}
+    assert suite.get("failures") == str(len(failed))
+    return failed
+
+
+def test_corpus_has_a_variant_for_every_property():
+    """Twelve properties, each owned by at least one one-defect variant."""
+    assert set().union(*(ids for *_, ids in CASES)) == ALL_IDS
+
+
+@pytest.mark.parametrize("stub,symbol,abi,expected", CASES, ids=[c[0] for c in CASES])
+def test_each_stub_fails_exactly_its_property_in_every_format(stub, symbol, abi, expected):
+    report = report_for(stub, symbol, abi)
+    assert failing_text(render_text(report)) == expected
+    assert failing_json(render_json(report)) == expected
+    assert failing_junit(render_junit(report)) == expected
+
+
+@pytest.mark.parametrize("stub,symbol,abi,expected",
+                         [c for c in CASES if c[3]], ids=[c[0] for c in CASES if c[3]])
+def test_a_failure_marks_one_instruction_and_carries_a_reproducer(stub, symbol, abi, expected):
+    props = json.loads(render_json(report_for(stub, symbol, abi)))["properties"]
+    [prop] = [p for p in props if p["status"] == "fail"]
+    assert prop["message"].endswith(".") and "\n" not in prop["message"]
+    assert sum(line.startswith("=>") for line in prop["disassembly"]) == 1
+    assert set(prop["reproducer"]) == {"flags", "module_status", "inject", "inputs", "host"}
+
+
+def test_our_guest_library_checks_clean():
+    """The project's own __tdx_hypercall (guest/tdcall.S) meets spec 9.1."""
+    image = build(library_sources(), HC, with_library=False)
+    report = check(image, HC, load("seed"))
+    assert report.failed == []
+    assert {r.id for r in report.results if r.status == "skip"} == set()
+
+
+def test_seed_plan_covers_flags_failures_and_every_injection_point():
+    """4 flag values (HAS_OUTPUT 1, ISSUE_STI 2), each with the module
+    failing twice, plus one injection run per boundary before the TDCALL
+    for the two flag values with ISSUE_STI: seed_good.S executes 18
+    instructions up to and including its TDCALL on the STI path."""
+    report = report_for("seed_good.S", HC, "seed")
+    assert report.runs == 4 + 4 * 2 + 2 * 18
+
+
+def test_sti_nop_reproducer_names_the_injection_point():
+    """`sti; nop; tdcall`: an interrupt pending from the start is taken
+    right before the TDCALL when ISSUE_STI (2) is set."""
+    report = report_for("seed_sti_nop.S", HC, "seed")
+    [failed] = report.failed
+    scenario = failed.observation.scenario
+    assert (scenario.flags, scenario.inject, scenario.module_status) == (2, 0, 0)
+    text = render_text(report)
+    assert "flags: ISSUE_STI (0x2) in RSI" in text
+    assert "interrupt: pending after 0 instructions" in text
+    marked = [line for line in text.splitlines() if line.strip().startswith("=>")]
+    assert len(marked) == 1 and marked[0].endswith("tdcall")
+
+
+def test_failure_traps_reproducer_uses_operand_invalid_rcx():
+    """The first failure the plan injects is TDX_OPERAND_INVALID for RCX,
+    0xC000010000000001 (spec 2.2)."""
+    [failed] = report_for("seed_rax_unchecked.S", HC, "seed").failed
+    assert failed.observation.scenario.module_status == 0xC000010000000001
+
+
+def test_check_is_deterministic():
+    image = build([CORPUS / "seed_sti_early.S"], HC, with_library=False)
+    first = render_json(check(image, HC, load("seed"), "x"))
+    assert render_json(check(image, HC, load("seed"), "x")) == first
+
+
+# --- the command line ---
+@pytest.fixture
+def cli(capsys):
+    def invoke(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+    return invoke
+
+
+def test_cli_exit_codes_and_formats(cli):
+    good = ("check", CORPUS / "seed_good.S", "--symbol", HC, "--abi", "seed")
+    assert cli(*good)[0] == 0
+    bad = ("check", CORPUS / "seed_scrub_r10.S", "--symbol", HC, "--abi", "seed")
+    code, out, _ = cli(*bad, "--format", "json")
+    assert code == 1 and failing_json(out) == {"scrub"}
+    code, out, _ = cli(*bad, "--format", "junit")
+    assert code == 1 and failing_junit(out) == {"scrub"}
+
+
+def test_cli_save_and_replay(cli, tmp_path):
+    """A saved reproducer replays the one failing scenario."""
+    args = ("check", CORPUS / "seed_sti_nop.S", "--symbol", HC, "--abi", "seed")
+    assert cli(*args, "--save", tmp_path)[0] == 1
+    saved = json.loads((tmp_path / "sti-shadow.json").read_text())
+    assert saved["property"] == "sti-shadow" and saved["scenario"]["inject"] == 0
+    code, out, _ = cli(*args, "--replay", tmp_path / "sti-shadow.json")
+    assert code == 1 and failing_text(out) == {"sti-shadow"}
+    assert "replayed 1 scenario" in out
+
+
+@pytest.mark.parametrize("argv,words", [
+    (("--abi", "nope"), "unknown ABI 'nope'"),
+    (("--abi", "missing.toml"), "does not exist"),
+    (("--symbol", "absent"), "no symbol 'absent'"),
+    (("--replay", "missing.json"), "cannot read the reproducer"),
+])
+def test_cli_input_errors_exit_2(cli, argv, words):
+    opts = {"--symbol": HC, "--abi": "seed"}
+    opts.update(dict(zip(argv[::2], argv[1::2])))
+    code, out, err = cli("check", CORPUS / "seed_good.S", *[x for kv in opts.items() for x in kv])
+    assert code == 2 and words in err and err.count("\n") == 1
+
+
+def test_cli_unwritable_save_dir_exits_2(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = cli("check", CORPUS / "seed_leaf.S", "--symbol", HC, "--abi", "seed",
+                       "--save", blocker / "dir")
+    assert code == 2 and "cannot write reproducers" in err
+
+
+def test_cli_missing_stub_exits_2(cli, tmp_path):
+    code, _, err = cli("check", tmp_path / "none.S", "--symbol", HC, "--abi", "seed")
+    assert code == 2 and "no such stub file" in err
+
+
+def test_cli_bad_replay_scenario_exits_2(cli, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"flags": "many"}')
+    code, _, err = cli("check", CORPUS / "seed_good.S", "--symbol", HC, "--abi", "seed",
+                       "--replay", bad)
+    assert code == 2 and "flags must be a 64-bit number" in err
+
+
+def test_relocatable_object_and_elf_executable(cli, tmp_path):
+    """STUB may be a .o (linked by tdxsim) or a static ELF executable."""
+    obj, elf = tmp_path / "stub.o", tmp_path / "stub.elf"
+    subprocess.run(["as", "--64", "-o", obj, CORPUS / "seed_good.S"], check=True)
+    subprocess.run(["ld", "-m", "elf_x86_64", "-static", "-e", HC, "-Ttext=0x200000",
+                    "-o", elf, obj], check=True)
+    for stub in (obj, elf):
+        assert cli("check", stub, "--symbol", HC, "--abi", "seed")[0] == 0
+
+
+# --- contract files ---
+def contract_file(tmp_path, text: str) -> str:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_contract_file_defaults(tmp_path):
+    c = load(contract_file(tmp_path, "mask = 0xFC00\n[struct]\nr10 = 0\nr11 = 8\n"))
+    assert (c.mask, c.args, c.returns, c.struct_size) == (0xFC00, 7, 10, 16)
+    assert c.inputs == c.outputs == {10, 11}
+    assert c.unchanged == (3, 5, 12, 13, 14, 15)  # SysV callee-saved, RSP judged by `stack`
+
+
+@pytest.mark.parametrize("text,words", [
+    ("mask = 0xFC00\ncolour = 1\n", "unknown key(s) colour"),
+    ("args = 'rdi'\n", "'mask'"),
+    ("mask = 0xFC00\n[struct]\nr10 = 0\nr11 = 4\n", "must not overlap"),
+    ("mask = 0xFC00\n[struct]\nr99 = 0\n", "general-purpose register"),
+    ("mask = 0xFC00\ninputs = ['r12']\n[struct]\nr10 = 0\n", "without a [struct] field"),
+    ("mask = 0xFC00\ncopy_outputs = 'sometimes'\n", "copy_outputs must be"),
+    ("mask = 0x1FFFF\n", "mask must be an integer"),
+    ("mask = = 1\n", "not valid TOML"),
+])
+def test_contract_file_errors(tmp_path, text, words):
+    with pytest.raises(TdxsimError) as info:
+        load(contract_file(tmp_path, text))
+    assert words in str(info.value)
+
+
+# --- the pieces of tdxsim the checker relies on ---
+def test_module_fault_injection_writes_only_rax(asm):
+    """spec 3.2: on the failure path the module writes only RAX; RIP moves
+    past the TDCALL and the host sees nothing."""
+    td = asm("        .globl go\ngo:\n        tdcall\n        ret\n")
+    td.module.vmcall_failure = 0x4000000100000000
+    result = td.call_result("go", regs=dict(rax=0, rcx=0xFC00, r10=0x77, r11=0x1F))
+    assert result.reason == "return" and result.exits == []
+    gprs = td.gprs()
+    assert (gprs["rax"], gprs["rcx"], gprs["r10"], gprs["r11"]) == (0x4000000100000000, 0xFC00,
+                                                                   0x77, 0x1F)
+
+
+def test_call_without_wall_clock_limit_still_has_a_budget(asm):
+    td = asm("        .globl spin\nspin:\n        jmp spin\n")
+    result = td.call_result("spin", max_insns=1000, timeout=0)
+    assert result.reason == "budget"
+
+
+def test_a_store_through_a_host_pointer_does_not_leak_into_the_next_run():
+    """The host answers RDI = the stub's own address; the pointer-reload
+    stub then writes its outputs over its own code and returns.  That is a
+    host-pointer finding, and the next (plain) run still sees intact code."""
+    image = build([CORPUS / "l67_pointer_reload.S"], HC, with_library=False)
+    c = load("linux-6.7")
+    harness = Harness(image, HC, c)
+    entry = image.symbols[HC]
+    hostile = harness.run(Scenario(host=((7, entry),)))  # 7: RDI
+    assert hostile.returned
+    [finding] = judge_all(c, hostile)
+    assert finding.id == "host-pointer" and "the VMM's RDI" in finding.message
+    plain = harness.run(Scenario())
+    assert not plain.returned and plain.result.crash.address is not None
+    assert [f.id for f in judge_all(c, plain)] == ["host-pointer"]
