@@ -62,6 +62,21 @@ def test_missing_file(run, tmp_path):
     assert "nope.S" in err and "no such" in err.lower()
 
 
+def test_a_file_that_is_neither_source_nor_elf_is_refused(run, tmp_path):
+    blob = tmp_path / "guest.bin"
+    blob.write_bytes(bytes(range(256)))
+    code, out, err = run(blob)
+    assert code == 2 and "guest.bin is not a guest" in err
+    code, out, err = run(tmp_path)  # a directory
+    assert code == 2 and "is not a guest" in err
+
+
+@pytest.mark.parametrize("option", [("--timeout", "0"), ("--max-insns", "0")])
+def test_nonsense_limits_are_usage_errors(run, option):
+    code, out, err = run(*option, "demo")
+    assert code == 2 and option[0] in err
+
+
 def test_assembler_error_shows_file_and_line(run, source):
     """An assembler error -> exit 2 with the assembler's message and file:line."""
     path = source("""\

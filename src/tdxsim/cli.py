@@ -35,6 +35,9 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M)") from None
 
 
+SOURCE_SUFFIXES = (".S", ".s", ".o")
+
+
 def load_td(guests: list[str], args) -> TD:
     """A TD from bundled guest names, .S/.s/.o files, or one ELF executable."""
     kw = dict(memory=args.memory, host=Host(args.host, seed=args.seed),
@@ -45,12 +48,18 @@ def load_td(guests: list[str], args) -> TD:
     for g in guests:
         if not Path(g).exists():
             raise TdxsimError(f"no such guest file: {g} (bundled guests: {', '.join(BUNDLED)})")
+        if not Path(g).is_file() or (Path(g).suffix not in SOURCE_SUFFIXES
+                                     and not image.is_elf(g)):
+            raise TdxsimError(f"{g} is not a guest: give GNU as sources (.S, .s), "
+                              "objects (.o) or a static x86-64 ELF executable")
     if len(guests) == 1 and image.is_elf(guests[0]) and not guests[0].endswith(".o"):
         return TD.from_elf(guests[0], **kw)
     return TD.from_source(*guests, entry=args.entry, library=not args.no_library, **kw)
 
 
 def cmd_run(args) -> int:
+    if args.timeout <= 0 or args.max_insns < 1:
+        raise TdxsimError("--timeout must be positive and --max-insns at least 1")
     td = load_td(args.guest, args)
     result = td.run(max_insns=args.max_insns, timeout=args.timeout)
     sys.stdout.write(result.console)
