@@ -63,7 +63,7 @@ def ves(result):
 
 
 def veinfo(td: TD) -> list[int]:
-    assert td.call("veinfo_get", OUT) == 0
+    assert td.call("tdx_veinfo_get", OUT) == 0
     raw = td.read(OUT, 40)
     return [int.from_bytes(raw[i:i + 8], "little") for i in range(0, 40, 8)]
 

@@ -12,16 +12,7 @@ GUESTS = Path(__file__).parent / "guests"
 
 VEINFO_SRC = """
         .text
-        .globl  veinfo_get, hlt_with_ve_idt, nested
-# u64 veinfo_get(u64 out[6]) via the library's __tdx_module_call
-veinfo_get:
-        mov     %rdi, %r9
-        mov     $3, %edi
-        xor     %esi, %esi
-        xor     %edx, %edx
-        xor     %ecx, %ecx
-        xor     %r8d, %r8d
-        jmp     __tdx_module_call
+        .globl  hlt_with_ve_idt, nested
 
 # Load an IDT whose #VE gate (vector 20) points at `ve_gate_target`, hlt.
 hlt_with_ve_idt:
@@ -62,7 +53,7 @@ def test_veinfo_get_without_pending_ve_returns_no_valid_ve_info(asm):
     """Spec 2.2 / 8.2: TDX_NO_VALID_VE_INFO = 0xC000070400000000, and the
     module zeroes RCX, RDX, R8..R10 even on failure."""
     td = asm(VEINFO_SRC)
-    assert td.call("veinfo_get", 0) == 0xC000070400000000
+    assert td.call("tdx_veinfo_get", 0) == 0xC000070400000000
     regs = td.gprs()
     # __tdx_module_call returns with its outputs still in place
     assert [regs[r] for r in ("rcx", "rdx", "r8", "r9", "r10")] == [0, 0, 0, 0, 0]
@@ -80,10 +71,10 @@ def test_hlt_raises_ve_with_the_hlt_exit_info(asm):
     assert int.from_bytes(frame[:8], "little") == td.symbol("the_hlt")
     assert int.from_bytes(frame[16:24], "little") & 1 << 16  # RF set by the module
     # The handler's VEINFO.GET: SUCCESS, RCX = 12, R10[31:0] = 1; then VALID clears.
-    assert td.call("veinfo_get", 0x300000) == 0
+    assert td.call("tdx_veinfo_get", 0x300000) == 0
     out = read_out(td, 0x300000)
     assert out[0] == 12 and out[4] & 0xFFFF_FFFF == 1
-    assert td.call("veinfo_get", 0x300000) == 0xC000070400000000
+    assert td.call("tdx_veinfo_get", 0x300000) == 0xC000070400000000
 
 
 def test_nested_ve_is_a_double_fault(asm):

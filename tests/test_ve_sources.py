@@ -44,7 +44,7 @@ def run(td: TD, label: str, **regs):
 
 
 def veinfo(td: TD) -> list[int]:
-    assert td.call("veinfo_get", OUT) == 0
+    assert td.call("tdx_veinfo_get", OUT) == 0
     raw = td.read(OUT, 48)
     return [int.from_bytes(raw[i:i + 8], "little") for i in range(0, 48, 8)]
 

@@ -14,7 +14,7 @@
 
         .text
         .globl  stop_gates, library_gates, nested_gates, user_gates
-        .globl  ve_stop, df_stop, veinfo_get, own_tables
+        .globl  ve_stop, df_stop, own_tables
         .globl  at_load, at_store, at_fetch, window_load, window_riprel
         .globl  mmio_load8, mmio_load16, mmio_load32, mmio_load64, mmio_load_sib
         .globl  mmio_load_sil, mmio_load_ah, mmio_store8, mmio_store16, mmio_store32
@@ -46,16 +46,6 @@ gates:                                  # #VE -> %rdx, #DF -> df_stop
         lidt    idt_ptr(%rip)
         pop     %rbp
         ret
-
-# u64 veinfo_get(u64 out[6]): TDG.VP.VEINFO.GET via __tdx_module_call
-veinfo_get:
-        mov     %rdi, %r9
-        mov     $3, %edi
-        xor     %esi, %esi
-        xor     %edx, %edx
-        xor     %ecx, %ecx
-        xor     %r8d, %r8d
-        jmp     __tdx_module_call
 
 ve_stop:        ud2
 df_stop:        ud2

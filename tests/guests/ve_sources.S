@@ -2,48 +2,42 @@
 # each followed by `ret`, so a test runs exactly one with td.call_result and
 # preset registers.  ve_setup loads an IDT whose #VE, #GP and #DF gates stop
 # on distinct UD2 markers, so the test can inspect the exception frame and
-# then read VE info itself with veinfo_get.
+# then read VE info itself with tdx_veinfo_get.
 
-.set KERNEL_CS, 0x08
 
         .text
-        .globl  ve_setup, ve_setup_nested, ve_stop, gp_stop, df_stop, veinfo_get
+        .globl  ve_setup, ve_setup_nested, ve_stop, gp_stop, df_stop
         .globl  at_out_dx, at_in_dx_eax, at_out_imm, at_in_imm, at_rep_insb, at_outsw
         .globl  at_cpuid, at_rdmsr, at_wrmsr, irq_stub
 
 # void ve_setup(void): #VE -> ve_stop, #GP -> gp_stop, #DF -> df_stop,
 # vector 0xEC -> irq_stub (iretq)
 ve_setup:
-        lea     ve_stop(%rip), %rsi
+        lea     ve_stop(%rip), %rdx
         jmp     setup
 
 # void ve_setup_nested(void): the #VE handler itself executes `out`
 ve_setup_nested:
-        lea     ve_nested(%rip), %rsi
+        lea     ve_nested(%rip), %rdx
 setup:
-        mov     $20, %edi
-        call    set_gate
-        lea     gp_stop(%rip), %rsi
-        mov     $13, %edi
-        call    set_gate
-        lea     df_stop(%rip), %rsi
-        mov     $8, %edi
-        call    set_gate
-        lea     irq_stub(%rip), %rsi
-        mov     $0xEC, %edi
-        call    set_gate
+        mov     $20, %esi
+        call    gate
+        lea     gp_stop(%rip), %rdx
+        mov     $13, %esi
+        call    gate
+        lea     df_stop(%rip), %rdx
+        mov     $8, %esi
+        call    gate
+        lea     irq_stub(%rip), %rdx
+        mov     $0xEC, %esi
+        call    gate
         lidt    idt_ptr(%rip)
         ret
 
-# u64 veinfo_get(u64 out[6]): TDG.VP.VEINFO.GET via __tdx_module_call
-veinfo_get:
-        mov     %rdi, %r9
-        mov     $3, %edi
-        xor     %esi, %esi
-        xor     %edx, %edx
-        xor     %ecx, %ecx
-        xor     %r8d, %r8d
-        jmp     __tdx_module_call
+# gate(vector = esi, handler = rdx): tdx_set_gate on this guest's idt
+gate:
+        lea     idt(%rip), %rdi
+        jmp     tdx_set_gate
 
 at_out_dx:      out     %al, %dx
                 ret
@@ -70,21 +64,6 @@ df_stop:        ud2
 ve_nested:      out     %al, %dx        # without VEINFO.GET first: #DF
                 ud2
 irq_stub:       iretq
-
-# set_gate(vector = edi, handler = rsi): 64-bit interrupt gate
-set_gate:
-        shl     $4, %edi
-        lea     idt(%rip), %rax
-        add     %rdi, %rax
-        mov     %si, 0(%rax)
-        movw    $KERNEL_CS, 2(%rax)
-        movw    $0x8E00, 4(%rax)
-        shr     $16, %rsi
-        mov     %si, 6(%rax)
-        shr     $16, %rsi
-        mov     %esi, 8(%rax)
-        movl    $0, 12(%rax)
-        ret
 
         .section .rodata
 idt_ptr:

@@ -19,7 +19,6 @@
 
 .set VE_VECTOR,         20
 .set TIMER_VECTOR,      0xEC
-.set KERNEL_CS,         0x08            # tdxsim's flat GDT
 .set COM1_THR,          0x3F8
 .set DEBUG_EXIT_PORT,   0xF4
 .set MSR_IA32_APIC_BASE, 0x1B
@@ -32,12 +31,14 @@
         .text
         .globl  _start
 _start:
-        lea     tdx_ve_entry(%rip), %rsi
-        mov     $VE_VECTOR, %edi
-        call    set_gate
-        lea     timer_irq(%rip), %rsi
-        mov     $TIMER_VECTOR, %edi
-        call    set_gate
+        lea     idt(%rip), %rdi
+        mov     $VE_VECTOR, %esi
+        lea     tdx_ve_entry(%rip), %rdx
+        call    tdx_set_gate
+        lea     idt(%rip), %rdi
+        mov     $TIMER_VECTOR, %esi
+        lea     timer_irq(%rip), %rdx
+        call    tdx_set_gate
         lidt    idt_ptr(%rip)
         call    legacy_main
         out     %al, $DEBUG_EXIT_PORT   # exit code 0; ends the run
@@ -153,21 +154,6 @@ put_hex:
         out     %al, %dx
         dec     %ecx
         jnz     1b
-        ret
-
-# set_gate(vector = edi, handler = rsi): 64-bit interrupt gate in idt
-set_gate:
-        shl     $4, %edi
-        lea     idt(%rip), %rax
-        add     %rdi, %rax
-        mov     %si, 0(%rax)
-        movw    $KERNEL_CS, 2(%rax)
-        movw    $0x8E00, 4(%rax)        # present, interrupt gate, no IST
-        shr     $16, %rsi
-        mov     %si, 6(%rax)
-        shr     $16, %rsi
-        mov     %esi, 8(%rax)
-        movl    $0, 12(%rax)
         ret
 
         .section .rodata

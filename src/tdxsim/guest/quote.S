@@ -38,19 +38,18 @@
 .set MSR_LVT_TIMER,     0x832
 .set MSR_EOI,           0x80B
 .set LVT_TSC_DEADLINE,  2 << 17
-.set KERNEL_CS,         0x08
 
         .text
         .globl  _start
 _start:
         lea     idt(%rip), %rdi
-        lea     irq_eoi(%rip), %rsi
-        mov     $NOTIFY_VECTOR, %edx
-        call    set_gate
+        mov     $NOTIFY_VECTOR, %esi
+        lea     irq_eoi(%rip), %rdx
+        call    tdx_set_gate
         lea     idt(%rip), %rdi
-        lea     irq_eoi(%rip), %rsi
-        mov     $TIMER_VECTOR, %edx
-        call    set_gate
+        mov     $TIMER_VECTOR, %esi
+        lea     irq_eoi(%rip), %rdx
+        call    tdx_set_gate
         lidt    idt_ptr(%rip)
 
         lea     msg_hello(%rip), %rdi
@@ -260,20 +259,6 @@ irq_eoi:
         pop     %rcx
         pop     %rax
         iretq
-
-# set_gate(idt, handler, vector): 64-bit interrupt gate, DPL 0, no IST
-set_gate:
-        shl     $4, %rdx
-        add     %rdx, %rdi
-        mov     %si, 0(%rdi)
-        movw    $KERNEL_CS, 2(%rdi)
-        movw    $0x8E00, 4(%rdi)
-        shr     $16, %rsi
-        mov     %si, 6(%rdi)
-        shr     $16, %rsi
-        mov     %esi, 8(%rdi)
-        movl    $0, 12(%rdi)
-        ret
 
         .section .rodata
 msg_hello:        .asciz "quote: converting a buffer to shared and asking for a quote\n"

@@ -756,6 +756,23 @@ FUNC tdx_halt_then_sti
 ENDFUNC tdx_halt_then_sti
 
 # ---------------------------------------------------------------------------
+# u64 tdx_veinfo_get(struct tdx_module_output *out)
+#
+# TDG.VP.VEINFO.GET (leaf 3, spec 8.2): out->rcx = exit reason, rdx = exit
+# qualification, r8 = GLA, r9 = GPA, r10 = instruction length | info << 32.
+# Returns the module status (TDX_NO_VALID_VE_INFO when no #VE is pending).
+# ---------------------------------------------------------------------------
+FUNC tdx_veinfo_get
+        mov     %rdi, %r9
+        mov     $3, %edi
+        xor     %esi, %esi
+        xor     %edx, %edx
+        xor     %ecx, %ecx
+        xor     %r8d, %r8d
+        jmp     __tdx_module_call
+ENDFUNC tdx_veinfo_get
+
+# ---------------------------------------------------------------------------
 # void tdx_set_gate(void *idt, u64 vector, void *handler)
 #
 # Writes IDT[vector] as a present 64-bit interrupt gate, DPL 0, no IST, with
