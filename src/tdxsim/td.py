@@ -391,7 +391,8 @@ class TD:
         R12 = 0 a pending interrupt wakes it at once, otherwise virtual time
         jumps to the next timer deadline; with R12 != 0 only NMI/INIT could
         wake it, and tdxsim has no source of either."""
-        rip = self.exits[-1].rip if self.exits else self.vcpu.regs.rip
+        last = next((e for e in reversed(self.events) if isinstance(e, VmcallRecord)), None)
+        rip = last.rip if last else self.vcpu.regs.rip  # the HLT TDCALL, just recorded
         start = self.now_ns()
         self.events.append(Halted(start, rip, halt.irq_blocked))
         while not halt.irq_blocked:
@@ -430,7 +431,8 @@ class TD:
 
     def _end(self, reason: str, message: str = "", **kw) -> RunResult:
         return RunResult(reason, message, console=self.console, exits=self.exits,
-                         events=list(self.events), instructions=self.vcpu.instructions, time_ns=self.now_ns(), **kw)
+                         events=list(self.events), instructions=self.vcpu.instructions,
+                         time_ns=self.now_ns(), **kw)
 
     def _on_tdcall(self, regs) -> bool:
         """Called by the vCPU for each TDCALL; False stops the CPU."""
