@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test bench check-tools clean
 
-$(BIN)/.installed: pyproject.toml setup.py
+$(BIN)/.installed: pyproject.toml setup.py $(wildcard src/tdxsim/*.c src/tdxsim/*/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -27,4 +27,4 @@ bench: check-tools $(BIN)/.installed
 	$(BIN)/tdxsim bench
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info src/tdxsim/vcpu/_counter*.so
+	rm -rf $(VENV) build src/*.egg-info src/tdxsim/_native*.so

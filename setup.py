@@ -1,5 +1,7 @@
-"""Builds the optional C instruction counter; tdxsim falls back to Python without it."""
+"""Builds tdxsim's optional compiled hooks; tdxsim falls back to Python without them."""
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("tdxsim.vcpu._counter", ["src/tdxsim/vcpu/_counter.c"],
-                             optional=True)])
+NATIVE = ["src/tdxsim/_native.c", "src/tdxsim/vcpu/counter.c", "src/tdxsim/vcpu/traps.c"]
+
+setup(ext_modules=[Extension("tdxsim._native", NATIVE, optional=True,
+                             extra_compile_args=["-O2", "-fvisibility=hidden"])])

@@ -1,6 +1,6 @@
 """Exact guest instruction counting, the base of the budget and virtual time.
 
-Instructions are counted per translation block (see _counter.c): a block
+Instructions are counted per translation block (see counter.c): a block
 counts in full when Unicorn enters it.  Two corrections keep the count exact
 at every instruction boundary:
 - a block that would pass the limit is not entered; the vCPU single-steps up
@@ -17,7 +17,8 @@ import ctypes
 from typing import Callable
 
 from unicorn import UC_HOOK_BLOCK
-from unicorn.unicorn_py3 import unicorn as _binding
+
+from .. import native
 
 CACHE_SLOTS = 4096
 _RESOLVE = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint32)
@@ -31,50 +32,27 @@ class _State(ctypes.Structure):
                 ("counts", ctypes.c_uint32 * CACHE_SLOTS)]
 
 
-_library = None
-
-
-def _c_library():
-    """The compiled hook library, loaded once per process (or None)."""
-    global _library
-    if _library is None:
-        try:
-            from . import _counter
-        except ImportError:
-            _library = False
-        else:
-            _library = ctypes.CDLL(_counter.__file__)
-    return _library or None
-
-
 class InstructionCounter:
     """Counts retired instructions; stops the CPU in front of a block that
     would pass `limit`."""
 
     def __init__(self, uc, decode: Callable[[int, int], tuple[int, ...]],
-                 native: bool | None = None):
+                 use_native: bool | None = None):
         self._decode = decode  # (address, size) -> instruction start addresses
         self._blocks: dict[int, tuple[int, ...]] = {}
         self._last_pc = 0  # set when a stop or a step says which instruction ran last
         self.state = _State()
         self.state.enabled = 1
-        self.state.stop = ctypes.cast(_binding.uclib.uc_emu_stop, ctypes.c_void_p)
+        self.state.stop = native.uc_emu_stop
         self._resolver = _RESOLVE(self._resolve)  # kept alive with the counter
         self.state.resolve = ctypes.cast(self._resolver, ctypes.c_void_p)
-        library = _c_library() if native is not False else None
-        if native and library is None:
-            raise RuntimeError("the C instruction counter (tdxsim.vcpu._counter) is not built")
+        library = native.library() if use_native is not False else None
+        if use_native and library is None:
+            raise RuntimeError("tdxsim's compiled hooks (tdxsim._native) are not built")
         self.native = library is not None
         if self.native:
             self._forget = library.tdxsim_forget_blocks
-            self._handle = _binding.uc_hook_h()
-            err = _binding.uclib.uc_hook_add(
-                uc._uch, ctypes.byref(self._handle), UC_HOOK_BLOCK,
-                ctypes.cast(library.tdxsim_count_block, ctypes.c_void_p),
-                ctypes.cast(ctypes.byref(self.state), ctypes.c_void_p),
-                ctypes.c_uint64(1), ctypes.c_uint64(0))
-            if err:
-                raise RuntimeError(f"uc_hook_add failed with error {err}")
+            native.add_hook(uc, UC_HOOK_BLOCK, "tdxsim_count_block", self.state)
         else:
             uc.hook_add(UC_HOOK_BLOCK, self._python_hook)
 

@@ -7,18 +7,20 @@ that ends a slice is reported as a `Stop`.
 """
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from unicorn import (UC_ARCH_X86, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_INSN,
+from unicorn import (UC_ARCH_X86, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_CODE, UC_HOOK_INSN,
                      UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_TLB_FILL,
                      UC_MEM_FETCH, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE,
                      UC_MODE_64, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
                      UC_TLB_VIRTUAL, Uc, UcError)
 from unicorn import x86_const as X
+from unicorn.unicorn_py3 import unicorn as _binding
 
-from .. import abi
+from .. import abi, native
 from . import paging
 from .counter import InstructionCounter
 from .crash import decode
@@ -26,7 +28,7 @@ from . import ve_insns
 from .regs import RFLAGS_IF, RegisterFile
 
 # The intercepted instructions Unicorn can hook (spec 12): a safety net for
-# code outside the scanned segments, which the exit addresses do not cover.
+# code outside the scanned segments, which the trap hooks do not cover.
 _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
 _ACCESS = {UC_MEM_WRITE: "write", UC_MEM_FETCH: "fetch"}  # anything else reads
 MSR_EFER = 0xC000_0080
@@ -36,6 +38,12 @@ SHORT_SLICE = 10_000  # instructions; runs without Unicorn's timeout watchdog
 TRAP_BASE = 0xF_0000_0000_0000
 TRAP_PAGES = 16
 PAGE = 0x1000
+
+
+class _TrapState(ctypes.Structure):
+    """Shared with the trap hook (traps.c)."""
+    _fields_ = [("hit", ctypes.c_uint64), ("rip", ctypes.c_uint64),
+                ("armed", ctypes.c_uint64), ("stop", ctypes.c_void_p)]
 
 
 class MemoryFault(Exception):
@@ -75,7 +83,9 @@ class VCpu:
         self._stop: Stop | None = None
         self._unmapped: tuple[str, int] | None = None
         self._shadow_until = -1  # instruction count at which an STI shadow is open
-        self.ve_traps: set[int] = set()  # exit addresses: intercepted instructions
+        self.ve_traps: set[int] = set()  # trap addresses: intercepted instructions
+        self._trap_hooks: dict[int, int] = {}  # trap address -> Unicorn hook handle
+        self._trap = _TrapState(stop=native.uc_emu_stop)
         self._exits_until: int | None = None
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
         self.uc.ctl_exits_enabled(True)
@@ -219,17 +229,32 @@ class VCpu:
     # --- trapped instructions ---
     def install_traps(self, code_ranges: list[tuple[int, bytes]]) -> None:
         """Stop before every place in the guest's code where an intercepted
-        or vCPU-emulated instruction may start (ve_insns.py)."""
+        or vCPU-emulated instruction may start (ve_insns.py), with a code
+        hook on each (traps.c)."""
         for base, code in code_ranges:
-            self.ve_traps.update(base + offset for offset in ve_insns.candidates(code))
-        self._exits_until = None
+            for address in sorted(base + offset for offset in ve_insns.candidates(code)):
+                if address not in self.ve_traps:
+                    self.ve_traps.add(address)
+                    self._trap_hooks[address] = self._add_trap_hook(address)
+
+    def _add_trap_hook(self, address: int) -> int:
+        if self.counter.native:
+            return native.add_hook(self.uc, UC_HOOK_CODE, "tdxsim_trap", self._trap,
+                                   address, address)
+        return self.uc.hook_add(UC_HOOK_CODE, self._python_trap, None, address, address)
+
+    def _python_trap(self, uc, address, size, _user) -> None:
+        """The same logic as tdxsim_trap, for builds without C."""
+        trap = self._trap
+        if trap.armed and not trap.hit:
+            trap.hit, trap.rip = 1, address
+            uc.emu_stop()
 
     def _sync_exits(self, until: int) -> None:
-        """Unicorn stops before any exit address; `until` is one of them.
-        Translated blocks keep the exits they were built with, so a new
-        `until` flushes the block around it."""
+        """The stop address is Unicorn's only exit address: Unicorn
+        retranslates the code around its exit addresses after every run."""
         if until != self._exits_until:
-            self.uc.ctl_set_exits(sorted(self.ve_traps | ({until} if until else set())))
+            self.uc.ctl_set_exits([until] if until else [])
             if until:
                 self.uc.ctl_remove_cache(until, until + 1)
             self._exits_until = until
@@ -238,7 +263,9 @@ class VCpu:
         """Let the instruction at address run natively from now on (the guest
         rewrote the code there)."""
         self.ve_traps.discard(address)
-        self._exits_until = None
+        handle = self._trap_hooks.pop(address, None)
+        if handle is not None:
+            _binding.uclib.uc_hook_del(self.uc._uch, _binding.uc_hook_h(handle))
         self.uc.ctl_remove_cache(address, address + 1)
 
     def emulate(self, insn: ve_insns.Insn) -> None:
@@ -306,7 +333,8 @@ class VCpu:
             return Stop("until", rip) if rip == until else Stop("ve-insn", rip)
         if step:  # code translated without Unicorn's count hook would run on past one insn
             self.uc.ctl_remove_cache(rip, rip + 1)
-        self.counter.enabled = not step
+        self.counter.enabled = self._trap.armed = not step
+        self._trap.hit = 0
         self.counter.state.block_insns = 0  # no block entered yet
         try:
             self.uc.emu_start(rip, until, timeout=int(timeout * 1e6), count=int(step))
@@ -315,6 +343,8 @@ class VCpu:
                 self._stop = self._fault_stop(exc)
         finally:
             self.counter.enabled = True
+        if self._trap.hit and self._stop is None:
+            self._stop = Stop("ve-insn", self._trap.rip)
         if self._undo is not None:  # fault-like: as if the instruction never ran
             self.regs.set_gprs(dict(enumerate(self._undo)))
             self.regs.rip = self._stop.rip
@@ -407,7 +437,7 @@ class VCpu:
         return False
 
     def _ve_insn(self, uc, *args) -> int:
-        """An IN/OUT/CPUID the exit addresses missed (code outside the scanned
+        """An IN/OUT/CPUID the trap hooks missed (code outside the scanned
         segments).  Unicorn completes it after this hook, so its register
         effects are undone after the stop; CPUID is skipped (return 1) and IN
         gets AL back unchanged.  Memory is not restored: Unicorn may already

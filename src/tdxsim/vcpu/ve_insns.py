@@ -3,8 +3,8 @@ INS, OUTS, CPUID, RDMSR, WRMSR.  Finding them in guest code and decoding them.
 
 They must never execute natively: an intercepted instruction is fault-like,
 so it may have no side effect before the module decides (#VE, #GP or native
-emulation).  tdxsim therefore stops the vCPU *before* each one, using
-Unicorn's exit addresses at every place where one can start (spec 12).  A
+emulation).  tdxsim therefore stops the vCPU *before* each one, with a code
+hook at every place where one can start (spec 12; vcpu/traps.c).  A
 candidate start is any opcode byte found by a scan, plus each run of legacy
 prefixes and REX bytes in front of it; a candidate that lies inside another
 instruction is never reached as an instruction start and costs nothing.

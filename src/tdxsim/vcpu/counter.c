@@ -13,12 +13,9 @@
  * still end exactly on an instruction boundary.  A stop in the middle of a
  * block (a fault, a TDCALL that ends the slice) is corrected in Python from
  * `block_start`/`block_insns` and RIP.
- *
- * It is built as a CPython extension only so that pip compiles it; Python
- * never calls into it, ctypes takes the hook's address.
  */
-#include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef int (*uc_emu_stop_fn)(void *uc);
 typedef uint32_t (*resolve_fn)(uint64_t address, uint32_t size);
@@ -36,8 +33,6 @@ struct tdxsim_counter {
     uint64_t keys[CACHE_SLOTS];  /* address << 16 | size; 0 = empty */
     uint32_t counts[CACHE_SLOTS];
 };
-
-PyMODINIT_FUNC PyInit__counter(void);
 
 __attribute__((visibility("default")))
 void tdxsim_count_block(void *uc, uint64_t address, uint32_t size, void *user)
@@ -70,14 +65,4 @@ __attribute__((visibility("default")))
 void tdxsim_forget_blocks(struct tdxsim_counter *c)
 {
     memset(c->keys, 0, sizeof(c->keys));
-}
-
-static struct PyModuleDef counter_module = {
-    PyModuleDef_HEAD_INIT, "_counter",
-    "C block-count hook for Unicorn (used through ctypes).", -1, NULL,
-};
-
-PyMODINIT_FUNC PyInit__counter(void)
-{
-    return PyModule_Create(&counter_module);
 }

@@ -1,0 +1,19 @@
+/*
+ * tdxsim's compiled hooks, one shared library built by pip: the instruction
+ * counter and trap hooks of the vCPU (vcpu/counter.c, vcpu/traps.c).
+ *
+ * It is a CPython extension only so that pip compiles it; Python never calls
+ * into it as a module: tdxsim/native.py loads it with ctypes and hands the
+ * hooks' addresses to Unicorn.
+ */
+#include <Python.h>
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "_native",
+    "Compiled Unicorn hooks for tdxsim (used through ctypes).", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    return PyModule_Create(&native_module);
+}
