@@ -34,13 +34,13 @@ def native(request):
 
 
 def test_counts_are_exact(asm, native):
-    td = asm(LOOP, native_counter=native)
+    td = asm(LOOP, native=native)
     assert td.vcpu.counter.native is native
     assert td.call_result("count10").instructions == 11
 
 
 def test_a_fault_inside_a_block_retires_only_what_precedes_it(asm, native):
-    td = asm(LOOP, native_counter=native)
+    td = asm(LOOP, native=native)
     result = td.call_result("fault_mid_block")
     assert result.reason == "crash"
     assert result.instructions == 2
@@ -48,12 +48,12 @@ def test_a_fault_inside_a_block_retires_only_what_precedes_it(asm, native):
 
 @pytest.mark.parametrize("budget", [1, 2, 7, 100])
 def test_the_budget_stops_exactly(asm, native, budget):
-    td = asm(LOOP, native_counter=native)
+    td = asm(LOOP, native=native)
     result = td.call_result("budget", max_insns=budget)
     assert result.reason == "budget" and result.instructions == budget
 
 
 def test_both_counters_give_the_same_idle_run():
-    runs = [TD.from_source(bundled_guest("idle"), native_counter=n).run() for n in (True, False)]
+    runs = [TD.from_source(bundled_guest("idle"), native=n).run() for n in (True, False)]
     assert [render(e) for e in runs[0].events] == [render(e) for e in runs[1].events]
     assert runs[0].instructions == runs[1].instructions

@@ -297,6 +297,17 @@ def kvm_error(errno: int) -> int:
     return (-errno) & 0xFFFF_FFFF_FFFF_FFFF
 
 
+# --- The console UART, a 16550 on COM1 (TI PC16550D datasheet, register
+# offsets from the base port); the host's serial device model ---
+COM1 = 0x3F8
+UART_THR = 0  # transmit holding register (write, DLAB = 0)
+UART_LCR = 3  # line control register
+UART_LCR_DLAB = 0x80  # divisor latch access: THR is the divisor's low byte
+UART_LSR = 5  # line status register
+UART_LSR_THRE = 0x20  # transmit holding register empty
+UART_LSR_TEMT = 0x40  # transmitter empty
+
+
 # --- MSRs used by the host models (Intel SDM vol. 4) ---
 MSR_IA32_TSC = 0x10
 MSR_IA32_APIC_BASE = 0x1B

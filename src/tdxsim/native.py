@@ -1,15 +1,24 @@
 """tdxsim's compiled hooks (tdxsim/_native.c and the .c files beside the
-Python they speed up), loaded with ctypes; None when the build had no C
-compiler, and every user then falls back to Python."""
+Python they mirror), loaded with ctypes, and the ctypes mirrors of the state
+they share with Python (native.h).
+
+The structures exist with or without the compiled library: Python keeps its
+own state in them either way, so there is one copy of each value.  Without
+the library (no C compiler at install time) every hook falls back to Python.
+"""
 from __future__ import annotations
 
 import ctypes
 
 from unicorn.unicorn_py3 import unicorn as _binding
 
+from .vcpu.regs import GPR_IDS, RIP
+
+u64, u32, u8 = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint8
+ptr = ctypes.c_void_p
 _library = None
 
-uc_emu_stop = ctypes.cast(_binding.uclib.uc_emu_stop, ctypes.c_void_p)
+uc_emu_stop = ctypes.cast(_binding.uclib.uc_emu_stop, ptr)
 
 
 def library():
@@ -25,15 +34,69 @@ def library():
     return _library or None
 
 
-def add_hook(uc, kind: int, function: str, state, begin: int = 1, end: int = 0):
+def add_hook(uc, kind: int, function: str, state, begin: int = 1, end: int = 0) -> int:
     """Install the library's `function` as a Unicorn hook with `state` (a
-    ctypes object, kept alive by the caller) as its user data."""
+    ctypes object the caller keeps alive) as its user data."""
     handle = _binding.uc_hook_h()
     err = _binding.uclib.uc_hook_add(
-        uc._uch, ctypes.byref(handle), kind,
-        ctypes.cast(getattr(library(), function), ctypes.c_void_p),
-        ctypes.cast(ctypes.byref(state), ctypes.c_void_p),
-        ctypes.c_uint64(begin), ctypes.c_uint64(end))
+        uc._uch, ctypes.byref(handle), kind, ctypes.cast(getattr(library(), function), ptr),
+        ctypes.cast(ctypes.byref(state), ptr), u64(begin), u64(end))
     if err:
         raise RuntimeError(f"uc_hook_add({function}) failed with error {err}")
     return handle.value
+
+
+class Unicorn(ctypes.Structure):
+    _fields_ = [("emu_stop", ptr), ("reg_read", ptr), ("reg_write", ptr),
+                ("reg_read_batch", ptr), ("reg_write_batch", ptr), ("mem_read", ptr),
+                ("gpr_ids", ctypes.c_int * 16), ("rip_id", ctypes.c_int)]
+
+    @classmethod
+    def entry_points(cls) -> "Unicorn":
+        lib = _binding.uclib
+        return cls(uc_emu_stop, *(ctypes.cast(f, ptr) for f in (
+            lib.uc_reg_read, lib.uc_reg_write, lib.uc_reg_read_batch, lib.uc_reg_write_batch,
+            lib.uc_mem_read)), (ctypes.c_int * 16)(*GPR_IDS), RIP)
+
+
+COUNTER_SLOTS = 4096
+
+
+class Counter(ctypes.Structure):
+    _fields_ = [("count", u64), ("limit", u64), ("block_start", u64), ("block_insns", u64),
+                ("enabled", u64), ("stop", ptr), ("resolve", ptr),
+                ("keys", u64 * COUNTER_SLOTS), ("counts", u32 * COUNTER_SLOTS)]
+
+
+class Traps(ctypes.Structure):
+    _fields_ = [("hit", u64), ("rip", u64), ("armed", u64), ("stop", ptr)]
+
+
+class Serial(ctypes.Structure):
+    _fields_ = [("base", u64), ("regs", u8 * 8), ("output", ctypes.POINTER(u8)),
+                ("length", u64), ("capacity", u64)]
+
+
+class Host(ctypes.Structure):
+    _fields_ = [("vapic_poll_irq", u64), ("serial_io", u64), ("serial", ctypes.POINTER(Serial))]
+
+
+class ExitRecord(ctypes.Structure):
+    _fields_ = [("time_ns", u64), ("rip", u64), ("rcx", u64), ("exposed", u64 * 16),
+                ("returned_mask", u64), ("returned", u64 * 16)]
+
+
+class Module(ctypes.Structure):
+    _fields_ = [("enabled", u64), ("no_rbp_mod", u64), ("ns_per_insn", u64), ("halted_ns", u64),
+                ("counter", ctypes.POINTER(Counter)), ("host", ctypes.POINTER(Host)),
+                ("records", ctypes.POINTER(ExitRecord)), ("recorded", u64), ("capacity", u64),
+                ("served", u64)]
+
+
+SHADOW_SLOTS = 256
+FALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ptr, ptr)
+
+
+class VCpu(ctypes.Structure):
+    _fields_ = [("uc", Unicorn), ("fallback", FALLBACK), ("module", ctypes.POINTER(Module)),
+                ("shadow_pages", u64 * SHADOW_SLOTS), ("shadow_backing", u64 * SHADOW_SLOTS)]

@@ -6,6 +6,7 @@ runs one guest function with the SysV calling convention.  Both end in a
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from . import abi, image as image_mod
 from .errors import TdxsimError
+from .eventlog import EventLog, ExitBuffer
 from .events import ExceptionInjected, Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
 from .exits import EptExit, FatalError, GuestExit, Halt
 from .host import Host
@@ -52,8 +54,7 @@ class RunResult:
     message: str = ""
     exit_code: int | None = None
     console: str = ""
-    exits: list[VmcallRecord] = field(default_factory=list)
-    events: list = field(default_factory=list)  # exits, interrupts, halts, timers
+    events: EventLog | list = field(default_factory=list)  # exits, interrupts, halts, timers
     instructions: int = 0
     time_ns: int = 0
     crash: CrashReport | None = None
@@ -63,6 +64,10 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.reason in ("exit", "return") and not self.exit_code
+
+    @property
+    def exits(self) -> list[VmcallRecord]:
+        return [e for e in self.events if isinstance(e, VmcallRecord)]
 
     def describe(self) -> str:
         if self.crash is not None:
@@ -81,7 +86,7 @@ class GuestStopped(TdxsimError):
 class TD:
     def __init__(self, image: image_mod.Image, memory: int = 64 * MiB,
                  config: TdConfig | None = None, host: str | Host = "kvm",
-                 ns_per_insn: int = 1, native_counter: bool | None = None):
+                 ns_per_insn: int = 1, native: bool | None = None):
         if memory % PAGE or memory < 2 * MiB:
             raise TdxsimError(f"guest memory must be a multiple of 4 KiB and at least "
                               f"2 MiB, not {memory:#x}")
@@ -91,15 +96,17 @@ class TD:
         self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw)
         self.host.gpaw = self.config.gpaw
         self.ns_per_insn = ns_per_insn
-        self.events: list = []
-        self.module = TdxModule(self.config, self.host.handle, self.events.append)
-        self.vcpu = VCpu(native_counter)
+        self.module = TdxModule(self.config, self.host.handle, self._record)
+        self._exit_buffer = ExitBuffer(self.module.fast)
+        self.events = EventLog(self._exit_buffer)
+        self.vcpu = VCpu(native)
+        self.vcpu.fast.module = ctypes.pointer(self.module.fast)
         self.vcpu.on_tdcall = self._on_tdcall
         self.vcpu.tsc = self.now_ns
         self.ram = TdMemory(self.vcpu, memory, self.config.gpaw)
         self.vcpu.check_gpa = self.ram.check
         self.host.memory = HostMemory(self.ram)
-        self.host.record = self.events.append
+        self.host.record = self._record
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
         self.vcpu.install_traps([(seg.vaddr, seg.data) for seg in image.segments
@@ -110,7 +117,9 @@ class TD:
         self.module.memory, self.module.cpuid = self.ram, self.host.cpuid
         self.module.apic = VirtualApic(self.lapic)
         self.module.measurements.mrtd = mrtd(self._image_pages(image))
-        self._halted_ns = 0
+        self.module.fast.counter = ctypes.pointer(self.vcpu.counter.state)
+        self.module.fast.host = ctypes.pointer(self.host.fast)
+        self.module.fast.ns_per_insn = ns_per_insn
         self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._action = None
         self._error: Exception | None = None
@@ -171,7 +180,7 @@ class TD:
 
     # --- state access ---
     def now_ns(self) -> int:
-        return self.vcpu.instructions * self.ns_per_insn + self._halted_ns
+        return self.vcpu.instructions * self.ns_per_insn + self.module.fast.halted_ns
 
     @property
     def exits(self) -> list[VmcallRecord]:
@@ -236,8 +245,8 @@ class TD:
         """Run in slices that end at the next timer deadline, single-stepping
         only while an interrupt waits for IF = 1 (so that delivery happens at
         the first boundary where the architecture allows it)."""
-        self.events.clear()
-        self.host.serial.output.clear()
+        self.events = EventLog(self._exit_buffer)
+        self.host.serial.clear()
         self._budget_end = self.vcpu.instructions + max_insns
         # timeout 0: no wall-clock limit, only the instruction budget (Unicorn
         # starts a watchdog thread per slice for a timeout, ~0.2 ms each).
@@ -252,10 +261,19 @@ class TD:
                 if result is not None:
                     return result
                 continue
+            self._arm_fast_path()
             stop = self.vcpu.run(self._slice_limit(), until, remaining if timeout else 0.0)
             result = self._after(stop, max_insns, timeout)
             if result is not None:
                 return result
+
+    def _arm_fast_path(self) -> None:
+        """The compiled TDG.VP.VMCALL path (module/vmcall.c, host/fast.c)
+        serves the next slice's calls only where it does exactly what the
+        Python path would: nobody observes TDCALLs or replaced the host."""
+        self.module.arm_compiled_vmcall(self.vcpu.on_tdcall == self._on_tdcall
+                                        and self.module.exit_to_host == self.host.handle)
+        self.host.arm_fast_paths()
 
     def _interruptible(self) -> bool:
         return self.vcpu.interrupts_enabled and not self.vcpu.in_sti_shadow
@@ -391,8 +409,7 @@ class TD:
         R12 = 0 a pending interrupt wakes it at once, otherwise virtual time
         jumps to the next timer deadline; with R12 != 0 only NMI/INIT could
         wake it, and tdxsim has no source of either."""
-        last = next((e for e in reversed(self.events) if isinstance(e, VmcallRecord)), None)
-        rip = last.rip if last else self.vcpu.regs.rip  # the HLT TDCALL, just recorded
+        rip = self.vcpu.regs.rip - abi.TDCALL_LEN  # the HLT TDCALL: trap-like, RIP is past it
         start = self.now_ns()
         self.events.append(Halted(start, rip, halt.irq_blocked))
         while not halt.irq_blocked:
@@ -403,7 +420,7 @@ class TD:
             due = self.host.next_deadline()
             if due is None:
                 break
-            self._halted_ns += max(0, due - self.now_ns())
+            self.module.fast.halted_ns += max(0, due - self.now_ns())
             self._fire_timers()
         why = ("interrupts are reported blocked (R12 != 0), so only NMI/INIT could wake it"
                if halt.irq_blocked else "no interrupt is pending and no timer is armed")
@@ -430,9 +447,12 @@ class TD:
         return self._end("crash", report.render(), crash=report)
 
     def _end(self, reason: str, message: str = "", **kw) -> RunResult:
-        return RunResult(reason, message, console=self.console, exits=self.exits,
-                         events=list(self.events), instructions=self.vcpu.instructions,
+        return RunResult(reason, message, console=self.console,
+                         events=self.events.detach(), instructions=self.vcpu.instructions,
                          time_ns=self.now_ns(), **kw)
+
+    def _record(self, event) -> None:
+        self.events.append(event)
 
     def _on_tdcall(self, regs) -> bool:
         """Called by the vCPU for each TDCALL; False stops the CPU."""

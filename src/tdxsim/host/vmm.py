@@ -7,12 +7,13 @@ where `fn(host, exit) -> VmResume`.
 """
 from __future__ import annotations
 
+import ctypes
 import heapq
 import itertools
 from typing import Callable
 
-from .. import abi
-from ..abi import SubFn, VmcallStatus
+from .. import abi, native
+from ..abi import KvmHc, SubFn, VmcallStatus
 from ..devices.debug_exit import DebugExit
 from ..devices.lapic import LocalApic
 from ..devices.mmio_device import MmioDevice
@@ -79,6 +80,18 @@ class Host:
         self.record: Callable[[object], None] = lambda event: None  # the TD's event log
         self._work: list[tuple[int, int, Callable[[], None]]] = []  # heap of (time, seq, action)
         self._seq = itertools.count()
+        self.fast = native.Host()  # what host/fast.c may serve
+
+    def arm_fast_paths(self) -> None:
+        """Let host/fast.c serve a hypercall only while this host still uses
+        the Python handler and device it mirrors, and tells no lies."""
+        honest = self.adversary is None
+        self.fast.vapic_poll_irq = honest and \
+            self.kvm_handlers.get(KvmHc.VAPIC_POLL_IRQ) is kvm.vapic_poll_irq
+        serial = self.serial
+        self.fast.serial_io = honest and self.handlers.get(SubFn.IO) is io.handle \
+            and type(serial) is Serial and self.io_devices[:1] == [serial]
+        self.fast.serial = ctypes.pointer(serial.state)
 
     def handle(self, exit: VmExit) -> VmResume:
         if exit.r10 != 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import abi
+from .. import abi, native
 from ..abi import Leaf
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
@@ -76,6 +76,15 @@ class TdxModule:
         # Fault injection (spec 10 B9): nonzero makes every valid
         # TDG.VP.VMCALL fail with this RAX, without a TD exit.
         self.vmcall_failure = 0
+        self.fast = native.Module()  # the compiled TDG.VP.VMCALL path (vmcall.c)
+
+    def arm_compiled_vmcall(self, allowed: bool) -> None:
+        """Let vmcall.c serve TDG.VP.VMCALL while it would do exactly what
+        vmcall.handle does: that handler is in place, no failure is
+        injected, and the caller allows it (nothing else is customised)."""
+        self.fast.enabled = allowed and not self.vmcall_failure \
+            and self.handlers.get(Leaf.VP_VMCALL) is vmcall.handle
+        self.fast.no_rbp_mod = self.config.no_rbp_mod
 
     def tdcall(self, regs, time_ns: int = 0):
         """Execute one TDCALL at regs.rip; returns the host's action or None."""

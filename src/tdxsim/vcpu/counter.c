@@ -14,32 +14,15 @@
  * block (a fault, a TDCALL that ends the slice) is corrected in Python from
  * `block_start`/`block_insns` and RIP.
  */
-#include <stdint.h>
 #include <string.h>
 
-typedef int (*uc_emu_stop_fn)(void *uc);
-typedef uint32_t (*resolve_fn)(uint64_t address, uint32_t size);
+#include "../native.h"
 
-#define CACHE_SLOTS 4096
-
-struct tdxsim_counter {
-    uint64_t count;        /* instructions retired, the current block included */
-    uint64_t limit;        /* never enter a block that would pass this */
-    uint64_t block_start;  /* the block entered last */
-    uint64_t block_insns;  /* its instruction count (0: stopped in front of it) */
-    uint64_t enabled;      /* 0 while Python steps single instructions */
-    uc_emu_stop_fn stop;
-    resolve_fn resolve;
-    uint64_t keys[CACHE_SLOTS];  /* address << 16 | size; 0 = empty */
-    uint32_t counts[CACHE_SLOTS];
-};
-
-__attribute__((visibility("default")))
-void tdxsim_count_block(void *uc, uint64_t address, uint32_t size, void *user)
+EXPORT void tdxsim_count_block(void *uc, uint64_t address, uint32_t size, void *user)
 {
     struct tdxsim_counter *c = user;
     uint64_t key = address << 16 | (size & 0xFFFF);
-    uint32_t slot = (uint32_t)((address ^ address >> 12) % CACHE_SLOTS);
+    uint32_t slot = (uint32_t)((address ^ address >> 12) % COUNTER_SLOTS);
     uint32_t n;
 
     if (!c->enabled)
@@ -61,8 +44,7 @@ void tdxsim_count_block(void *uc, uint64_t address, uint32_t size, void *user)
     c->count += n;
 }
 
-__attribute__((visibility("default")))
-void tdxsim_forget_blocks(struct tdxsim_counter *c)
+EXPORT void tdxsim_forget_blocks(struct tdxsim_counter *c)
 {
     memset(c->keys, 0, sizeof(c->keys));
 }

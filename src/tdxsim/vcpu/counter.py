@@ -20,16 +20,7 @@ from unicorn import UC_HOOK_BLOCK
 
 from .. import native
 
-CACHE_SLOTS = 4096
 _RESOLVE = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint32)
-
-
-class _State(ctypes.Structure):
-    _fields_ = [("count", ctypes.c_uint64), ("limit", ctypes.c_uint64),
-                ("block_start", ctypes.c_uint64), ("block_insns", ctypes.c_uint64),
-                ("enabled", ctypes.c_uint64), ("stop", ctypes.c_void_p),
-                ("resolve", ctypes.c_void_p), ("keys", ctypes.c_uint64 * CACHE_SLOTS),
-                ("counts", ctypes.c_uint32 * CACHE_SLOTS)]
 
 
 class InstructionCounter:
@@ -41,7 +32,7 @@ class InstructionCounter:
         self._decode = decode  # (address, size) -> instruction start addresses
         self._blocks: dict[int, tuple[int, ...]] = {}
         self._last_pc = 0  # set when a stop or a step says which instruction ran last
-        self.state = _State()
+        self.state = native.Counter()
         self.state.enabled = 1
         self.state.stop = native.uc_emu_stop
         self._resolver = _RESOLVE(self._resolve)  # kept alive with the counter

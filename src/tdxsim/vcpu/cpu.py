@@ -40,12 +40,6 @@ TRAP_PAGES = 16
 PAGE = 0x1000
 
 
-class _TrapState(ctypes.Structure):
-    """Shared with the trap hook (traps.c)."""
-    _fields_ = [("hit", ctypes.c_uint64), ("rip", ctypes.c_uint64),
-                ("armed", ctypes.c_uint64), ("stop", ctypes.c_void_p)]
-
-
 class MemoryFault(Exception):
     """A linear access tdxsim made on the vCPU's behalf could not complete;
     `info` is the page fault or EPT violation (each has describe())."""
@@ -74,10 +68,13 @@ class Stop:
 
 
 class VCpu:
-    def __init__(self, native_counter: bool | None = None):
+    """use_native: the compiled hooks (None: if built; False: Python only,
+    the reference they are tested against; True: required)."""
+
+    def __init__(self, use_native: bool | None = None):
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         self.regs = RegisterFile(self.uc)
-        self.counter = InstructionCounter(self.uc, self._block_insns, native_counter)
+        self.counter = InstructionCounter(self.uc, self._block_insns, use_native)
         self.on_tdcall: Callable[[RegisterFile], bool] = lambda regs: True
         self.tsc: Callable[[], int] = lambda: self.counter.count
         self._stop: Stop | None = None
@@ -85,7 +82,7 @@ class VCpu:
         self._shadow_until = -1  # instruction count at which an STI shadow is open
         self.ve_traps: set[int] = set()  # trap addresses: intercepted instructions
         self._trap_hooks: dict[int, int] = {}  # trap address -> Unicorn hook handle
-        self._trap = _TrapState(stop=native.uc_emu_stop)
+        self._trap = native.Traps(stop=native.uc_emu_stop)
         self._exits_until: int | None = None
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
         self.uc.ctl_exits_enabled(True)
@@ -94,14 +91,21 @@ class VCpu:
         self.check_gpa: Callable[[int, int, str], object] = lambda gpa, la, access: gpa
         self._fault = None
         self._traps: dict[int, int] = {}  # trap page -> the refused linear page
-        self._shadow: dict[int, int] = {}  # linear page -> backing page, as last filled
+        # The code shadow: linear page -> backing page, as last filled, for
+        # reading code without a page walk (here and in tdcall.c).
+        self.fast = native.VCpu(uc=native.Unicorn.entry_points())
         self._shadow_cr3 = -1
         self._walks: dict[tuple[int, str], tuple[int, int]] = {}  # (page, access) -> translation
         self._walks_cr3 = -1
         self._tb_stale = False
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self.uc.hook_add(UC_HOOK_TLB_FILL, self._tlb_fill)
-        self.uc.hook_add(UC_HOOK_INSN_INVALID, self._invalid_insn)
+        if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
+            self.fast.fallback = self._fallback = native.FALLBACK(
+                lambda _uc, _user: self._invalid_insn(self.uc, None))
+            native.add_hook(self.uc, UC_HOOK_INSN_INVALID, "tdxsim_tdcall", self.fast)
+        else:
+            self.uc.hook_add(UC_HOOK_INSN_INVALID, self._invalid_insn)
         self.uc.hook_add(UC_HOOK_INTR, self._interrupt)
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._unmapped_access)
         for insn in _VE_INSNS:
@@ -131,7 +135,7 @@ class VCpu:
 
     def _flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
-        self._shadow.clear()
+        ctypes.memset(self.fast.shadow_pages, 0, ctypes.sizeof(self.fast.shadow_pages))
         self._walks.clear()
 
     def flush_translations(self) -> None:
@@ -220,9 +224,11 @@ class VCpu:
             return True
         cr3 = uc.reg_read(X.UC_X86_REG_CR3)
         if cr3 != self._shadow_cr3:
-            self._shadow.clear()
+            ctypes.memset(self.fast.shadow_pages, 0, ctypes.sizeof(self.fast.shadow_pages))
             self._shadow_cr3 = cr3
-        self._shadow[la // PAGE] = t[0] // PAGE
+        slot = la // PAGE % native.SHADOW_SLOTS
+        self.fast.shadow_pages[slot] = la // PAGE + 1
+        self.fast.shadow_backing[slot] = t[0] // PAGE
         entry.paddr, entry.perms = t
         return True
 
@@ -411,8 +417,10 @@ class VCpu:
     def _code_at(self, address: int, size: int) -> bytes:
         """Bytes of code the vCPU just fetched.  The TLB fill that fetched
         them is in the shadow, so the hot path (TDCALL) needs no page walk."""
-        page = self._shadow.get(address // PAGE)
-        if page is not None and address % PAGE + size <= PAGE and size <= 16:
+        slot = address // PAGE % native.SHADOW_SLOTS
+        if self.fast.shadow_pages[slot] == address // PAGE + 1 \
+                and address % PAGE + size <= PAGE and size <= 16:
+            page = self.fast.shadow_backing[slot]
             return self.regs.peek_code(page * PAGE + address % PAGE, size)
         try:
             return self.read(address, size)

@@ -10,19 +10,9 @@
  * invalidates the translated code around every exit address after every
  * emu_start, so every run retranslated its code.)
  */
-#include <stdint.h>
+#include "../native.h"
 
-typedef int (*uc_emu_stop_fn)(void *uc);
-
-struct tdxsim_traps {
-    uint64_t hit;   /* a trap stopped the vCPU ... */
-    uint64_t rip;   /* ... in front of the instruction at rip */
-    uint64_t armed; /* 0 while Python single-steps (it checks traps itself) */
-    uc_emu_stop_fn stop;
-};
-
-__attribute__((visibility("default")))
-void tdxsim_trap(void *uc, uint64_t address, uint32_t size, void *user)
+EXPORT void tdxsim_trap(void *uc, uint64_t address, uint32_t size, void *user)
 {
     struct tdxsim_traps *t = user;
 

@@ -1,0 +1,101 @@
+"""The events of one run, in order.
+
+Python code appends event objects.  The compiled TDG.VP.VMCALL path
+(module/vmcall.c) writes each exit it serves into a native buffer instead;
+the log seals those records away in order before each Python append, and
+turns them into `VmcallRecord`s only when someone reads it, so a run of a
+million hypercalls costs 288 bytes per exit and no Python until then.
+"""
+from __future__ import annotations
+
+import ctypes
+
+from . import abi, native
+from .module.vmcall import VmcallRecord
+
+RECORD_SIZE = ctypes.sizeof(native.ExitRecord)
+
+
+class ExitBuffer:
+    """The native buffer module/vmcall.c records into (one per TD)."""
+
+    def __init__(self, module: native.Module, capacity: int = 4096):
+        self.module = module
+        self._records = (native.ExitRecord * capacity)()
+        module.records = ctypes.cast(self._records, ctypes.POINTER(native.ExitRecord))
+        module.capacity = capacity
+        module.recorded = 0
+
+    def take(self) -> bytes:
+        """The records written since the last take, as bytes."""
+        n = self.module.recorded
+        self.module.recorded = 0
+        return ctypes.string_at(self._records, n * RECORD_SIZE)
+
+
+class EventLog:
+    def __init__(self, exits: ExitBuffer | None = None):
+        self._exits = exits  # None once detached: the run is over
+        self._items: list = []  # events, and bytes of sealed native records
+        self._length = 0
+        self._flat = True
+
+    def append(self, event) -> None:
+        self._seal()
+        self._items.append(event)
+        self._length += 1
+
+    def detach(self) -> "EventLog":
+        """Take the rest of the native records; the buffer serves the next run."""
+        self._seal()
+        self._exits = None
+        return self
+
+    def _seal(self) -> None:
+        if self._exits is not None and self._exits.module.recorded:
+            chunk = self._exits.take()
+            self._items.append(chunk)
+            self._length += len(chunk) // RECORD_SIZE
+            self._flat = False
+
+    def _events(self) -> list:
+        self._seal()
+        if not self._flat:
+            flat = []
+            for item in self._items:
+                if isinstance(item, bytes):
+                    flat += map(_vmcall_record, _records(item))
+                else:
+                    flat.append(item)
+            self._items, self._flat = flat, True
+        return self._items
+
+    def __len__(self) -> int:
+        pending = self._exits.module.recorded if self._exits is not None else 0
+        return self._length + pending
+
+    def __iter__(self):
+        return iter(self._events())
+
+    def __reversed__(self):
+        return reversed(self._events())
+
+    def __getitem__(self, index):
+        return self._events()[index]
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"EventLog({self._events()!r})"
+
+
+def _records(chunk: bytes):
+    return (native.ExitRecord * (len(chunk) // RECORD_SIZE)).from_buffer_copy(chunk)
+
+
+def _vmcall_record(r: native.ExitRecord) -> VmcallRecord:
+    mask = r.returned_mask
+    return VmcallRecord(r.time_ns, r.rip, r.rcx & abi.GPR_SELECT_MASK,
+                        r.rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK, tuple(r.exposed),
+                        {i: r.returned[i] for i in range(16) if mask >> i & 1})

@@ -1,0 +1,64 @@
+/*
+ * TDG.VP.VMCALL in C: the same rules as module/vmcall.py (spec 3.2-3.4),
+ * for the calls that need nothing but registers.
+ *
+ * The module checks RCX, shows the host only the selected GPRs (RAX = exit
+ * reason, RCX = the exit qualification, every other unselected GPR 0),
+ * takes back only the selected ones and completes with RAX = SUCCESS.  A
+ * call this path does not take (an invalid control word, which Python
+ * answers with a status; XMMs; a hypercall the host does not serve here; a
+ * full exit log) is declined before anything changes.
+ */
+#include <string.h>
+
+#include "../native.h"
+
+static bool invalid_control(uint64_t rcx, bool no_rbp_mod)
+{
+    uint64_t select = rcx & GPR_SELECT_MASK;
+
+    return (rcx & RCX_RESERVED_MASK) || (select & NEVER_SELECTABLE) ||
+           (no_rbp_mod && (select & RBP_SELECT));
+}
+
+static void record(struct tdxsim_module *m, uint64_t rip, uint64_t rcx,
+                   const uint64_t view[16], uint64_t taken, const uint64_t gprs[16])
+{
+    struct tdxsim_exit_record *r = &m->records[m->recorded++];
+
+    r->time_ns = m->counter->count * m->ns_per_insn + m->halted_ns;
+    r->rip = rip;
+    r->rcx = rcx;
+    memcpy(r->exposed, view, sizeof(r->exposed));
+    r->returned_mask = taken;
+    for (int i = 0; i < 16; i++)
+        r->returned[i] = taken >> i & 1 ? gprs[i] : 0;
+}
+
+/* Complete the TDG.VP.VMCALL in gprs (RAX = 0) at rip; *written: the GPRs
+ * changed.  False: declined, nothing changed. */
+bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
+                   uint64_t *written)
+{
+    uint64_t rcx = gprs[REG_RCX], select = rcx & GPR_SELECT_MASK, view[16];
+    struct tdxsim_reply reply = {0};
+
+    if (!m->enabled || m->recorded == m->capacity || invalid_control(rcx, m->no_rbp_mod)
+        || (rcx >> XMM_SELECT_SHIFT & XMM_SELECT_MASK))
+        return false;
+    for (int i = 0; i < 16; i++)
+        view[i] = select >> i & 1 ? gprs[i] : 0;
+    view[REG_RAX] = EXIT_REASON_TDCALL;
+    view[REG_RCX] = rcx & 0xFFFFFFFF; /* GPR/XMM select; VM index (33:32) is 0 */
+    if (!tdxsim_host_serve(m->host, view, &reply))
+        return false;
+    uint64_t taken = reply.mask & select;
+    for (int i = 0; i < 16; i++)
+        if (taken >> i & 1)
+            gprs[i] = reply.gprs[i];
+    gprs[REG_RAX] = STATUS_SUCCESS;
+    *written = taken | 1u << REG_RAX;
+    record(m, rip, rcx, view, taken, gprs);
+    m->served++;
+    return true;
+}

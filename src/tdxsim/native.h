@@ -1,0 +1,114 @@
+/*
+ * The state tdxsim's compiled hooks share with Python.  Every struct here
+ * has a ctypes mirror in tdxsim/native.py; Python allocates and owns all of
+ * it, the C code never allocates.  ABI numbers come from tdxsim_abi.h, which
+ * setup.py generates from tdxsim/abi.py (the one place that spells them).
+ */
+#ifndef TDXSIM_NATIVE_H
+#define TDXSIM_NATIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tdxsim_abi.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* Unicorn's entry points, passed in by Python (no link-time dependency). */
+typedef int (*uc_emu_stop_fn)(void *uc);
+typedef int (*uc_reg_fn)(void *uc, int regid, void *value);
+typedef int (*uc_reg_batch_fn)(void *uc, const int *regs, void *const *vals, int count);
+typedef int (*uc_mem_read_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
+
+struct tdxsim_unicorn {
+    uc_emu_stop_fn emu_stop;
+    uc_reg_fn reg_read, reg_write;
+    uc_reg_batch_fn reg_read_batch, reg_write_batch;
+    uc_mem_read_fn mem_read;
+    int gpr_ids[16]; /* Unicorn's ids of RAX..R15, in the spec's order */
+    int rip_id;
+};
+
+/* vcpu/counter.c */
+typedef uint32_t (*resolve_fn)(uint64_t address, uint32_t size);
+#define COUNTER_SLOTS 4096
+struct tdxsim_counter {
+    uint64_t count;       /* instructions retired, the current block included */
+    uint64_t limit;       /* never enter a block that would pass this */
+    uint64_t block_start; /* the block entered last */
+    uint64_t block_insns; /* its instruction count (0: stopped in front of it) */
+    uint64_t enabled;     /* 0 while Python steps single instructions */
+    uc_emu_stop_fn stop;
+    resolve_fn resolve;
+    uint64_t keys[COUNTER_SLOTS]; /* address << 16 | size; 0 = empty */
+    uint32_t counts[COUNTER_SLOTS];
+};
+
+/* vcpu/traps.c */
+struct tdxsim_traps {
+    uint64_t hit;   /* a trap stopped the vCPU ... */
+    uint64_t rip;   /* ... in front of the instruction at rip */
+    uint64_t armed; /* 0 while Python single-steps (it checks traps itself) */
+    uc_emu_stop_fn stop;
+};
+
+/* devices/serial.py: the UART's registers and transmitted bytes. */
+struct tdxsim_serial {
+    uint64_t base;        /* first I/O port */
+    uint8_t regs[8];
+    uint8_t *output;
+    uint64_t length, capacity;
+};
+
+/* host/fast.c: which hypercalls the host lets the compiled path serve.
+ * Python sets these before each slice from the host's handler tables, so a
+ * handler or device the user replaced is always served by Python. */
+struct tdxsim_host {
+    uint64_t vapic_poll_irq; /* KVM_HC_VAPIC_POLL_IRQ is KVM's own handler */
+    uint64_t serial_io;      /* Instruction.IO on the UART's ports is KVM's and the UART's */
+    struct tdxsim_serial *serial;
+};
+
+/* One TDG.VP.VMCALL, as module/vmcall.py's VmcallRecord. */
+struct tdxsim_exit_record {
+    uint64_t time_ns, rip, rcx;
+    uint64_t exposed[16];  /* the host's view of the GPRs */
+    uint64_t returned_mask; /* GPRs the guest took back ... */
+    uint64_t returned[16];  /* ... and their values */
+};
+
+/* module/vmcall.c */
+struct tdxsim_module {
+    uint64_t enabled;    /* nothing the compiled path bypasses is customised */
+    uint64_t no_rbp_mod;
+    uint64_t ns_per_insn, halted_ns; /* virtual time, as TD.now_ns */
+    struct tdxsim_counter *counter;
+    struct tdxsim_host *host;
+    struct tdxsim_exit_record *records; /* the exit log, drained by Python */
+    uint64_t recorded, capacity;
+    uint64_t served; /* TDG.VP.VMCALLs completed here, for tests */
+};
+
+/* A TD exit's view and the host's reply, between module and host. */
+struct tdxsim_reply {
+    uint64_t mask;     /* GPRs the host wrote */
+    uint64_t gprs[16];
+};
+
+bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
+                   uint64_t *written);
+bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],
+                       struct tdxsim_reply *reply);
+
+/* vcpu/tdcall.c */
+#define SHADOW_SLOTS 256
+typedef bool (*fallback_fn)(void *uc, void *user);
+struct tdxsim_vcpu {
+    struct tdxsim_unicorn uc;
+    fallback_fn fallback;          /* Python's TDCALL path (vcpu/cpu.py) */
+    struct tdxsim_module *module;
+    uint64_t shadow_pages[SHADOW_SLOTS];   /* linear page + 1 (0: empty) ... */
+    uint64_t shadow_backing[SHADOW_SLOTS]; /* ... -> backing page, as last filled */
+};
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * The compiled TDCALL hook (UC_HOOK_INSN_INVALID; vcpu/cpu.py installs it).
+ *
+ * TDCALL is an invalid instruction to Unicorn.  This hook recognises it,
+ * reads the register file once and lets the module's compiled
+ * TDG.VP.VMCALL path (module/vmcall.c) complete it.  Everything else, and
+ * every call that path declines, goes to Python's full TDCALL path, which
+ * stays the reference: the compiled path only serves calls it can finish
+ * exactly as Python would, and decides that before changing any state.
+ */
+#include <string.h>
+
+#include "../native.h"
+
+/* The 4 bytes at RIP, through the page the vCPU fetched them from (the TLB
+ * fill recorded it in the shadow); false if that page is not known. */
+static bool code_at(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint8_t code[4])
+{
+    uint64_t page = rip >> 12, slot = page % SHADOW_SLOTS;
+
+    if (v->shadow_pages[slot] != page + 1 || (rip & 0xFFF) > 0x1000 - 4)
+        return false;
+    return v->uc.mem_read(uc, v->shadow_backing[slot] << 12 | (rip & 0xFFF), code, 4) == 0;
+}
+
+static void write_gprs(struct tdxsim_vcpu *v, void *uc, uint64_t gprs[16], uint64_t mask)
+{
+    int ids[16];
+    void *vals[16];
+    int n = 0;
+
+    for (int i = 0; i < 16; i++) {
+        if (mask >> i & 1) {
+            ids[n] = v->uc.gpr_ids[i];
+            vals[n++] = &gprs[i];
+        }
+    }
+    v->uc.reg_write_batch(uc, ids, vals, n);
+}
+
+EXPORT bool tdxsim_tdcall(void *uc, void *user)
+{
+    struct tdxsim_vcpu *v = user;
+    static const uint8_t tdcall[4] = TDCALL_BYTES;
+    uint64_t rip, gprs[16], written;
+    void *vals[16];
+    uint8_t code[4];
+
+    v->uc.reg_read(uc, v->uc.rip_id, &rip);
+    if (!code_at(v, uc, rip, code) || memcmp(code, tdcall, 4) != 0)
+        return v->fallback(uc, user);
+    for (int i = 0; i < 16; i++)
+        vals[i] = &gprs[i];
+    v->uc.reg_read_batch(uc, v->uc.gpr_ids, vals, 16);
+    /* RAX is exactly leaf 0, version 0: any other leaf, version or reserved
+     * bit is Python's. */
+    if (gprs[REG_RAX] != LEAF_VP_VMCALL || !tdxsim_vmcall(v->module, gprs, rip, &written))
+        return v->fallback(uc, user);
+    write_gprs(v, uc, gprs, written);
+    rip += TDCALL_LEN;
+    v->uc.reg_write(uc, v->uc.rip_id, &rip);
+    return true;
+}
