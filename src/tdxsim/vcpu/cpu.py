@@ -83,9 +83,11 @@ class VCpu:
         self.ve_traps: set[int] = set()  # trap addresses: intercepted instructions
         self._trap_hooks: dict[int, int] = {}  # trap address -> Unicorn hook handle
         self._trap = native.Traps(stop=native.uc_emu_stop)
-        self._exits_until: int | None = None
+        self._until = 0  # the stop address of run(), trapped like the others
+        self._until_hook: int | None = None
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
-        self.uc.ctl_exits_enabled(True)
+        self.uc.ctl_exits_enabled(True)  # with no exit addresses: see _set_stop_address
+        self.uc.ctl_set_exits([])
         # Every guest-physical address the page walk produces goes through
         # check_gpa(gpa, la, access): the backing address, or a fault object.
         self.check_gpa: Callable[[int, int, str], object] = lambda gpa, la, access: gpa
@@ -244,6 +246,8 @@ class VCpu:
                     self._trap_hooks[address] = self._add_trap_hook(address)
 
     def _add_trap_hook(self, address: int) -> int:
+        """A code hook takes effect when code is translated: drop what was."""
+        self.uc.ctl_remove_cache(address, address + 1)
         if self.counter.native:
             return native.add_hook(self.uc, UC_HOOK_CODE, "tdxsim_trap", self._trap,
                                    address, address)
@@ -256,14 +260,17 @@ class VCpu:
             trap.hit, trap.rip = 1, address
             uc.emu_stop()
 
-    def _sync_exits(self, until: int) -> None:
-        """The stop address is Unicorn's only exit address: Unicorn
-        retranslates the code around its exit addresses after every run."""
-        if until != self._exits_until:
-            self.uc.ctl_set_exits([until] if until else [])
-            if until:
-                self.uc.ctl_remove_cache(until, until + 1)
-            self._exits_until = until
+    def _set_stop_address(self, until: int) -> None:
+        """The stop address is a trap hook too, not a Unicorn exit address:
+        Unicorn retranslates the code at its exit addresses after every run."""
+        if until != self._until:
+            if self._until_hook is not None:
+                self._del_hook(self._until_hook)
+            self._until_hook = self._add_trap_hook(until) if until else None
+            self._until = until
+
+    def _del_hook(self, handle: int) -> None:
+        _binding.uclib.uc_hook_del(self.uc._uch, _binding.uc_hook_h(handle))
 
     def drop_trap(self, address: int) -> None:
         """Let the instruction at address run natively from now on (the guest
@@ -271,7 +278,7 @@ class VCpu:
         self.ve_traps.discard(address)
         handle = self._trap_hooks.pop(address, None)
         if handle is not None:
-            _binding.uclib.uc_hook_del(self.uc._uch, _binding.uc_hook_h(handle))
+            self._del_hook(handle)
         self.uc.ctl_remove_cache(address, address + 1)
 
     def emulate(self, insn: ve_insns.Insn) -> None:
@@ -314,7 +321,7 @@ class VCpu:
             self.uc.ctl_flush_tb()
             self.counter.forget_blocks()
             self._tb_stale = False
-        self._sync_exits(until)
+        self._set_stop_address(until)
         self.counter.set_limit(limit)
         # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
         # a short slice (a single step in an interrupt window) goes without.
@@ -343,14 +350,14 @@ class VCpu:
         self._trap.hit = 0
         self.counter.state.block_insns = 0  # no block entered yet
         try:
-            self.uc.emu_start(rip, until, timeout=int(timeout * 1e6), count=int(step))
+            self.uc.emu_start(rip, 0, timeout=int(timeout * 1e6), count=int(step))
         except UcError as exc:
             if self._stop is None:
                 self._stop = self._fault_stop(exc)
         finally:
             self.counter.enabled = True
         if self._trap.hit and self._stop is None:
-            self._stop = Stop("ve-insn", self._trap.rip)
+            self._stop = Stop("until" if self._trap.rip == until else "ve-insn", self._trap.rip)
         if self._undo is not None:  # fault-like: as if the instruction never ran
             self.regs.set_gprs(dict(enumerate(self._undo)))
             self.regs.rip = self._stop.rip
