@@ -48,7 +48,8 @@ struct tdxsim_counter {
 struct tdxsim_traps {
     uint64_t hit;   /* a trap stopped the vCPU ... */
     uint64_t rip;   /* ... in front of the instruction at rip */
-    uint64_t armed; /* 0 while Python single-steps (it checks traps itself) */
+    uint64_t armed; /* 0: the hooks do nothing */
+    uint64_t only;  /* nonzero: only the hook at this address stops */
     uc_emu_stop_fn stop;
 };
 

@@ -69,7 +69,7 @@ class Counter(ctypes.Structure):
 
 
 class Traps(ctypes.Structure):
-    _fields_ = [("hit", u64), ("rip", u64), ("armed", u64), ("stop", ptr)]
+    _fields_ = [("hit", u64), ("rip", u64), ("armed", u64), ("only", u64), ("stop", ptr)]
 
 
 class Serial(ctypes.Structure):

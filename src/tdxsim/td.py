@@ -242,9 +242,10 @@ class TD:
         return self._execute(RETURN_TRAP, max_insns, timeout)
 
     def _execute(self, until: int, max_insns: int, timeout: float) -> RunResult:
-        """Run in slices that end at the next timer deadline, single-stepping
-        only while an interrupt waits for IF = 1 (so that delivery happens at
-        the first boundary where the architecture allows it)."""
+        """Run in slices that end at the next timer deadline.  While an
+        interrupt waits for IF = 1, the vCPU also stops where IF can change,
+        so that delivery happens at the first boundary where the
+        architecture allows it."""
         self.events = EventLog(self._exit_buffer)
         self.host.serial.clear()
         self._budget_end = self.vcpu.instructions + max_insns
@@ -262,7 +263,9 @@ class TD:
                     return result
                 continue
             self._arm_fast_path()
-            stop = self.vcpu.run(self._slice_limit(), until, remaining if timeout else 0.0)
+            waiting = self.lapic.deliverable() is not None  # for IF = 1, or the shadow to end
+            stop = self.vcpu.run(self._slice_limit(waiting), until,
+                                 remaining if timeout else 0.0, watch_if=waiting)
             result = self._after(stop, max_insns, timeout)
             if result is not None:
                 return result
@@ -278,9 +281,12 @@ class TD:
     def _interruptible(self) -> bool:
         return self.vcpu.interrupts_enabled and not self.vcpu.in_sti_shadow
 
-    def _slice_limit(self) -> int:
+    def _slice_limit(self, waiting: bool) -> int:
+        """The next timer deadline; one instruction in the STI shadow while an
+        interrupt waits.  (While it waits for IF = 1, the vCPU stops at the
+        instructions that can set IF: STI, POPF and IRET.)"""
         count = self.vcpu.instructions
-        if self.lapic.deliverable() is not None:  # blocked by IF = 0 or the shadow
+        if waiting and self.vcpu.in_sti_shadow:
             return min(self._budget_end, count + 1)
         due = self.host.next_deadline()
         if due is None:

@@ -80,6 +80,14 @@ class InstructionCounter:
         """Count instructions executed outside block counting."""
         self.state.count += n
 
+    def refused_block(self, rip: int) -> tuple[int, ...] | None:
+        """The instruction starts of the block at rip, if the hook just
+        refused to enter it."""
+        state = self.state
+        if state.block_insns == 0 and state.block_start == rip and state.count < state.limit:
+            return self._blocks.get(rip)
+        return None
+
     @property
     def stopped_in_front(self) -> bool:
         """The last stop was the hook refusing a block that would pass the limit."""

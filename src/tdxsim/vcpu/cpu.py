@@ -38,6 +38,7 @@ SHORT_SLICE = 10_000  # instructions; runs without Unicorn's timeout watchdog
 TRAP_BASE = 0xF_0000_0000_0000
 TRAP_PAGES = 16
 PAGE = 0x1000
+MAX_BOUNDARY_HOOKS = 64
 
 
 class MemoryFault(Exception):
@@ -82,7 +83,14 @@ class VCpu:
         self._shadow_until = -1  # instruction count at which an STI shadow is open
         self.ve_traps: set[int] = set()  # trap addresses: intercepted instructions
         self._trap_hooks: dict[int, int] = {}  # trap address -> Unicorn hook handle
+        # Trap hooks (traps.c), three kinds with their own state: stops before
+        # intercepted instructions and the stop address; pauses where a slice
+        # reaches its limit inside a block; pauses before POPF and IRET while
+        # an interrupt waits for IF = 1.
         self._trap = native.Traps(stop=native.uc_emu_stop)
+        self._boundary = native.Traps(stop=native.uc_emu_stop)
+        self._boundary_hooks: dict[int, int] = {}
+        self._if_watch = native.Traps(stop=native.uc_emu_stop)
         self._until = 0  # the stop address of run(), trapped like the others
         self._until_hook: int | None = None
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
@@ -243,21 +251,23 @@ class VCpu:
             for address in sorted(base + offset for offset in ve_insns.candidates(code)):
                 if address not in self.ve_traps:
                     self.ve_traps.add(address)
-                    self._trap_hooks[address] = self._add_trap_hook(address)
+                    self._trap_hooks[address] = self._add_trap_hook(address, self._trap)
+            for offset in sorted(ve_insns.if_setter_candidates(code)):
+                self._add_trap_hook(base + offset, self._if_watch)
 
-    def _add_trap_hook(self, address: int) -> int:
+    def _add_trap_hook(self, address: int, state: native.Traps) -> int:
         """A code hook takes effect when code is translated: drop what was."""
         self.uc.ctl_remove_cache(address, address + 1)
         if self.counter.native:
-            return native.add_hook(self.uc, UC_HOOK_CODE, "tdxsim_trap", self._trap,
+            return native.add_hook(self.uc, UC_HOOK_CODE, "tdxsim_trap", state,
                                    address, address)
-        return self.uc.hook_add(UC_HOOK_CODE, self._python_trap, None, address, address)
+        return self.uc.hook_add(UC_HOOK_CODE, self._python_trap, state, address, address)
 
-    def _python_trap(self, uc, address, size, _user) -> None:
+    @staticmethod
+    def _python_trap(uc, address, size, state: native.Traps) -> None:
         """The same logic as tdxsim_trap, for builds without C."""
-        trap = self._trap
-        if trap.armed and not trap.hit:
-            trap.hit, trap.rip = 1, address
+        if state.armed and not state.hit and state.only in (0, address):
+            state.hit, state.rip = 1, address
             uc.emu_stop()
 
     def _set_stop_address(self, until: int) -> None:
@@ -266,7 +276,7 @@ class VCpu:
         if until != self._until:
             if self._until_hook is not None:
                 self._del_hook(self._until_hook)
-            self._until_hook = self._add_trap_hook(until) if until else None
+            self._until_hook = self._add_trap_hook(until, self._trap) if until else None
             self._until = until
 
     def _del_hook(self, handle: int) -> None:
@@ -310,12 +320,16 @@ class VCpu:
     def instructions(self) -> int:
         return self.counter.count
 
-    def run(self, limit: int, until: int = 0, timeout: float = 0.0) -> Stop:
+    def run(self, limit: int, until: int = 0, timeout: float = 0.0,
+            watch_if: bool = False) -> Stop:
         """Run from RIP until `limit` instructions have completed in total.
 
-        Blocks run at full speed; when the next block would pass the limit,
-        the remaining instructions are single-stepped, so the slice ends
-        exactly at the limit (counter.py)."""
+        Blocks run at full speed.  When the next block would pass the limit,
+        it runs up to a trap at the instruction where the count reaches the
+        limit, so the slice ends exactly there (counter.py).  watch_if: also
+        pause before each POPF or IRET and end the slice right after it, so
+        that an interrupt waiting for IF = 1 is delivered at the first
+        boundary where it can be."""
         started = time.monotonic()
         if self._tb_stale:  # deferred: never flush translated code from inside a hook
             self.uc.ctl_flush_tb()
@@ -326,15 +340,52 @@ class VCpu:
         # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
         # a short slice (a single step in an interrupt window) goes without.
         watchdog = 0.0 if limit - self.counter.count <= SHORT_SLICE else timeout
-        stop = self._emulate(until, watchdog, step=False)
+        self._if_watch.armed = watch_if
+        try:
+            stop = self._emulate(until, watchdog)
+        finally:
+            self._if_watch.armed = 0
+        if stop is None and self._if_watch.hit:  # in front of a POPF or IRET: run just it
+            limit = self.counter.count + 1
+            self.counter.set_limit(limit)
         while stop is None and self.counter.count < limit:
-            stop = self._emulate(until, 0.0, step=True)
+            refused = self.counter.refused_block(self.regs.rip)
+            stop = self._run_to_boundary(refused, limit, until) if refused \
+                else self._emulate(until, 0.0)
         return stop or self._natural_stop(until, timeout, started)
 
-    def _emulate(self, until: int, timeout: float, step: bool) -> Stop | None:
+    def _run_to_boundary(self, insns: tuple[int, ...], limit: int, until: int) -> Stop | None:
+        """Enter the block the counter refused and pause at the instruction
+        where the count reaches `limit`.  (Unicorn's own single step, with
+        count=1, flushes all translated code at the next run.)"""
+        k = limit - self.counter.count
+        if not 0 < k < len(insns):
+            return self._emulate(until, 0.0, step=True)
+        self._arm_boundary(insns[k])
+        self.counter.set_limit(limit + len(insns))  # let the block in; the pause ends it
+        try:
+            return self._emulate(until, 0.0)
+        finally:
+            self._boundary.armed = 0
+            self.counter.set_limit(limit)
+
+    def _arm_boundary(self, address: int) -> None:
+        """Boundary hooks stay in place, disarmed, for the next slice that
+        ends there (a timer firing at the same point again); the oldest
+        goes when there are too many."""
+        if address not in self._boundary_hooks:
+            if len(self._boundary_hooks) >= MAX_BOUNDARY_HOOKS:
+                old = next(iter(self._boundary_hooks))
+                self._del_hook(self._boundary_hooks.pop(old))
+                self.uc.ctl_remove_cache(old, old + 1)
+            self._boundary_hooks[address] = self._add_trap_hook(address, self._boundary)
+        self._boundary.armed, self._boundary.only = 1, address
+
+    def _emulate(self, until: int, timeout: float, step: bool = False) -> Stop | None:
         """One emu_start: a fast slice, or one instruction.  None when it
         ended at an instruction boundary with nothing to report but the
-        count (the block hook stopped in front of a block, or a step ended)."""
+        count (the block hook stopped in front of a block, a pause, or a
+        step ended)."""
         self._stop = None
         self._unmapped = None
         self._fault = None
@@ -347,7 +398,7 @@ class VCpu:
         if step:  # code translated without Unicorn's count hook would run on past one insn
             self.uc.ctl_remove_cache(rip, rip + 1)
         self.counter.enabled = self._trap.armed = not step
-        self._trap.hit = 0
+        self._trap.hit = self._boundary.hit = self._if_watch.hit = 0
         self.counter.state.block_insns = 0  # no block entered yet
         try:
             self.uc.emu_start(rip, 0, timeout=int(timeout * 1e6), count=int(step))
@@ -356,7 +407,9 @@ class VCpu:
                 self._stop = self._fault_stop(exc)
         finally:
             self.counter.enabled = True
-        if self._trap.hit and self._stop is None:
+        pause = self._boundary if self._boundary.hit else \
+            self._if_watch if self._if_watch.hit else None
+        if self._trap.hit and self._stop is None and pause is None:
             self._stop = Stop("until" if self._trap.rip == until else "ve-insn", self._trap.rip)
         if self._undo is not None:  # fault-like: as if the instruction never ran
             self.regs.set_gprs(dict(enumerate(self._undo)))
@@ -368,6 +421,9 @@ class VCpu:
             elif self._stop.kind == "tdcall":  # the TDCALL completed
                 self.counter.stepped(rip)
             return self._stop
+        if pause is not None:  # in front of the instruction at pause.rip
+            self.counter.settle(pause.rip)
+            return None
         if step:
             self.counter.stepped(rip)
             if self.regs.rip == rip + 1 and self._code_at(rip, 1) == b"\xf4":

@@ -17,7 +17,7 @@ EXPORT void tdxsim_trap(void *uc, uint64_t address, uint32_t size, void *user)
     struct tdxsim_traps *t = user;
 
     (void)size;
-    if (!t->armed || t->hit)
+    if (!t->armed || t->hit || (t->only && t->only != address))
         return;
     t->hit = 1;
     t->rip = address;

@@ -47,9 +47,25 @@ class Insn:
 
 def candidates(code: bytes) -> set[int]:
     """Offsets in `code` where an intercepted instruction may start."""
+    return _starts(code, lambda i, byte: byte in _ONE_BYTE or byte == _STI
+                   or (byte == 0x0F and code[i:i + 2] in _TWO_BYTE))
+
+
+# Besides STI, only POPF and IRET can set IF at CPL 0 in 64-bit mode
+# (SDM vol. 3, 6.8.1): an interrupt waiting for IF = 1 needs a stop there.
+_IF_SETTERS = frozenset({0x9D, 0xCF})  # POPF, IRET
+
+
+def if_setter_candidates(code: bytes) -> set[int]:
+    """Offsets in `code` where a POPF or IRET may start."""
+    return _starts(code, lambda i, byte: byte in _IF_SETTERS)
+
+
+def _starts(code: bytes, is_opcode) -> set[int]:
+    """Each opcode byte that matches, plus each run of prefixes before it."""
     starts = set()
     for i, byte in enumerate(code):
-        if byte in _ONE_BYTE or byte == _STI or (byte == 0x0F and code[i:i + 2] in _TWO_BYTE):
+        if is_opcode(i, byte):
             starts.add(i)
             j = i
             while j > 0 and i - j < _MAX_PREFIXES and code[j - 1] in _PREFIXES:
