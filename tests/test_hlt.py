@@ -62,6 +62,67 @@ def test_sti_shadows_do_not_chain(asm):
     assert delivered.rip == td.symbol("after_second")
 
 
+IF_SETTERS_SRC = """
+        .text
+        .globl  by_popf, after_popf, by_iret, iret_target, timer_mid_block, tick
+by_popf:
+        mov     $1, %eax
+        pushfq
+        orq     $0x200, (%rsp)  # IF
+        popfq                   # no shadow: taken before the next instruction
+after_popf:
+        mov     $2, %eax
+        ret
+by_iret:
+        mov     %rsp, %rax      # an interrupt frame back to iret_target, IF = 1
+        pushq   $0x10           # SS (tdxsim's flat GDT)
+        pushq   %rax
+        pushq   $0x202
+        pushq   $0x8            # CS
+        leaq    iret_target(%rip), %rax
+        pushq   %rax
+        iretq
+iret_target:                    # RSP is back at the return address
+        ret
+timer_mid_block:
+        sti
+        nop
+        .rept 20
+        inc     %eax
+        .endr
+tick:
+        ret
+"""
+
+
+def test_popf_and_iret_that_set_if_deliver_at_the_next_boundary(asm):
+    """SDM vol. 3, 6.8.1: POPF and IRET may set IF, and neither opens a
+    shadow: a waiting interrupt is taken right after them."""
+    td = with_pending(asm(IF_SETTERS_SRC))
+    result = td.call_result("by_popf")
+    assert [d.rip for d in deliveries(result)] == [td.symbol("after_popf")]
+    td = with_pending(asm(IF_SETTERS_SRC))
+    result = td.call_result("by_iret")
+    assert result.reason == "return", result.describe()
+    assert [d.rip for d in deliveries(result)] == [td.symbol("iret_target")]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_timer_inside_a_block_fires_at_its_exact_instruction(asm, native):
+    """With IF = 1 the interrupt is taken at the instruction boundary where
+    the deadline falls, even in the middle of a translation block."""
+    for boundary in (5, 13, 21):
+        td = asm(IF_SETTERS_SRC, native=native)
+        install_idt_stub(td, VECTOR)
+        start = td.now_ns()
+        td.lapic.schedule(start + boundary * td.ns_per_insn, VECTOR)
+        result = td.call_result("timer_mid_block")
+        [delivered] = deliveries(result)
+        # sti, nop, then incs: the boundary before instruction `boundary`
+        assert delivered.rip == td.symbol("timer_mid_block") + 1 + 1 + 2 * (boundary - 2)
+        assert delivered.time_ns == start + boundary * td.ns_per_insn
+
+
 def test_sti_tdcall_hlt_returns_at_once_when_an_interrupt_is_pending(asm):
     """Spec 7.3 row 1: the interrupt stays pending across `sti; tdcall`, the
     host sees it, the halt returns without sleeping, and the interrupt is
