@@ -66,6 +66,13 @@ class Contract:
         return tuple(dict.fromkeys(r for r in self.callee_saved + self.preserved
                                    if r != abi.RSP))
 
+    @cached_property
+    def scrubbed(self) -> tuple[int, ...]:
+        """Registers that must not hold a host-written value after return:
+        all but the unchanged ones, RSP and the return value in RAX."""
+        keep = set(self.unchanged) | {abi.RSP} | ({abi.RAX} if self.returns is not None else set())
+        return tuple(r for r in range(16) if r not in keep)
+
     def flag_values(self) -> list[int]:
         """Every combination of the defined flag bits, smallest first."""
         bits = sorted(set(self.flag_bits.values()))
