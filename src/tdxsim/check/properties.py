@@ -260,9 +260,9 @@ def sti_shadow(c: Contract, o: Observation):
                                "the TDCALL, so the host can sleep with the wakeup already "
                                "consumed (spec 7.3): STI must be the instruction right before "
                                "TDCALL.", e.rip)
-    asked = f"the contract enables interrupts for this call ({c.interrupts.text})"
     for t in o.tdcalls:
         if bool(t.rflags & RFLAGS_IF) != want:
+            asked = f"the contract enables interrupts for this call ({c.interrupts.text})"
             return Finding("sti-shadow", f"IF = 0 at the TDCALL although {asked}." if want else
                            "IF = 1 at the TDCALL although the contract does not enable "
                            "interrupts for this call.", t.rip)
