@@ -66,11 +66,22 @@ class Contract:
         return tuple(dict.fromkeys(r for r in self.callee_saved + self.preserved
                                    if r != abi.RSP))
 
-    def flag_values(self) -> list[int]:
+    @cached_property
+    def scrubbed(self) -> tuple[int, ...]:
+        """Registers that must not hold a host-written value after return:
+        all but the unchanged ones, RSP and the return value in RAX."""
+        keep = set(self.unchanged) | {abi.RSP} | ({abi.RAX} if self.returns is not None else set())
+        return tuple(r for r in range(16) if r not in keep)
+
+    def flag_values(self) -> tuple[int, ...]:
         """Every combination of the defined flag bits, smallest first."""
+        return self._flag_values
+
+    @cached_property
+    def _flag_values(self) -> tuple[int, ...]:  # the fuzzer asks once per execution
         bits = sorted(set(self.flag_bits.values()))
         values = {sum(c) for n in range(len(bits) + 1) for c in combinations(bits, n)}
-        return sorted(values)
+        return tuple(sorted(values))
 
     def flag_names(self, flags: int) -> str:
         names = [n.upper() for n, b in self.flag_bits.items() if flags & b]

@@ -174,11 +174,10 @@ def scrub(c: Contract, o: Observation):
     if not (o.returned and o.exchange):
         return False
     host = o.host_values
-    keep = set(c.unchanged) | {abi.RSP} | ({abi.RAX} if c.returns is not None else set())
-    ret = "the return value in RAX" if c.returns is not None else "no register"
-    for r in range(16):
-        what = r not in keep and host.get(o.after[r])
+    for r in c.scrubbed:
+        what = host.get(o.after[r])
         if what:
+            ret = "the return value in RAX" if c.returns is not None else "no register"
             return Finding("scrub", f"After return {reg_name(r)} still holds {what} "
                            f"({o.after[r]:#x}), but only {ret} may carry a host-written value: "
                            "zero or restore it before RET (spec 3.5 rule 5).", o.last_pc)
@@ -261,9 +260,9 @@ def sti_shadow(c: Contract, o: Observation):
                                "the TDCALL, so the host can sleep with the wakeup already "
                                "consumed (spec 7.3): STI must be the instruction right before "
                                "TDCALL.", e.rip)
-    asked = f"the contract enables interrupts for this call ({c.interrupts.text})"
     for t in o.tdcalls:
         if bool(t.rflags & RFLAGS_IF) != want:
+            asked = f"the contract enables interrupts for this call ({c.interrupts.text})"
             return Finding("sti-shadow", f"IF = 0 at the TDCALL although {asked}." if want else
                            "IF = 1 at the TDCALL although the contract does not enable "
                            "interrupts for this call.", t.rip)
@@ -290,9 +289,11 @@ def output_copy(c: Contract, o: Observation):
     t = o.exchange
     if t is None or not o.returned or not c.fields:
         return False
+    copy = c.copy_outputs.holds(o.scenario.flags)
+    if o.struct_after == expected_struct(c, o, t, copy):
+        return True
     if host_pointer_use(o):
         return True  # copied through a host pointer: judged by host-pointer
-    copy = c.copy_outputs.holds(o.scenario.flags)
     when = f"flags = {c.flag_names(o.scenario.flags)}"
     for r, offset in sorted(c.fields.items(), key=lambda item: item[1]):
         now = u64(o.struct_after, GUARD + offset)
@@ -315,6 +316,18 @@ def output_copy(c: Contract, o: Observation):
                            f"{offset - GUARD} from the args struct, outside its "
                            f"{c.struct_size} bytes.", o.last_pc)
     return True
+
+
+def expected_struct(c: Contract, o: Observation, t, copy: bool) -> bytes:
+    """The guarded struct as a correct stub leaves it: the inputs, with the
+    outputs the TDCALL returned copied in when the contract copies."""
+    if not copy:
+        return o.values.struct
+    struct = bytearray(o.values.struct)
+    for r, offset in c.fields.items():
+        if r in c.outputs:
+            struct[GUARD + offset:GUARD + offset + 8] = t.after[r].to_bytes(8, "little")
+    return struct
 
 
 def return_value(c: Contract, o: Observation):
