@@ -39,6 +39,13 @@ def test_counts_are_exact(asm, native):
     assert td.call_result("count10").instructions == 11
 
 
+def test_the_last_instruction_of_a_call_is_its_ret(asm, native):
+    """What the checker's reports point at when a routine returns."""
+    td = asm(LOOP, native=native)
+    td.call_result("count10")
+    assert td.vcpu.counter.last_pc == td.symbol("count10") + 5 + 1 + 2 + 2  # the RET
+
+
 def test_a_fault_inside_a_block_retires_only_what_precedes_it(asm, native):
     td = asm(LOOP, native=native)
     result = td.call_result("fault_mid_block")

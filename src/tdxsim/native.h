@@ -38,6 +38,7 @@ struct tdxsim_counter {
     uint64_t block_start; /* the block entered last */
     uint64_t block_insns; /* its instruction count (0: stopped in front of it) */
     uint64_t enabled;     /* 0 while Python steps single instructions */
+    uint64_t until;       /* the stop address: a block there is never entered */
     uc_emu_stop_fn stop;
     resolve_fn resolve;
     uint64_t keys[COUNTER_SLOTS]; /* address << 16 | size; 0 = empty */

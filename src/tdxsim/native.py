@@ -64,7 +64,7 @@ COUNTER_SLOTS = 4096
 
 class Counter(ctypes.Structure):
     _fields_ = [("count", u64), ("limit", u64), ("block_start", u64), ("block_insns", u64),
-                ("enabled", u64), ("stop", ptr), ("resolve", ptr),
+                ("enabled", u64), ("until", u64), ("stop", ptr), ("resolve", ptr),
                 ("keys", u64 * COUNTER_SLOTS), ("counts", u32 * COUNTER_SLOTS)]
 
 

@@ -339,7 +339,7 @@ class TD:
     def _intercept(self, rip: int) -> RunResult | None:
         """An instruction the TDX module intercepts, not yet executed at rip
         (spec 8.1): emulated natively, or #VE / #GP(0), fault-like."""
-        code = self.peek(rip, 15) or self.peek(rip, PAGE - rip % PAGE)
+        code = self.vcpu.fetched(rip, 15) or self.peek(rip, 15) or self.peek(rip, PAGE - rip % PAGE)
         insn = ve_insns.decode(code)
         if insn is None:  # the guest has rewritten its code since the scan
             self.vcpu.drop_trap(rip)

@@ -27,6 +27,10 @@ EXPORT void tdxsim_count_block(void *uc, uint64_t address, uint32_t size, void *
 
     if (!c->enabled)
         return;
+    if (address == c->until) { /* stop without counting: the last block stays the last */
+        c->stop(uc);
+        return;
+    }
     if (c->keys[slot] == key) {
         n = c->counts[slot];
     } else {

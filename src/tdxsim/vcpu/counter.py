@@ -57,6 +57,9 @@ class InstructionCounter:
         state = self.state
         if not state.enabled:
             return
+        if address == state.until:
+            uc.emu_stop()
+            return
         insns = self._blocks.get(address)
         n = len(insns) if insns is not None and _span(insns, size, address) else \
             self._resolve(address, size)

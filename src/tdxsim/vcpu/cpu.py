@@ -160,7 +160,7 @@ class VCpu:
 
         Successful walks are cached per page like a TLB: until CR3 changes
         or tdxsim flushes (a conversion), as x86 allows."""
-        cr3 = self.uc.reg_read(X.UC_X86_REG_CR3)
+        cr3 = self.regs.cr3
         if cr3 != self._walks_cr3:
             self._walks.clear()
             self._walks_cr3 = cr3
@@ -271,13 +271,15 @@ class VCpu:
             uc.emu_stop()
 
     def _set_stop_address(self, until: int) -> None:
-        """The stop address is a trap hook too, not a Unicorn exit address:
-        Unicorn retranslates the code at its exit addresses after every run."""
+        """The stop address is a trap hook too, not a Unicorn exit address
+        (Unicorn retranslates the code at its exit addresses after every
+        run), and the counter stops in front of a block that starts there,
+        so that the last instruction counted stays the one before it."""
         if until != self._until:
             if self._until_hook is not None:
                 self._del_hook(self._until_hook)
             self._until_hook = self._add_trap_hook(until, self._trap) if until else None
-            self._until = until
+            self._until = self.counter.state.until = until
 
     def _del_hook(self, handle: int) -> None:
         _binding.uclib.uc_hook_del(self.uc._uch, _binding.uc_hook_h(handle))
@@ -420,17 +422,19 @@ class VCpu:
                 self.counter.settle(self._stop.rip)
             elif self._stop.kind == "tdcall":  # the TDCALL completed
                 self.counter.stepped(rip)
+            else:  # the step faulted: it started, and did not retire
+                self.counter.settle(rip)
             return self._stop
         if pause is not None:  # in front of the instruction at pause.rip
             self.counter.settle(pause.rip)
             return None
         if step:
             self.counter.stepped(rip)
-            if self.regs.rip == rip + 1 and self._code_at(rip, 1) == b"\xf4":
+            if self.regs.rip == rip + 1 and self.fetched(rip, 1) == b"\xf4":
                 return Stop("hlt", rip, "hlt")
             return None
         last = self.counter.last_instruction()
-        if last is not None and self.regs.rip == last + 1 and self._code_at(last, 1) == b"\xf4":
+        if last is not None and self.regs.rip == last + 1 and self.fetched(last, 1) == b"\xf4":
             return Stop("hlt", last, "hlt")
         return None if self.counter.stopped_in_front else self._natural_stop(until, timeout, 0)
 
@@ -459,7 +463,7 @@ class VCpu:
     # --- hooks (called from inside Unicorn) ---
     def _invalid_insn(self, uc, _user) -> bool:
         rip = self.regs.rip
-        code = self._code_at(rip, 4)
+        code = self.fetched(rip, 4)
         if code == abi.TDCALL_BYTES:
             if not self.on_tdcall(self.regs):
                 self._stop = Stop("tdcall", self.regs.rip)
@@ -474,10 +478,10 @@ class VCpu:
 
     def _block_insns(self, address: int, size: int) -> tuple[int, ...]:
         """Start addresses of the instructions of a translation block."""
-        code = self._code_at(address, size)
+        code = self.fetched(address, size)
         return tuple(a for a, _, _ in decode(code, address))
 
-    def _code_at(self, address: int, size: int) -> bytes:
+    def fetched(self, address: int, size: int) -> bytes:
         """Bytes of code the vCPU just fetched.  The TLB fill that fetched
         them is in the shadow, so the hot path (TDCALL) needs no page walk."""
         slot = address // PAGE % native.SHADOW_SLOTS

@@ -100,6 +100,11 @@ class RegisterFile:
         self._write_one(self._handle, RIP, self._one_ptr)
 
     @property
+    def cr3(self) -> int:
+        self._read_one(self._handle, X.UC_X86_REG_CR3, self._one_ptr)
+        return self._one.value
+
+    @property
     def rflags(self) -> int:
         self._read_one(self._handle, RFLAGS, self._one_ptr)
         return self._one.value
