@@ -252,6 +252,7 @@ class TD:
         # timeout 0: no wall-clock limit, only the instruction budget (Unicorn
         # starts a watchdog thread per slice for a timeout, ~0.2 ms each).
         deadline = time.monotonic() + timeout if timeout else math.inf
+        self._arm_fast_path()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -262,7 +263,6 @@ class TD:
                 if result is not None:
                     return result
                 continue
-            self._arm_fast_path()
             waiting = self.lapic.deliverable() is not None  # for IF = 1, or the shadow to end
             stop = self.vcpu.run(self._slice_limit(waiting), until,
                                  remaining if timeout else 0.0, watch_if=waiting)
@@ -272,8 +272,9 @@ class TD:
 
     def _arm_fast_path(self) -> None:
         """The compiled TDG.VP.VMCALL path (module/vmcall.c, host/fast.c)
-        serves the next slice's calls only where it does exactly what the
-        Python path would: nobody observes TDCALLs or replaced the host."""
+        serves this run's calls only where it does exactly what the Python
+        path would: nobody observes TDCALLs or replaced the host.  Handler
+        and device tables are read here, when a run starts."""
         self.module.arm_compiled_vmcall(self.vcpu.on_tdcall == self._on_tdcall
                                         and self.module.exit_to_host == self.host.handle)
         self.host.arm_fast_paths()

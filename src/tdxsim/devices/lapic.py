@@ -71,9 +71,11 @@ class LocalApic:
     def next_deadline(self) -> int | None:
         """Virtual time of the next interrupt source: the armed timer or a
         scheduled interrupt."""
-        times = [t for t in (self._timer_deadline(),) if t is not None]
-        times += [t for t, _ in self.scheduled[:1]]
-        return min(times) if times else None
+        timer = self._timer_deadline()
+        if not self.scheduled:
+            return timer
+        first = self.scheduled[0][0]
+        return first if timer is None else min(timer, first)
 
     def fire_due(self, now: int) -> list[tuple[str, int]]:
         """Raise every source whose time has come: [(source, vector)]."""

@@ -81,6 +81,7 @@ class Host:
         self._work: list[tuple[int, int, Callable[[], None]]] = []  # heap of (time, seq, action)
         self._seq = itertools.count()
         self.fast = native.Host()  # what host/fast.c may serve
+        self._fast_serial = None
 
     def arm_fast_paths(self) -> None:
         """Let host/fast.c serve a hypercall only while this host still uses
@@ -91,7 +92,9 @@ class Host:
         serial = self.serial
         self.fast.serial_io = honest and self.handlers.get(SubFn.IO) is io.handle \
             and type(serial) is Serial and self.io_devices[:1] == [serial]
-        self.fast.serial = ctypes.pointer(serial.state)
+        if self._fast_serial is not serial:
+            self.fast.serial = ctypes.pointer(serial.state)
+            self._fast_serial = serial
 
     def handle(self, exit: VmExit) -> VmResume:
         if exit.r10 != 0:
@@ -119,8 +122,11 @@ class Host:
 
     def next_deadline(self) -> int | None:
         """The next virtual time at which the host or the APIC acts."""
-        times = [self.lapic.next_deadline()] + [t for t, _, _ in self._work[:1]]
-        return min((t for t in times if t is not None), default=None)
+        apic = self.lapic.next_deadline()
+        if not self._work:
+            return apic
+        work = self._work[0][0]
+        return work if apic is None else min(apic, work)
 
     def fire_due(self, now: int) -> list[tuple[str, int]]:
         """Run due host work, then raise due interrupts: [(source, vector)]."""
