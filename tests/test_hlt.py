@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tdxsim import TD
+from tdxsim import TD, VmResume
+from tdxsim import explore as explore_mod
+from tdxsim.host import Host
 from tdxsim.events import Halted, InterruptDelivered, InterruptPosted, Woke
 from tdxsim.explore import explore_wakeups, install_idt_stub
 from tdxsim.image import bundled_guest
@@ -217,6 +219,23 @@ def test_explorer_finds_early_sti():
     assert len(report.lost_wakeups) >= 5
     assert "lose the wakeup" in report.render()
 
+
+
+def test_explorer_runs_keep_the_templates_handlers_and_hostile_seed(asm):
+    """Each injection run starts from a TD like the template: a handler the
+    user replaced and the hostile host's seed carry over."""
+    td = TD.from_source(bundled_guest("idle"), host=Host("hostile", seed=7))
+    calls = []
+
+    def hlt(host, exit):
+        calls.append(exit.r12)
+        return VmResume.status(0)  # never blocks: every run returns
+
+    td.host.handlers[12] = hlt  # Instruction.HLT (spec 4.3)
+    report = explore_wakeups(td, "tdx_safe_halt")
+    assert calls and all(i.outcome == "returned" for i in report.injections)
+    fresh = explore_mod._fresh(td, 0xEC)
+    assert fresh.host.adversary.seed == 7 and fresh.host.handlers[12] is hlt
 
 def test_rdtsc_reads_virtual_time(asm):
     """RDTSC returns the virtual TSC (1 GHz, 1 instruction = 1 ns by

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from . import abi
 from .events import Halted, InterruptDelivered, InterruptPosted
+from .host import Host
 from .td import TD, RunResult
 from .vcpu.crash import disassemble
 
@@ -62,8 +63,14 @@ def install_idt_stub(td: TD, vector: int) -> None:
 
 
 def _fresh(template: TD, vector: int) -> TD:
-    td = TD(template.image, memory=template.memory, config=template.config,
-            host=template.host.personality, ns_per_insn=template.ns_per_insn)
+    """A new TD like the template: its host personality and seed, and the
+    handlers the user put in place of the host's own."""
+    model = template.host
+    host = Host(model.personality, model.gpaw,
+                model.adversary.seed if model.adversary is not None else None)
+    host.handlers, host.kvm_handlers = dict(model.handlers), dict(model.kvm_handlers)
+    td = TD(template.image, memory=template.memory, config=template.config, host=host,
+            ns_per_insn=template.ns_per_insn)
     install_idt_stub(td, vector)
     return td
 
