@@ -287,3 +287,37 @@ def test_a_store_through_a_host_pointer_does_not_leak_into_the_next_run():
     plain = harness.run(Scenario())
     assert not plain.returned and plain.result.crash.address is not None
     assert [f.id for f in judge_all(c, plain)] == ["host-pointer"]
+
+
+# --- the compiled observer against the Python one ---
+
+def _observed(harness, scenarios):
+    """Everything the judges read of each run, plus their findings."""
+    out = []
+    for sc in scenarios:
+        o = harness.run(sc)
+        out.append((o.tdcalls, o.exits, o.resumes, o.after, o.rflags, o.xmm_after,
+                    o.struct_after, o.frame_after, o.last_pc, o.writes, o.result.reason,
+                    o.result.events, judge_all(harness.contract, o)))
+    return out
+
+
+@pytest.mark.parametrize("stub,symbol,abi,expected", CASES)
+def test_compiled_observer_sees_what_the_python_observer_sees(stub, symbol, abi, expected):
+    """The checker's plan and 60 fuzzed scenarios, observed in C (where the
+    compiled path also gives the marker answer) and in Python: identical
+    observations and findings, run for run."""
+    from tdxsim.check.fuzz import boundaries, scenario
+    from tdxsim.check.runner import plan
+
+    image = build([CORPUS / stub], symbol, with_library=False)
+    contract = load(abi)
+    native, python = (Harness(image, symbol, contract, native=n) for n in (True, False))
+    assert native.native and not python.native
+    planner = Harness(image, symbol, contract)
+    scenarios = [o.scenario for o in plan(contract, planner)]
+    span = boundaries(planner)
+    scenarios += [scenario(contract, 3, i, span) for i in range(60)]
+    assert _observed(native, scenarios) == _observed(python, scenarios)
+    if not expected:  # a correct stub's calls are the compiled path's to serve
+        assert native.td.module.fast.served > 0

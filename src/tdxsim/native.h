@@ -26,7 +26,7 @@ struct tdxsim_unicorn {
     uc_reg_batch_fn reg_read_batch, reg_write_batch;
     uc_mem_read_fn mem_read;
     int gpr_ids[16]; /* Unicorn's ids of RAX..R15, in the spec's order */
-    int rip_id;
+    int rip_id, rflags_id;
 };
 
 /* vcpu/counter.c */
@@ -69,6 +69,9 @@ struct tdxsim_host {
     uint64_t vapic_poll_irq; /* KVM_HC_VAPIC_POLL_IRQ is KVM's own handler */
     uint64_t serial_io;      /* Instruction.IO on the UART's ports is KVM's and the UART's */
     struct tdxsim_serial *serial;
+    /* A host that answers every exit with the same registers (the checker's
+     * marker host, td.py answer_all): */
+    uint64_t answer_all, answer_mask, answer[16];
 };
 
 /* One TDG.VP.VMCALL, as module/vmcall.py's VmcallRecord. */
@@ -102,13 +105,27 @@ bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
 bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],
                        struct tdxsim_reply *reply);
 
-/* vcpu/tdcall.c */
+/* vcpu/tdcall.c: what a TDCALL observer (the checker) sees of each one,
+ * as check/harness.py TdcallSeen. */
+#define OBSERVE_STACK_MAX 1040
+struct tdxsim_tdcall_seen {
+    uint64_t rip, rflags, count, time_ns;
+    uint64_t before[16], after[16];
+    uint8_t stack[OBSERVE_STACK_MAX]; /* the stack window at the TDCALL */
+};
+struct tdxsim_observer {
+    struct tdxsim_tdcall_seen *seen;
+    uint64_t count, capacity, overflow;
+    uint64_t stack_base, stack_len; /* guest-physical window copied at each TDCALL */
+};
+
 #define SHADOW_SLOTS 256
 typedef bool (*fallback_fn)(void *uc, void *user);
 struct tdxsim_vcpu {
     struct tdxsim_unicorn uc;
     fallback_fn fallback;          /* Python's TDCALL path (vcpu/cpu.py) */
     struct tdxsim_module *module;
+    struct tdxsim_observer *observer; /* NULL: nobody observes TDCALLs */
     uint64_t shadow_pages[SHADOW_SLOTS];   /* linear page + 1 (0: empty) ... */
     uint64_t shadow_backing[SHADOW_SLOTS]; /* ... -> backing page, as last filled */
 };

@@ -12,7 +12,7 @@ import ctypes
 
 from unicorn.unicorn_py3 import unicorn as _binding
 
-from .vcpu.regs import GPR_IDS, RIP
+from .vcpu.regs import GPR_IDS, RFLAGS, RIP
 
 u64, u32, u8 = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint8
 ptr = ctypes.c_void_p
@@ -49,14 +49,15 @@ def add_hook(uc, kind: int, function: str, state, begin: int = 1, end: int = 0) 
 class Unicorn(ctypes.Structure):
     _fields_ = [("emu_stop", ptr), ("reg_read", ptr), ("reg_write", ptr),
                 ("reg_read_batch", ptr), ("reg_write_batch", ptr), ("mem_read", ptr),
-                ("gpr_ids", ctypes.c_int * 16), ("rip_id", ctypes.c_int)]
+                ("gpr_ids", ctypes.c_int * 16), ("rip_id", ctypes.c_int),
+                ("rflags_id", ctypes.c_int)]
 
     @classmethod
     def entry_points(cls) -> "Unicorn":
         lib = _binding.uclib
         return cls(uc_emu_stop, *(ctypes.cast(f, ptr) for f in (
             lib.uc_reg_read, lib.uc_reg_write, lib.uc_reg_read_batch, lib.uc_reg_write_batch,
-            lib.uc_mem_read)), (ctypes.c_int * 16)(*GPR_IDS), RIP)
+            lib.uc_mem_read)), (ctypes.c_int * 16)(*GPR_IDS), RIP, RFLAGS)
 
 
 COUNTER_SLOTS = 4096
@@ -78,7 +79,8 @@ class Serial(ctypes.Structure):
 
 
 class Host(ctypes.Structure):
-    _fields_ = [("vapic_poll_irq", u64), ("serial_io", u64), ("serial", ctypes.POINTER(Serial))]
+    _fields_ = [("vapic_poll_irq", u64), ("serial_io", u64), ("serial", ctypes.POINTER(Serial)),
+                ("answer_all", u64), ("answer_mask", u64), ("answer", u64 * 16)]
 
 
 class ExitRecord(ctypes.Structure):
@@ -93,10 +95,24 @@ class Module(ctypes.Structure):
                 ("served", u64)]
 
 
+OBSERVE_STACK_MAX = 1040
+
+
+class TdcallSeen(ctypes.Structure):
+    _fields_ = [("rip", u64), ("rflags", u64), ("count", u64), ("time_ns", u64),
+                ("before", u64 * 16), ("after", u64 * 16), ("stack", u8 * OBSERVE_STACK_MAX)]
+
+
+class Observer(ctypes.Structure):
+    _fields_ = [("seen", ctypes.POINTER(TdcallSeen)), ("count", u64), ("capacity", u64),
+                ("overflow", u64), ("stack_base", u64), ("stack_len", u64)]
+
+
 SHADOW_SLOTS = 256
 FALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ptr, ptr)
 
 
 class VCpu(ctypes.Structure):
     _fields_ = [("uc", Unicorn), ("fallback", FALLBACK), ("module", ctypes.POINTER(Module)),
+                ("observer", ctypes.POINTER(Observer)),
                 ("shadow_pages", u64 * SHADOW_SLOTS), ("shadow_backing", u64 * SHADOW_SLOTS)]

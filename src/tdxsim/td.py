@@ -16,7 +16,7 @@ from . import abi, image as image_mod
 from .errors import TdxsimError
 from .eventlog import EventLog, ExitBuffer
 from .events import ExceptionInjected, Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
-from .exits import EptExit, FatalError, GuestExit, Halt
+from .exits import EptExit, FatalError, GuestExit, Halt, VmResume
 from .host import Host
 from .memory import EptViolation, HostMemory, TdMemory, default_page_tables
 from .module import TdConfig, TdxModule
@@ -60,6 +60,7 @@ class RunResult:
     crash: CrashReport | None = None
     fatal: FatalError | None = None
     return_value: int | None = None
+    _exits: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -67,7 +68,11 @@ class RunResult:
 
     @property
     def exits(self) -> list[VmcallRecord]:
-        return [e for e in self.events if isinstance(e, VmcallRecord)]
+        """The TD exits among the events (kept while the events stay the same)."""
+        if self._exits is None or self._exits[0] != len(self.events):
+            self._exits = (len(self.events),
+                           [e for e in self.events if isinstance(e, VmcallRecord)])
+        return self._exits[1]
 
     def describe(self) -> str:
         if self.crash is not None:
@@ -123,6 +128,10 @@ class TD:
         self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._action = None
         self._error: Exception | None = None
+        # A host plugged in as module.exit_to_host that answers every TD
+        # exit with the same registers (the checker's marker host) sets this
+        # to its answer, so that the compiled path may give it too.
+        self.answer_all: VmResume | None = None
         self.reset()
 
     # --- construction ---
@@ -275,9 +284,10 @@ class TD:
         serves this run's calls only where it does exactly what the Python
         path would: nobody observes TDCALLs or replaced the host.  Handler
         and device tables are read here, when a run starts."""
+        own_host = self.module.exit_to_host == self.host.handle
         self.module.arm_compiled_vmcall(self.vcpu.on_tdcall == self._on_tdcall
-                                        and self.module.exit_to_host == self.host.handle)
-        self.host.arm_fast_paths()
+                                        and (own_host or self.answer_all is not None))
+        self.host.arm_fast_paths(None if own_host else self.answer_all)
 
     def _interruptible(self) -> bool:
         return self.vcpu.interrupts_enabled and not self.vcpu.in_sti_shadow

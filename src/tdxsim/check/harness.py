@@ -25,6 +25,8 @@ from ..explore import install_idt_stub
 from ..image import Image
 from ..module import TdConfig
 from ..td import PAGE, RETURN_TRAP, TD, RunResult
+from ..native import library
+from ..vcpu.observer import TdcallObserver
 from ..vcpu.regs import GPR_IDS, RFLAGS, RIP, XMM_IDS
 from .contracts import Contract, reg_name
 
@@ -131,10 +133,11 @@ class TdcallSeen:
     rflags: int
     ret_slot: int  # the return address slot at the TDCALL
     rbp_chain: bool  # RBP leads through the stub's frames to the caller's
-    events: int  # how many run events came before the TDCALL
+    time_ns: int  # virtual time at the TDCALL, its own instruction counted
     insns: int  # instructions of the routine up to and including the TDCALL
 
 
+NO_XMMS = (0,) * 16
 VMM_GPR = tuple(f"the VMM's {reg_name(r)}" for r in range(16))
 VMM_XMM = tuple(f"the VMM's XMM{j}" for j in range(16))
 
@@ -296,17 +299,19 @@ class Harness:
     personality); by default the marker host, which writes a distinct
     marker into every GPR and XMM it may write."""
 
-    def __init__(self, image: Image, symbol: str, contract: Contract, host=None):
+    def __init__(self, image: Image, symbol: str, contract: Contract, host=None,
+                 native: bool | None = None):
+        """native: observe TDCALLs in C (vcpu/observer.py), where the
+        compiled path can also give the marker host's answer; False: the
+        Python observer, the reference (None: C when it is built)."""
         self.image, self.contract = image, contract
         if contract.struct_size > ARGS_BELOW_TOP // 2:
             raise TdxsimError(f"contract {contract.name}: the args struct is too large")
-        self._answer = host.handle if host is not None else self._marker_answer
+        self._marker = host is None
+        self._answer = self._marker_answer if self._marker else host.handle
+        self.native = native if native is not None else bool(library())
         self._setup()
         self.entry = self.td.symbol(symbol)
-        top = self.td.stack_top
-        rsp = self.td.call_rsp
-        self.layout = Layout(entry_rsp=rsp, caller_rbp=rsp + 0x30, stack_low=rsp - POISON,
-                             stack_top=top, args=top - ARGS_BELOW_TOP)
         self._base = self._make_base()
         self._by_flags: dict[int, Values] = {}
         self.runs = 0
@@ -315,11 +320,19 @@ class Harness:
         """A fresh TD wired to the checker: again after a run that stored
         outside the stack and args struct (through a host pointer, say), so
         that no run sees what an earlier one did."""
-        self.td = td = TD(self.image, config=TdConfig(no_rbp_mod=self.contract.no_rbp_mod))
+        self.td = td = TD(self.image, config=TdConfig(no_rbp_mod=self.contract.no_rbp_mod),
+                          native=self.native or None)
         td.crash_details = False  # the report shows its own listing
         td.module.exit_to_host = self._exit
-        self._td_tdcall = td.vcpu.on_tdcall
-        td.vcpu.on_tdcall = self._on_tdcall
+        rsp, top = td.call_rsp, td.stack_top
+        self.layout = lay = Layout(entry_rsp=rsp, caller_rbp=rsp + 0x30, stack_low=rsp - POISON,
+                                   stack_top=top, args=top - ARGS_BELOW_TOP)
+        if self.native:  # the stack window up to the return address: the RBP chain lies below
+            self._observer = TdcallObserver(td.vcpu, lay.stack_low,
+                                            lay.entry_rsp + 8 - lay.stack_low)
+        else:
+            self._td_tdcall = td.vcpu.on_tdcall
+            td.vcpu.on_tdcall = self._on_tdcall
         install_idt_stub(td, VECTOR)
         self._registers = _RegisterBank(td.vcpu.uc)
         self._memory = _PhysicalMemory(td.vcpu.uc)
@@ -350,8 +363,12 @@ class Harness:
         if scenario.inject is not None:
             td.lapic.schedule(td.now_ns() + scenario.inject * td.ns_per_insn, VECTOR)
         self._seen, self._exits, self._resumes = [], [], []
+        td.answer_all = v.answer if self._marker else None
         result = td.call_result(self.entry, max_insns=self.contract.max_insns, timeout=0)
         self.runs += 1
+        if self.native:
+            self._seen = [self._seen_natively(r) for r in self._observer.take()]
+            self._exits, self._resumes = self._exchanges(result)
         after, rflags, xmm_after = self._registers.gprs_flags_xmms()
         return Observation(
             scenario, v, lay, result, self._seen, self._exits, self._resumes,
@@ -362,7 +379,8 @@ class Harness:
             writes=[(rip, address) for rip, address, late in self._stray if late])
 
     def _on_write(self, uc, access, address, size, value, _user) -> None:
-        self._stray.append((self.td.vcpu.regs.rip, address, bool(self._seen)))
+        after_tdcall = self._observer.count > 0 if self.native else bool(self._seen)
+        self._stray.append((self.td.vcpu.regs.rip, address, after_tdcall))
 
     def _exit(self, exit: VmExit) -> VmResume:
         self._exits.append(exit)
@@ -374,17 +392,39 @@ class Harness:
         return self._values.answer
 
     def _on_tdcall(self, regs) -> bool:
+        """The Python observer (the reference for vcpu/observer.py)."""
         before, rflags, rip = self._registers.gprs_flags_rip()
         lay = self.layout
         # The stack up to the return address: the RBP chain lies below it.
         stack = self._memory.read(lay.stack_low, lay.entry_rsp + 8 - lay.stack_low)
-        ret_slot = int.from_bytes(stack[-8:], "little")
-        chain = self._rbp_chain(stack, before[abi.RBP], before[abi.RSP])
-        events, insns = len(self.td.events), self.td.vcpu.instructions - self._start
+        time_ns, insns = self.td.now_ns(), self.td.vcpu.instructions - self._start
         go_on = self._td_tdcall(regs)
-        self._seen.append(TdcallSeen(rip, before, regs.gprs(), rflags, ret_slot, chain,
-                                     events, insns))
+        self._seen.append(self._seen_at(rip, before, regs.gprs(), rflags, stack, time_ns, insns))
         return go_on
+
+    def _seen_natively(self, r) -> TdcallSeen:
+        stack = ctypes.string_at(ctypes.addressof(r.stack), self._observer.state.stack_len)
+        return self._seen_at(r.rip, r.before[:], r.after[:], r.rflags, stack, r.time_ns,
+                             r.count - self._start)
+
+    def _seen_at(self, rip, before, after, rflags, stack, time_ns, insns) -> TdcallSeen:
+        return TdcallSeen(rip, before, after, rflags, int.from_bytes(stack[-8:], "little"),
+                          self._rbp_chain(stack, before[abi.RBP], before[abi.RSP]),
+                          time_ns, insns)
+
+    def _exchanges(self, result: RunResult) -> tuple[list[VmExit], list[VmResume]]:
+        """What the host saw and answered, per TD exit: captured by `_exit`
+        when Python served it, else the compiled path's marker answer to an
+        exit without XMMs."""
+        by_python = {e.time_ns: (e, r) for e, r in zip(self._exits, self._resumes)}
+        exits, resumes = [], []
+        for record in result.exits:
+            exit, resume = by_python.get(record.time_ns) or (
+                VmExit(record.gpr_select, record.xmm_select, record.exposed, NO_XMMS,
+                       record.time_ns), self._values.answer)
+            exits.append(exit)
+            resumes.append(resume)
+        return exits, resumes
 
     def _rbp_chain(self, stack: bytes, rbp: int, rsp: int) -> bool:
         """RBP is the caller's frame pointer, or a frame of the stub whose

@@ -253,8 +253,9 @@ def sti_shadow(c: Contract, o: Observation):
     sc = o.scenario
     want = c.interrupts.holds(sc.flags)
     if sc.inject is not None:
-        for e in o.result.events[:o.tdcalls[0].events]:
-            if isinstance(e, InterruptDelivered):
+        first = o.tdcalls[0].time_ns  # its own instruction counted: earlier events precede it
+        for e in o.result.events:
+            if isinstance(e, InterruptDelivered) and e.time_ns < first:
                 return Finding("sti-shadow", f"An interrupt pending from instruction boundary "
                                f"{sc.inject} was taken at {e.rip:#x}, after IF became 1 and before "
                                "the TDCALL, so the host can sleep with the wakeup already "

@@ -5,6 +5,8 @@
  * enables each one only while the host still uses that handler and device
  * (struct tdxsim_host); anything else is declined and served by Python.
  */
+#include <string.h>
+
 #include "../native.h"
 
 static bool status(struct tdxsim_reply *reply, uint64_t r10)
@@ -55,6 +57,11 @@ static bool serial_io(struct tdxsim_serial *s, const uint64_t view[16],
 bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],
                        struct tdxsim_reply *reply)
 {
+    if (h->answer_all) {
+        reply->mask = h->answer_mask;
+        memcpy(reply->gprs, h->answer, sizeof(reply->gprs));
+        return true;
+    }
     if (view[REG_R10] != 0)  /* a KVM hypercall (host/kvm.py) */
         return view[REG_R10] == KVM_HC_VAPIC_POLL_IRQ && h->vapic_poll_irq
                && status(reply, 0);

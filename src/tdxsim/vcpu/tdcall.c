@@ -7,6 +7,9 @@
  * every call that path declines, goes to Python's full TDCALL path, which
  * stays the reference: the compiled path only serves calls it can finish
  * exactly as Python would, and decides that before changing any state.
+ *
+ * An observer (the checker) gets the registers before and after each
+ * TDCALL, whichever path serves it, and the stack window at the TDCALL.
  */
 #include <string.h>
 
@@ -38,26 +41,73 @@ static void write_gprs(struct tdxsim_vcpu *v, void *uc, uint64_t gprs[16], uint6
     v->uc.reg_write_batch(uc, ids, vals, n);
 }
 
-EXPORT bool tdxsim_tdcall(void *uc, void *user)
+static void read_gprs(struct tdxsim_vcpu *v, void *uc, uint64_t gprs[16])
 {
-    struct tdxsim_vcpu *v = user;
-    static const uint8_t tdcall[4] = TDCALL_BYTES;
-    uint64_t rip, gprs[16], written;
     void *vals[16];
-    uint8_t code[4];
 
-    v->uc.reg_read(uc, v->uc.rip_id, &rip);
-    if (!code_at(v, uc, rip, code) || memcmp(code, tdcall, 4) != 0)
-        return v->fallback(uc, user);
     for (int i = 0; i < 16; i++)
         vals[i] = &gprs[i];
     v->uc.reg_read_batch(uc, v->uc.gpr_ids, vals, 16);
+}
+
+/* The observer's record for this TDCALL, its "before" half filled in; NULL
+ * when nobody observes, or the records are full (Python reports that). */
+static struct tdxsim_tdcall_seen *observe(struct tdxsim_vcpu *v, void *uc, uint64_t rip,
+                                          const uint64_t gprs[16])
+{
+    struct tdxsim_observer *o = v->observer;
+    struct tdxsim_module *m = v->module;
+    struct tdxsim_tdcall_seen *seen;
+
+    if (!o)
+        return NULL;
+    if (o->count == o->capacity) {
+        o->overflow = 1;
+        return NULL;
+    }
+    seen = &o->seen[o->count++];
+    seen->rip = rip;
+    v->uc.reg_read(uc, v->uc.rflags_id, &seen->rflags);
+    seen->count = m->counter->count;
+    seen->time_ns = seen->count * m->ns_per_insn + m->halted_ns;
+    memcpy(seen->before, gprs, sizeof(seen->before));
+    if (v->uc.mem_read(uc, o->stack_base, seen->stack, o->stack_len) != 0)
+        memset(seen->stack, 0, sizeof(seen->stack));
+    return seen;
+}
+
+/* Complete the TDCALL in C if the module's compiled path takes it. */
+static bool serve(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint64_t gprs[16])
+{
+    uint64_t written;
+
     /* RAX is exactly leaf 0, version 0: any other leaf, version or reserved
      * bit is Python's. */
-    if (gprs[REG_RAX] != LEAF_VP_VMCALL || !tdxsim_vmcall(v->module, gprs, rip, &written))
-        return v->fallback(uc, user);
+    if (gprs[REG_RAX] != LEAF_VP_VMCALL || !v->module
+        || !tdxsim_vmcall(v->module, gprs, rip, &written))
+        return false;
     write_gprs(v, uc, gprs, written);
     rip += TDCALL_LEN;
     v->uc.reg_write(uc, v->uc.rip_id, &rip);
     return true;
+}
+
+EXPORT bool tdxsim_tdcall(void *uc, void *user)
+{
+    struct tdxsim_vcpu *v = user;
+    static const uint8_t tdcall[4] = TDCALL_BYTES;
+    struct tdxsim_tdcall_seen *seen;
+    uint64_t rip, gprs[16];
+    uint8_t code[4];
+    bool go_on;
+
+    v->uc.reg_read(uc, v->uc.rip_id, &rip);
+    if (!code_at(v, uc, rip, code) || memcmp(code, tdcall, 4) != 0)
+        return v->fallback(uc, user);
+    read_gprs(v, uc, gprs);
+    seen = observe(v, uc, rip, gprs);
+    go_on = serve(v, uc, rip, gprs) || v->fallback(uc, user);
+    if (seen)
+        read_gprs(v, uc, seen->after);
+    return go_on;
 }

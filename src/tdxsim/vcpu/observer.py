@@ -1,0 +1,36 @@
+"""A TDCALL observer for tools that judge guest code (the checker): the
+registers before and after every TDCALL, whichever path serves it, its
+RFLAGS, instruction count and virtual time, and a guest-physical stack
+window at the TDCALL, all recorded in C (tdcall.c observe())."""
+from __future__ import annotations
+
+import ctypes
+
+from .. import native
+from ..errors import TdxsimError
+
+
+class TdcallObserver:
+    def __init__(self, vcpu, stack_base: int, stack_len: int, capacity: int = 256):
+        if not vcpu.counter.native:
+            raise TdxsimError("the TDCALL observer needs tdxsim's compiled hooks")
+        if stack_len > native.OBSERVE_STACK_MAX:
+            raise TdxsimError(f"a stack window of {stack_len} bytes is more than the "
+                              f"observer's {native.OBSERVE_STACK_MAX}")
+        self._records = (native.TdcallSeen * capacity)()
+        self.state = native.Observer(ctypes.cast(self._records, ctypes.POINTER(native.TdcallSeen)),
+                                     0, capacity, 0, stack_base, stack_len)
+        vcpu.fast.observer = ctypes.pointer(self.state)
+
+    @property
+    def count(self) -> int:
+        return self.state.count
+
+    def take(self) -> list[native.TdcallSeen]:
+        """This run's records (valid until the next take); starts anew."""
+        seen = self._records[:self.state.count]
+        overflow, self.state.count, self.state.overflow = self.state.overflow, 0, 0
+        if overflow:
+            raise TdxsimError(f"the routine executed more than {self.state.capacity} "
+                              "TDCALLs in one run")
+        return seen
