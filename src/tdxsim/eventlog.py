@@ -9,6 +9,7 @@ million hypercalls costs 288 bytes per exit and no Python until then.
 from __future__ import annotations
 
 import ctypes
+from functools import lru_cache
 
 from . import abi, native
 from .module.vmcall import VmcallRecord
@@ -95,7 +96,12 @@ def _records(chunk: bytes):
 
 
 def _vmcall_record(r: native.ExitRecord) -> VmcallRecord:
-    mask = r.returned_mask
+    returned = r.returned[:]
     return VmcallRecord(r.time_ns, r.rip, r.rcx & abi.GPR_SELECT_MASK,
                         r.rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK, tuple(r.exposed),
-                        {i: r.returned[i] for i in range(16) if mask >> i & 1})
+                        {i: returned[i] for i in _bits(r.returned_mask)})
+
+
+@lru_cache(maxsize=None)
+def _bits(mask: int) -> tuple[int, ...]:
+    return tuple(i for i in range(16) if mask >> i & 1)

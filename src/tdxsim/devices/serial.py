@@ -21,7 +21,8 @@ class Serial:
 
     @property
     def output(self) -> bytes:
-        return ctypes.string_at(self._buffer, self.state.length)
+        length = self.state.length
+        return ctypes.string_at(self._address, length) if length else b""
 
     @property
     def text(self) -> str:
@@ -56,6 +57,6 @@ class Serial:
         buffer = (ctypes.c_uint8 * capacity)()
         if self._buffer is not None:
             ctypes.memmove(buffer, self._buffer, self.state.length)
-        self._buffer = buffer
+        self._buffer, self._address = buffer, ctypes.addressof(buffer)
         self.state.output = ctypes.cast(buffer, ctypes.POINTER(ctypes.c_uint8))
         self.state.capacity = capacity
