@@ -23,6 +23,7 @@ class ExitBuffer:
     def __init__(self, module: native.Module, capacity: int = 4096):
         self.module = module
         self._records = (native.ExitRecord * capacity)()
+        self._address = ctypes.addressof(self._records)
         module.records = ctypes.cast(self._records, ctypes.POINTER(native.ExitRecord))
         module.capacity = capacity
         module.recorded = 0
@@ -31,7 +32,7 @@ class ExitBuffer:
         """The records written since the last take, as bytes."""
         n = self.module.recorded
         self.module.recorded = 0
-        return ctypes.string_at(self._records, n * RECORD_SIZE)
+        return ctypes.string_at(self._address, n * RECORD_SIZE)
 
 
 class EventLog:

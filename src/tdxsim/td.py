@@ -306,6 +306,9 @@ class TD:
         return min(self._budget_end, count + steps)
 
     def _fire_timers(self) -> None:
+        due = self.host.next_deadline()
+        if due is None or due > self.now_ns():
+            return
         for source, vector in self.host.fire_due(self.now_ns()):
             self.events.append(InterruptPosted(self.now_ns(), vector, self.vcpu.regs.rip, source))
 

@@ -99,7 +99,7 @@ class Host:
             self.kvm_handlers.get(KvmHc.VAPIC_POLL_IRQ) is kvm.vapic_poll_irq
         serial = self.serial
         self.fast.serial_io = honest and self.handlers.get(SubFn.IO) is io.handle \
-            and type(serial) is Serial and self.io_devices[:1] == [serial]
+            and type(serial) is Serial and bool(self.io_devices) and self.io_devices[0] is serial
         if self._fast_serial is not serial:
             self.fast.serial = ctypes.pointer(serial.state)
             self._fast_serial = serial

@@ -129,7 +129,8 @@ class VCpu:
         return bytes(self.uc.mem_read(address, size))
 
     def phys_write(self, address: int, data: bytes) -> None:
-        self.uc.mem_write(address, data)
+        if _binding.uclib.uc_mem_write(self.uc._uch, address, data, len(data)):
+            self.uc.mem_write(address, data)  # raises the binding's UcError
 
     # --- memory: linear addresses, through the guest's page tables ---
     def enable_paging(self, cr3: int) -> None:
@@ -210,6 +211,12 @@ class VCpu:
         return b"".join(self.phys_read(a, n) for a, n in list(self._pieces(address, size, "read")))
 
     def write(self, address: int, data: bytes) -> None:
+        if address % PAGE + len(data) <= PAGE:  # the common case: one page
+            t = self.translate(address, "write")
+            if not isinstance(t, tuple):
+                raise MemoryFault(t)
+            self.phys_write(t[0], data)
+            return
         offset = 0
         for a, n in list(self._pieces(address, len(data), "write")):
             self.phys_write(a, data[offset:offset + n])
