@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import time
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import replace
+from typing import Callable, NamedTuple
 
 from unicorn import (UC_ARCH_X86, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_CODE, UC_HOOK_INSN,
                      UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_TLB_FILL,
@@ -50,8 +50,7 @@ class MemoryFault(Exception):
         self.info = info
 
 
-@dataclass(frozen=True)
-class Stop:
+class Stop(NamedTuple):  # a tuple: built on every slice, ~5x cheaper than a frozen dataclass
     """Why a slice of guest execution ended.
 
     kind: 'limit' (instruction limit reached, or a pause to flush translated
