@@ -9,8 +9,9 @@
  *
  * The block is counted when it is entered.  A block that would take the
  * count past `limit` is not entered: the hook stops the CPU in front of it,
- * and Python runs the remaining instructions one at a time, so that slices
- * still end exactly on an instruction boundary.  A stop in the middle of a
+ * and Python enters it again with a trap on the instruction where the count
+ * reaches the limit, so that slices still end exactly on an instruction
+ * boundary (vcpu/cpu.py _run_to_boundary).  A stop in the middle of a
  * block (a fault, a TDCALL that ends the slice) is corrected in Python from
  * `block_start`/`block_insns` and RIP.
  */

@@ -3,8 +3,8 @@
 Instructions are counted per translation block (see counter.c): a block
 counts in full when Unicorn enters it.  Two corrections keep the count exact
 at every instruction boundary:
-- a block that would pass the limit is not entered; the vCPU single-steps up
-  to the limit instead (cpu.py);
+- a block that would pass the limit is not entered; the vCPU then enters it
+  with a trap on the instruction where the count reaches the limit (cpu.py);
 - a stop inside a block (a fault) gives back the instructions from RIP on
   (`settle`).
 The C hook is used when the extension was built; otherwise an equivalent
