@@ -19,7 +19,7 @@ from pathlib import Path
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN_INVALID, UC_MODE_64, Uc
 from unicorn import x86_const as X
 
-from .check.bench import measure as measure_check, row as _row
+from .check.bench import check_loop, measure as measure_check, row as _row
 from .explore import explore_wakeups
 from .td import TD
 
@@ -155,12 +155,20 @@ def measure() -> list[dict]:
     ]
 
 
-def profile(top: int = 12) -> None:
-    """Where the time of a null TDVMCALL goes on the Python reference path
-    (cProfile, tottime); the compiled path spends none in Python."""
+def profile(top: int = 15) -> None:
+    """Where the time goes (cProfile, tottime): a null TDVMCALL on the Python
+    reference path (the compiled path spends none in Python), and one
+    checker execution with judging."""
     td = _bench_td(NULL_LOOP, native=False)
+    print("\n== null TDVMCALLs on the Python reference path ==")
+    _print_profile(lambda: td.call("null_loop", max_insns=10**8), top)
+    print("== tdxsim check: Harness.run + judge_all, plain scenario, 3000 times ==")
+    _print_profile(check_loop(3000), top)
+
+
+def _print_profile(fn, top: int) -> None:
     profiler = cProfile.Profile()
-    profiler.runcall(td.call, "null_loop", max_insns=10**8)
+    profiler.runcall(fn)
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(top)
 
 

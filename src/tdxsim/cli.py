@@ -109,7 +109,8 @@ def parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure hypercall and guest-code speed")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument("--profile", action="store_true",
-                       help="also profile the null TDVMCALL path (where the time goes)")
+                       help="also profile the Python TDVMCALL path and the checker "
+                            "(where the time goes)")
     bench.set_defaults(func=cmd_bench)
     add_check_commands(sub)  # tdxsim check, tdxsim fuzz
     return p

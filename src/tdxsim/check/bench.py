@@ -73,6 +73,15 @@ def measure() -> list[dict]:
     ]
 
 
+def check_loop(runs: int):
+    """A function that checks the seed stub's plain scenario `runs` times."""
+    image = build(library_sources(), SYMBOL, with_library=False)
+    seed = load("seed")
+    harness = Harness(image, SYMBOL, seed)
+    plain = Scenario(flags=1)
+    return lambda: [judge_all(seed, harness.run(plain)) for _ in range(runs)]
+
+
 def row(name, unit, value, baseline, baseline_name, target, met) -> dict:
     return dict(name=name, unit=unit, value=value, baseline=baseline,
                 baseline_name=baseline_name, target=target, met=met,
