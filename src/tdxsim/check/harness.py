@@ -27,6 +27,7 @@ from ..module import TdConfig
 from ..td import PAGE, RETURN_TRAP, TD, RunResult
 from ..native import library
 from ..vcpu.observer import TdcallObserver
+from ..module.vmcall import VmcallRecord
 from ..vcpu.regs import GPR_IDS, RFLAGS, RIP, XMM_IDS
 from .contracts import Contract, reg_name
 
@@ -138,6 +139,7 @@ class TdcallSeen:
 
 
 NO_XMMS = (0,) * 16
+RAX, VP_VMCALL = abi.RAX, int(abi.Leaf.VP_VMCALL)
 VMM_GPR = tuple(f"the VMM's {reg_name(r)}" for r in range(16))
 VMM_XMM = tuple(f"the VMM's XMM{j}" for j in range(16))
 
@@ -165,8 +167,9 @@ class Observation:
     layout: Layout
     result: RunResult
     tdcalls: list[TdcallSeen]
-    exits: list[VmExit]  # what the host saw
-    resumes: list[VmResume]  # what the host answered
+    served: list[VmExit]  # the exits Python's path gave the host, in order
+    answers: list[VmResume]  # what the host answered to those
+    compiled: bool  # the compiled path may have answered other exits (with values.answer)
     after: list[int]  # GPRs at the end of the run
     rflags: int
     xmm_after: bytes
@@ -181,36 +184,81 @@ class Observation:
         return self.result.reason == "return"
 
     @lazy
+    def records(self) -> list[VmcallRecord]:
+        """The module's record of each TD exit (RunResult.exits, looked up once)."""
+        return self.result.exits
+
+    @property
+    def exited(self) -> bool:
+        """The host saw a TD exit: `bool(exits)` without building them."""
+        return bool(self.records if self.compiled else self.served)
+
+    @property
+    def exits(self) -> list[VmExit]:
+        """What the host saw, per TD exit."""
+        return self.exchanges[0]
+
+    @property
+    def resumes(self) -> list[VmResume]:
+        """What the host answered, per TD exit."""
+        return self.exchanges[1]
+
+    @lazy
+    def exchanges(self) -> tuple[list[VmExit], list[VmResume]]:
+        """Built only when a judge reads them (a failing or XMM run): the
+        exit Python served, else the compiled path's marker answer to an
+        exit without XMMs."""
+        if not self.compiled:
+            return self.served, self.answers
+        by_python = {e.time_ns: (e, r) for e, r in zip(self.served, self.answers)}
+        exits, resumes = [], []
+        for record in self.records:
+            exit, resume = by_python.get(record.time_ns) or (
+                VmExit(record.gpr_select, record.xmm_select, record.exposed, NO_XMMS,
+                       record.time_ns), self.values.answer)
+            exits.append(exit)
+            resumes.append(resume)
+        return exits, resumes
+
+    @lazy
     def vmcalls(self) -> list[TdcallSeen]:
-        return [t for t in self.tdcalls if t.before[abi.RAX] == abi.Leaf.VP_VMCALL]
+        return [t for t in self.tdcalls if t.before[RAX] == VP_VMCALL]
 
     @lazy
     def exchange(self) -> TdcallSeen | None:
         """The last TDG.VP.VMCALL that reached the host and succeeded."""
-        done = [t for t in self.vmcalls if t.after[abi.RAX] == 0]
-        return done[-1] if done and self.exits else None
+        if self.exited:
+            for t in reversed(self.vmcalls):
+                if t.after[RAX] == 0:
+                    return t
+        return None
 
     @lazy
     def failure(self) -> TdcallSeen | None:
         """The first TDG.VP.VMCALL the module failed."""
-        return next((t for t in self.vmcalls if t.after[abi.RAX] != 0), None)
+        for t in self.vmcalls:
+            if t.after[RAX] != 0:
+                return t
+        return None
 
     @lazy
     def host_written(self) -> list[tuple[int, str]]:
         """Every value the guest took back from the host: only what the
         module let through counts."""
         taken = []
-        for record, resume in zip(self.result.exits, self.resumes):
+        for i, record in enumerate(self.records):
             taken += [(v, VMM_GPR[r]) for r, v in record.returned.items()]
             if record.xmm_select:
-                taken += [(v >> s & abi.MASK64, VMM_XMM[j]) for j, v in
-                          resume.xmms.items() if record.xmm_select >> j & 1 for s in (0, 64)]
+                xmms = self.resumes[i].xmms
+                taken += [(v >> s & abi.MASK64, VMM_XMM[j]) for j, v in xmms.items()
+                          if record.xmm_select >> j & 1 for s in (0, 64)]
         return taken
 
     @lazy
     def host_values(self) -> dict[int, str]:
         """The distinctive host-written values (and their 32-bit halves):
-        finding one of them in a register proves where it came from."""
+        finding one of them in a register proves where it came from.  None
+        is below 0x10000 or a value the guest holds (see `host_value`)."""
         found: dict[int, str] = {}
         known = self.values.guest_known
         for value, what in self.host_written:
@@ -221,9 +269,16 @@ class Observation:
                     found.setdefault(low, what + " (low 32 bits)")
         return found
 
+    def host_value(self, value: int) -> str | None:
+        """`host_values.get(value)`, without building them for a value that
+        cannot be one: the common case of a scrubbed or restored register."""
+        if value < 0x10000 or value in self.values.guest_known:
+            return None
+        return self.host_values.get(value)
+
     @property
     def xmm_exchanged(self) -> bool:
-        return any(record.xmm_select for record in self.result.exits)
+        return any(record.xmm_select for record in self.records)
 
 
 class _RegisterBank:
@@ -368,10 +423,9 @@ class Harness:
         self.runs += 1
         if self.native:
             self._seen = [self._seen_natively(r) for r in self._observer.take()]
-            self._exits, self._resumes = self._exchanges(result)
         after, rflags, xmm_after = self._registers.gprs_flags_xmms()
         return Observation(
-            scenario, v, lay, result, self._seen, self._exits, self._resumes,
+            scenario, v, lay, result, self._seen, self._exits, self._resumes, self.native,
             after=after, rflags=rflags, xmm_after=xmm_after,
             struct_after=memory.read(lay.args - GUARD, len(v.struct)) if v.struct else b"",
             frame_after=memory.read(lay.entry_rsp, lay.stack_top - lay.entry_rsp),
@@ -411,20 +465,6 @@ class Harness:
         return TdcallSeen(rip, before, after, rflags, int.from_bytes(stack[-8:], "little"),
                           self._rbp_chain(stack, before[abi.RBP], before[abi.RSP]),
                           time_ns, insns)
-
-    def _exchanges(self, result: RunResult) -> tuple[list[VmExit], list[VmResume]]:
-        """What the host saw and answered, per TD exit: captured by `_exit`
-        when Python served it, else the compiled path's marker answer to an
-        exit without XMMs."""
-        by_python = {e.time_ns: (e, r) for e, r in zip(self._exits, self._resumes)}
-        exits, resumes = [], []
-        for record in result.exits:
-            exit, resume = by_python.get(record.time_ns) or (
-                VmExit(record.gpr_select, record.xmm_select, record.exposed, NO_XMMS,
-                       record.time_ns), self._values.answer)
-            exits.append(exit)
-            resumes.append(resume)
-        return exits, resumes
 
     def _rbp_chain(self, stack: bytes, rbp: int, rsp: int) -> bool:
         """RBP is the caller's frame pointer, or a frame of the stub whose

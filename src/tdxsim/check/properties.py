@@ -149,11 +149,11 @@ def mask_valid(c: Contract, o: Observation):
 
 
 def no_leak(c: Contract, o: Observation):
-    if not o.exits:
+    if not o.exited:
         return False
     inputs = o.values.inputs
-    for record, exit in zip(o.result.exits, o.exits):
-        for r in bits(exit.gpr_select):
+    for i, record in enumerate(o.records):
+        for r in bits(record.gpr_select):
             value = record.exposed[r]
             what = value != inputs.get(r) and origin(o, value)
             if what:
@@ -161,21 +161,22 @@ def no_leak(c: Contract, o: Observation):
                         or r in c.reg_args else "which the contract does not name as an input")
                 return Finding("no-leak", f"The host saw {what} in {reg_name(r)} (value "
                                f"{value:#x}), {role}.", record.rip)
-        for j in bits(exit.xmm_select):
-            for half in (exit.xmms[j] & abi.MASK64, exit.xmms[j] >> 64):
-                what = origin(o, half)
-                if what:
-                    return Finding("no-leak", f"The host saw {what} in XMM{j} (value "
-                                   f"{half:#x}).", record.rip)
+        if record.xmm_select:  # the host's view of XMMs is in the exit only
+            exit = o.exits[i]
+            for j in bits(exit.xmm_select):
+                for half in (exit.xmms[j] & abi.MASK64, exit.xmms[j] >> 64):
+                    what = origin(o, half)
+                    if what:
+                        return Finding("no-leak", f"The host saw {what} in XMM{j} (value "
+                                       f"{half:#x}).", record.rip)
     return True
 
 
 def scrub(c: Contract, o: Observation):
     if not (o.returned and o.exchange):
         return False
-    host = o.host_values
     for r in c.scrubbed:
-        what = host.get(o.after[r])
+        what = o.host_value(o.after[r])
         if what:
             ret = "the return value in RAX" if c.returns is not None else "no register"
             return Finding("scrub", f"After return {reg_name(r)} still holds {what} "
@@ -183,8 +184,9 @@ def scrub(c: Contract, o: Observation):
                            "zero or restore it before RET (spec 3.5 rule 5).", o.last_pc)
     for j in range(16 if o.xmm_exchanged else 0):
         for half in (u64(o.xmm_after, 16 * j), u64(o.xmm_after, 16 * j + 8)):
-            if host.get(half):
-                return Finding("scrub", f"After return XMM{j} still holds {host[half]} "
+            what = o.host_value(half)
+            if what:
+                return Finding("scrub", f"After return XMM{j} still holds {what} "
                                f"({half:#x}).", o.last_pc)
     return True
 
@@ -196,7 +198,7 @@ def callee_saved(c: Contract, o: Observation):
         was, now = o.values.entry[r], o.after[r]
         if now != was:
             kind = "callee-saved" if r in c.callee_saved else "preserved by the contract"
-            source = o.host_values.get(now)
+            source = o.host_value(now)
             extra = f", now {source}" if source else ""
             return Finding("callee-saved", f"{reg_name(r)} = {now:#x} after return but the "
                            f"caller had {was:#x} ({reg_name(r)} is {kind}{extra}).", o.last_pc)
@@ -345,7 +347,7 @@ def return_value(c: Contract, o: Observation):
         return True
     want, got = t.after[c.returns], o.after[abi.RAX]
     if got != want:
-        source = o.host_values.get(got) or origin(o, got)
+        source = o.host_value(got) or origin(o, got)
         extra = f" ({source})" if source else ""
         return Finding("return-value", f"The routine returned RAX = {got:#x}{extra}, but the "
                        f"contract returns {reg_name(c.returns)} as the TDCALL left it "
