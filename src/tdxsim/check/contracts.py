@@ -60,6 +60,11 @@ class Contract:
         return max(self.fields.values()) + 8 if self.fields else 0
 
     @cached_property
+    def output_fields(self) -> tuple[tuple[int, int], ...]:
+        """(register, offset) of each field the outputs are copied into."""
+        return tuple((r, offset) for r, offset in self.fields.items() if r in self.outputs)
+
+    @cached_property
     def unchanged(self) -> tuple[int, ...]:
         """Registers that must hold the caller's value at return (RSP is
         judged by the `stack` property)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
+from struct import Struct
 from typing import Callable
 
 from .. import abi
@@ -38,6 +40,9 @@ class Property:
 
 
 # --- facts about a run ---
+U64 = Struct("<Q")
+
+
 def u64(data: bytes, offset: int) -> int:
     return int.from_bytes(data[offset:offset + 8], "little")
 
@@ -45,6 +50,12 @@ def u64(data: bytes, offset: int) -> int:
 @lru_cache(maxsize=None)
 def bits(mask: int) -> tuple[int, ...]:
     return tuple(i for i in range(16) if mask >> i & 1)
+
+
+@lru_cache(maxsize=None)
+def picker(registers: tuple[int, ...]) -> Callable[[list[int]], object]:
+    """Picks these registers' values out of a GPR list in one call."""
+    return itemgetter(*registers) if registers else lambda gprs: ()
 
 
 def names(mask: int) -> str:
@@ -194,6 +205,9 @@ def scrub(c: Contract, o: Observation):
 def callee_saved(c: Contract, o: Observation):
     if not (o.returned and o.exchange):
         return False
+    pick = picker(c.unchanged)
+    if pick(o.after) == pick(o.values.entry):
+        return True
     for r in c.unchanged:
         was, now = o.values.entry[r], o.after[r]
         if now != was:
@@ -327,9 +341,8 @@ def expected_struct(c: Contract, o: Observation, t, copy: bool) -> bytes:
     if not copy:
         return o.values.struct
     struct = bytearray(o.values.struct)
-    for r, offset in c.fields.items():
-        if r in c.outputs:
-            struct[GUARD + offset:GUARD + offset + 8] = t.after[r].to_bytes(8, "little")
+    for r, offset in c.output_fields:
+        U64.pack_into(struct, GUARD + offset, t.after[r])
     return struct
 
 
