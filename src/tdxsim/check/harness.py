@@ -142,6 +142,7 @@ NO_XMMS = (0,) * 16
 # native.TdcallSeen up to its stack window: rip, rflags, count, time_ns, before, after
 SEEN_HEAD = Struct("<4Q16Q16Q")
 SEEN_STACK_AT = native.TdcallSeen.stack.offset
+U64 = Struct("<Q")
 RAX, VP_VMCALL = abi.RAX, int(abi.Leaf.VP_VMCALL)
 VMM_GPR = tuple(f"the VMM's {reg_name(r)}" for r in range(16))
 VMM_XMM = tuple(f"the VMM's XMM{j}" for j in range(16))
@@ -182,7 +183,7 @@ class Observation:
     writes: list[tuple[int, int]]  # (rip, address) of stores after a TDCALL that hit
     # neither the stack nor the args struct
 
-    @property
+    @lazy
     def returned(self) -> bool:
         return self.result.reason == "return"
 
@@ -510,8 +511,7 @@ class Harness:
             struct = bytearray(struct)
             for r, value in sc.inputs:
                 if r in c.fields:
-                    at = GUARD + c.fields[r]
-                    struct[at:at + 8] = value.to_bytes(8, "little")
+                    U64.pack_into(struct, GUARD + c.fields[r], value)
             struct = bytes(struct)
         host_gprs = {**base.host_gprs, **dict(sc.host)} if sc.host else base.host_gprs
         # The constructor, not dataclasses.replace: this runs once per fuzz execution.

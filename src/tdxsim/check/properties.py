@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
-from struct import Struct
 from typing import Callable
 
 from .. import abi
@@ -19,7 +18,7 @@ from ..events import InterruptDelivered
 from ..td import PAGE, RETURN_TRAP
 from ..vcpu.regs import RFLAGS_IF
 from .contracts import Contract, reg_name
-from .harness import GUARD, Observation
+from .harness import GUARD, U64, Observation
 
 LEAF = abi.Leaf.VP_VMCALL
 
@@ -40,9 +39,6 @@ class Property:
 
 
 # --- facts about a run ---
-U64 = Struct("<Q")
-
-
 def u64(data: bytes, offset: int) -> int:
     return int.from_bytes(data[offset:offset + 8], "little")
 
