@@ -129,8 +129,8 @@ class Values:
 @dataclass(slots=True)  # not frozen: that makes each of these ~1 us slower to build
 class TdcallSeen:
     rip: int
-    before: list[int]  # GPRs at the TDCALL
-    after: list[int]  # GPRs right after it
+    before: tuple[int, ...]  # GPRs at the TDCALL
+    after: tuple[int, ...]  # GPRs right after it
     rflags: int
     ret_slot: int  # the return address slot at the TDCALL
     rbp_chain: bool  # RBP leads through the stub's frames to the caller's
@@ -297,6 +297,7 @@ class _RegisterBank:
     def __init__(self, uc):
         self._uc = uc._uch
         self._buf = ctypes.create_string_buffer(self.XMM_AT + 256)
+        self._bytes = memoryview(self._buf).cast("B")  # filled without a foreign call
         base = ctypes.addressof(self._buf)
         offsets = [8 * i for i in range(18)] + [self.XMM_AT + 16 * j for j in range(16)]
         self._ids = (ctypes.c_int * len(self.ORDER))(*self.ORDER)
@@ -313,7 +314,7 @@ class _RegisterBank:
         return _RegisterBank.GPRS_FLAGS_RIP.pack(*gprs, rflags, 0) + xmm
 
     def load(self, image: bytes) -> None:
-        ctypes.memmove(self._buf, image, len(image))
+        self._bytes[:len(image)] = image
         self._write(self._uc, self._entry_ids, self._entry_ptrs, 33)
 
     def gprs_flags_rip(self) -> tuple[list[int], int, int]:
@@ -344,7 +345,7 @@ class _PhysicalMemory:
         status = self._mem_read(self._uc, address, self._buf, size)
         if status:
             raise UcError(status)
-        return ctypes.string_at(self._buf, size)
+        return self._buf[:size]  # bytes, copied without a foreign call
 
     def write(self, address: int, data: bytes) -> None:
         status = self._mem_write(self._uc, address, data, len(data))
@@ -457,14 +458,17 @@ class Harness:
         stack = self._memory.read(lay.stack_low, lay.entry_rsp + 8 - lay.stack_low)
         time_ns, insns = self.td.now_ns(), self.td.vcpu.instructions - self._start
         go_on = self._td_tdcall(regs)
-        self._seen.append(self._seen_at(rip, before, regs.gprs(), rflags, stack, time_ns, insns))
+        self._seen.append(self._seen_at(rip, tuple(before), tuple(regs.gprs()), rflags, stack,
+                                        time_ns, insns))
         return go_on
 
     def _seen_natively(self, r) -> TdcallSeen:
-        # One unpack instead of a ctypes access per field (~1 us each).
-        rip, rflags, count, time_ns, *gprs = SEEN_HEAD.unpack_from(r)
-        stack = ctypes.string_at(ctypes.addressof(r) + SEEN_STACK_AT, self._stack_len)
-        return self._seen_at(rip, gprs[:16], gprs[16:], rflags, stack, time_ns,
+        # One copy and one unpack instead of a ctypes access per field (~1 us each).
+        raw = bytes(r)
+        head = SEEN_HEAD.unpack_from(raw)
+        rip, rflags, count, time_ns = head[:4]
+        stack = raw[SEEN_STACK_AT:SEEN_STACK_AT + self._stack_len]
+        return self._seen_at(rip, head[4:20], head[20:], rflags, stack, time_ns,
                              count - self._start)
 
     def _seen_at(self, rip, before, after, rflags, stack, time_ns, insns) -> TdcallSeen:
@@ -481,7 +485,8 @@ class Harness:
                 return True
             if not (max(rsp, lay.stack_low) <= rbp < lay.entry_rsp and rbp % 8 == 0):
                 return False
-            saved = int.from_bytes(stack[rbp - lay.stack_low:][:8], "little")
+            at = rbp - lay.stack_low
+            saved = int.from_bytes(stack[at:at + 8], "little")
             if saved <= rbp:
                 return False
             rbp = saved
