@@ -174,7 +174,7 @@ class Observation:
     served: list[VmExit]  # the exits Python's path gave the host, in order
     answers: list[VmResume]  # what the host answered to those
     compiled: bool  # the compiled path may have answered other exits (with values.answer)
-    after: list[int]  # GPRs at the end of the run
+    after: tuple[int, ...]  # GPRs at the end of the run
     rflags: int
     xmm_after: bytes
     struct_after: bytes
@@ -183,14 +183,16 @@ class Observation:
     writes: list[tuple[int, int]]  # (rip, address) of stores after a TDCALL that hit
     # neither the stack nor the args struct
 
-    @lazy
-    def returned(self) -> bool:
-        return self.result.reason == "return"
-
-    @lazy
-    def records(self) -> list[VmcallRecord]:
-        """The module's record of each TD exit (RunResult.exits, looked up once)."""
-        return self.result.exits
+    def __post_init__(self):
+        # What nearly every judge reads, worked out once: cheaper than a lazy attribute each.
+        self.returned: bool = self.result.reason == "return"
+        self.records: list[VmcallRecord] = self.result.exits  # the module's record of each exit
+        self.vmcalls: list[TdcallSeen] = [t for t in self.tdcalls if t.before[RAX] == VP_VMCALL]
+        done = [t for t in self.vmcalls if t.after[RAX] == 0]
+        failed = [t for t in self.vmcalls if t.after[RAX] != 0]
+        # The last TDG.VP.VMCALL that reached the host and succeeded; the first one failed.
+        self.exchange: TdcallSeen | None = done[-1] if done and self.exited else None
+        self.failure: TdcallSeen | None = failed[0] if failed else None
 
     @property
     def exited(self) -> bool:
@@ -223,27 +225,6 @@ class Observation:
             exits.append(exit)
             resumes.append(resume)
         return exits, resumes
-
-    @lazy
-    def vmcalls(self) -> list[TdcallSeen]:
-        return [t for t in self.tdcalls if t.before[RAX] == VP_VMCALL]
-
-    @lazy
-    def exchange(self) -> TdcallSeen | None:
-        """The last TDG.VP.VMCALL that reached the host and succeeded."""
-        if self.exited:
-            for t in reversed(self.vmcalls):
-                if t.after[RAX] == 0:
-                    return t
-        return None
-
-    @lazy
-    def failure(self) -> TdcallSeen | None:
-        """The first TDG.VP.VMCALL the module failed."""
-        for t in self.vmcalls:
-            if t.after[RAX] != 0:
-                return t
-        return None
 
     @lazy
     def host_written(self) -> list[tuple[int, str]]:
@@ -322,10 +303,10 @@ class _RegisterBank:
         *gprs, rflags, rip = self.GPRS_FLAGS_RIP.unpack_from(self._buf)
         return gprs, rflags, rip
 
-    def gprs_flags_xmms(self) -> tuple[list[int], int, bytes]:
+    def gprs_flags_xmms(self) -> tuple[tuple[int, ...], int, bytes]:
         self._read(self._uc, self._entry_ids, self._entry_ptrs, 33)
-        *gprs, rflags = self.GPRS_AND_FLAGS.unpack_from(self._buf)
-        return gprs, rflags, self._buf.raw[self.XMM_AT:]
+        values = self.GPRS_AND_FLAGS.unpack_from(self._buf)
+        return values[:16], values[16], self._buf.raw[self.XMM_AT:]
 
 
 class _PhysicalMemory:
