@@ -150,7 +150,7 @@ VMM_XMM = tuple(f"the VMM's XMM{j}" for j in range(16))
 
 class lazy:
     """Like functools.cached_property, without the lock it takes on every
-    first access before Python 3.12: the judges read these on every run."""
+    first access before Python 3.12."""
 
     def __init__(self, compute):
         self.compute = compute
@@ -211,9 +211,9 @@ class Observation:
 
     @lazy
     def exchanges(self) -> tuple[list[VmExit], list[VmResume]]:
-        """Built only when a judge reads them (a failing or XMM run): the
-        exit Python served, else the compiled path's marker answer to an
-        exit without XMMs."""
+        """Per TD exit, the exit and answer Python served, else the compiled
+        path's marker answer to an exit without XMMs.  Built only when read:
+        judges need them for XMM exits and in some failure messages."""
         if not self.compiled:
             return self.served, self.answers
         by_python = {e.time_ns: (e, r) for e, r in zip(self.served, self.answers)}
@@ -298,10 +298,10 @@ class _RegisterBank:
         self._bytes[:len(image)] = image
         self._write(self._uc, self._entry_ids, self._entry_ptrs, 33)
 
-    def gprs_flags_rip(self) -> tuple[list[int], int, int]:
+    def gprs_flags_rip(self) -> tuple[tuple[int, ...], int, int]:
         self._read(self._uc, self._ids, self._ptrs, 18)
-        *gprs, rflags, rip = self.GPRS_FLAGS_RIP.unpack_from(self._buf)
-        return gprs, rflags, rip
+        values = self.GPRS_FLAGS_RIP.unpack_from(self._buf)
+        return values[:16], values[16], values[17]
 
     def gprs_flags_xmms(self) -> tuple[tuple[int, ...], int, bytes]:
         self._read(self._uc, self._entry_ids, self._entry_ptrs, 33)
@@ -439,12 +439,12 @@ class Harness:
         stack = self._memory.read(lay.stack_low, lay.entry_rsp + 8 - lay.stack_low)
         time_ns, insns = self.td.now_ns(), self.td.vcpu.instructions - self._start
         go_on = self._td_tdcall(regs)
-        self._seen.append(self._seen_at(rip, tuple(before), tuple(regs.gprs()), rflags, stack,
-                                        time_ns, insns))
+        self._seen.append(self._seen_at(rip, before, tuple(regs.gprs()), rflags, stack, time_ns,
+                                        insns))
         return go_on
 
     def _seen_natively(self, r) -> TdcallSeen:
-        # One copy and one unpack instead of a ctypes access per field (~1 us each).
+        # One copy and one unpack instead of a ctypes access per field.
         raw = bytes(r)
         head = SEEN_HEAD.unpack_from(raw)
         rip, rflags, count, time_ns = head[:4]

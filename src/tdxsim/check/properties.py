@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
-from typing import Callable
+from typing import Callable, Sequence
 
 from .. import abi
 from ..events import InterruptDelivered
@@ -49,8 +49,9 @@ def bits(mask: int) -> tuple[int, ...]:
 
 
 @lru_cache(maxsize=None)
-def picker(registers: tuple[int, ...]) -> Callable[[list[int]], object]:
-    """Picks these registers' values out of a GPR list in one call."""
+def picker(registers: tuple[int, ...]) -> Callable[[Sequence[int]], object]:
+    """Picks these registers' values out of a GPR list in one call, to
+    compare two lists on just these registers."""
     return itemgetter(*registers) if registers else lambda gprs: ()
 
 
