@@ -266,6 +266,19 @@ class Observation:
         return any(record.xmm_select for record in self.records)
 
 
+def _bare(name: str):
+    """Unicorn's C function `name`, called with ready-made ctypes values:
+    the binding's argument conversion costs ~0.3 us a call, and a run makes
+    six of these calls."""
+    function = _binding.uclib[name]  # a new function object: the binding's keeps its argtypes
+    function.restype = ctypes.c_int
+    return function
+
+
+UC_REG_READ_BATCH, UC_REG_WRITE_BATCH = _bare("uc_reg_read_batch"), _bare("uc_reg_write_batch")
+UC_MEM_READ, UC_MEM_WRITE = _bare("uc_mem_read"), _bare("uc_mem_write")
+
+
 class _RegisterBank:
     """The registers a run sets and observes, moved in one Unicorn batch
     call each way: the Python binding costs ~2 us per register.  Buffer
@@ -286,8 +299,7 @@ class _RegisterBank:
         # The same slots without RIP, which td.call_result sets: GPRs, RFLAGS, XMMs.
         self._entry_ids = (ctypes.c_int * 33)(*(self.ORDER[:17] + self.ORDER[18:]))
         self._entry_ptrs = (ctypes.c_void_p * 33)(*(self._ptrs[:17] + self._ptrs[18:]))
-        self._read = _binding.uclib.uc_reg_read_batch
-        self._write = _binding.uclib.uc_reg_write_batch
+        self._all, self._entry = ctypes.c_int(18), ctypes.c_int(33)  # register counts
 
     @staticmethod
     def entry_image(gprs: list[int], rflags: int, xmm: bytes) -> bytes:
@@ -296,40 +308,39 @@ class _RegisterBank:
 
     def load(self, image: bytes) -> None:
         self._bytes[:len(image)] = image
-        self._write(self._uc, self._entry_ids, self._entry_ptrs, 33)
+        UC_REG_WRITE_BATCH(self._uc, self._entry_ids, self._entry_ptrs, self._entry)
 
     def gprs_flags_rip(self) -> tuple[tuple[int, ...], int, int]:
-        self._read(self._uc, self._ids, self._ptrs, 18)
+        UC_REG_READ_BATCH(self._uc, self._ids, self._ptrs, self._all)
         values = self.GPRS_FLAGS_RIP.unpack_from(self._buf)
         return values[:16], values[16], values[17]
 
     def gprs_flags_xmms(self) -> tuple[tuple[int, ...], int, bytes]:
-        self._read(self._uc, self._entry_ids, self._entry_ptrs, 33)
+        UC_REG_READ_BATCH(self._uc, self._entry_ids, self._entry_ptrs, self._entry)
         values = self.GPRS_AND_FLAGS.unpack_from(self._buf)
         return values[:16], values[16], self._buf.raw[self.XMM_AT:]
 
 
-class _PhysicalMemory:
-    """Guest-physical reads and writes straight through Unicorn, into one
-    reused buffer (td.read allocates two buffers per call).  The checker's
-    stack and args struct are identity-mapped RAM."""
+class _Region:
+    """A fixed range of the checker's identity-mapped guest RAM (the stack,
+    the args struct), read and written straight through Unicorn: td.read
+    allocates two buffers per call."""
 
-    def __init__(self, uc):
+    def __init__(self, uc, address: int, size: int):
         self._uc = uc._uch
-        self._buf = ctypes.create_string_buffer(PAGE)
-        self._mem_read = _binding.uclib.uc_mem_read
-        self._mem_write = _binding.uclib.uc_mem_write
+        self._address, self._size = ctypes.c_uint64(address), ctypes.c_size_t(size)
+        self._buf = ctypes.create_string_buffer(size)
 
-    def read(self, address: int, size: int) -> bytes:
-        if size > len(self._buf):
-            self._buf = ctypes.create_string_buffer(size)
-        status = self._mem_read(self._uc, address, self._buf, size)
+    def read(self) -> bytes:
+        status = UC_MEM_READ(self._uc, self._address, self._buf, self._size)
         if status:
             raise UcError(status)
-        return self._buf[:size]  # bytes, copied without a foreign call
+        return self._buf.raw
 
-    def write(self, address: int, data: bytes) -> None:
-        status = self._mem_write(self._uc, address, data, len(data))
+    def write(self, data: bytes) -> None:
+        if len(data) != self._size.value:
+            raise ValueError(f"{len(data)} bytes for a region of {self._size.value}")
+        status = UC_MEM_WRITE(self._uc, self._address, data, self._size)
         if status:
             raise UcError(status)
 
@@ -368,15 +379,20 @@ class Harness:
         rsp, top = td.call_rsp, td.stack_top
         self.layout = lay = Layout(entry_rsp=rsp, caller_rbp=rsp + 0x30, stack_low=rsp - POISON,
                                    stack_top=top, args=top - ARGS_BELOW_TOP)
-        if self.native:  # the stack window up to the return address: the RBP chain lies below
-            self._stack_len = lay.entry_rsp + 8 - lay.stack_low
+        # The stack window up to the return address, seen at each TDCALL: the RBP chain lies below.
+        self._stack_len = lay.entry_rsp + 8 - lay.stack_low
+        if self.native:
             self._observer = TdcallObserver(td.vcpu, lay.stack_low, self._stack_len)
         else:
             self._td_tdcall = td.vcpu.on_tdcall
             td.vcpu.on_tdcall = self._on_tdcall
         install_idt_stub(td, VECTOR)
         self._registers = _RegisterBank(td.vcpu.uc)
-        self._memory = _PhysicalMemory(td.vcpu.uc)
+        uc = td.vcpu.uc
+        self._stack = _Region(uc, lay.stack_low, lay.stack_top - lay.stack_low)
+        self._window = _Region(uc, lay.stack_low, self._stack_len)
+        self._frame = _Region(uc, lay.entry_rsp, lay.stack_top - lay.entry_rsp)
+        self._struct = _Region(uc, lay.args - GUARD, self.contract.struct_size + 2 * GUARD)
         # Stores outside the stack (generously: 32 KiB) and the args struct
         # are rare, so watching them costs nothing in the common case.
         top, args = td.stack_top, td.stack_top - ARGS_BELOW_TOP
@@ -389,11 +405,11 @@ class Harness:
     def run(self, scenario: Scenario) -> Observation:
         if self._stray:
             self._setup()
-        td, lay, memory = self.td, self.layout, self._memory
+        td, lay = self.td, self.layout
         self._values = v = self.values(scenario)
-        memory.write(lay.stack_low, v.stack)
+        self._stack.write(v.stack)
         if v.struct:
-            memory.write(lay.args - GUARD, v.struct)
+            self._struct.write(v.struct)
         # Every register but RIP; call_result sets RSP (to the same value) and RIP.
         self._registers.load(v.registers)
         td.module.ve.info = None
@@ -413,8 +429,8 @@ class Harness:
         return Observation(
             scenario, v, lay, result, self._seen, self._exits, self._resumes, self.native,
             after=after, rflags=rflags, xmm_after=xmm_after,
-            struct_after=memory.read(lay.args - GUARD, len(v.struct)) if v.struct else b"",
-            frame_after=memory.read(lay.entry_rsp, lay.stack_top - lay.entry_rsp),
+            struct_after=self._struct.read() if v.struct else b"",
+            frame_after=self._frame.read(),
             last_pc=td.vcpu.counter.last_pc,
             writes=[(rip, address) for rip, address, late in self._stray if late])
 
@@ -434,9 +450,7 @@ class Harness:
     def _on_tdcall(self, regs) -> bool:
         """The Python observer (the reference for vcpu/observer.py)."""
         before, rflags, rip = self._registers.gprs_flags_rip()
-        lay = self.layout
-        # The stack up to the return address: the RBP chain lies below it.
-        stack = self._memory.read(lay.stack_low, lay.entry_rsp + 8 - lay.stack_low)
+        stack = self._window.read()
         time_ns, insns = self.td.now_ns(), self.td.vcpu.instructions - self._start
         go_on = self._td_tdcall(regs)
         self._seen.append(self._seen_at(rip, before, tuple(regs.gprs()), rflags, stack, time_ns,
