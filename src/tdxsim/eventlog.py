@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import ctypes
 from functools import lru_cache
+from struct import Struct
 
 from . import abi, native
 from .module.vmcall import VmcallRecord
 
 RECORD_SIZE = ctypes.sizeof(native.ExitRecord)
+RECORD = Struct("<36Q")  # native.ExitRecord's layout: 3 + 16 + 1 + 16 words
+assert RECORD.size == RECORD_SIZE
 
 
 class ExitBuffer:
@@ -66,7 +69,7 @@ class EventLog:
             flat = []
             for item in self._items:
                 if isinstance(item, bytes):
-                    flat += map(_vmcall_record, _records(item))
+                    flat += map(_vmcall_record, RECORD.iter_unpack(item))
                 else:
                     flat.append(item)
             self._items, self._flat = flat, True
@@ -92,15 +95,14 @@ class EventLog:
         return f"EventLog({self._events()!r})"
 
 
-def _records(chunk: bytes):
-    return (native.ExitRecord * (len(chunk) // RECORD_SIZE)).from_buffer_copy(chunk)
-
-
-def _vmcall_record(r: native.ExitRecord) -> VmcallRecord:
-    returned = r.returned[:]
-    return VmcallRecord(r.time_ns, r.rip, r.rcx & abi.GPR_SELECT_MASK,
-                        r.rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK, tuple(r.exposed),
-                        {i: returned[i] for i in _bits(r.returned_mask)})
+def _vmcall_record(fields: tuple[int, ...]) -> VmcallRecord:
+    """One native.ExitRecord, unpacked: time, RIP, RCX, the host's view of
+    the 16 GPRs, the mask of GPRs taken back and their 16 values."""
+    time_ns, rip, rcx = fields[:3]
+    returned = fields[20:]
+    return VmcallRecord(time_ns, rip, rcx & abi.GPR_SELECT_MASK,
+                        rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK, fields[3:19],
+                        {i: returned[i] for i in _bits(fields[19])})
 
 
 @lru_cache(maxsize=None)

@@ -296,7 +296,7 @@ class _RegisterBank:
         offsets = [8 * i for i in range(18)] + [self.XMM_AT + 16 * j for j in range(16)]
         self._ids = (ctypes.c_int * len(self.ORDER))(*self.ORDER)
         self._ptrs = (ctypes.c_void_p * len(self.ORDER))(*(base + at for at in offsets))
-        # The same slots without RIP, which td.call_result sets: GPRs, RFLAGS, XMMs.
+        # The same slots without RIP, which td.call_prepared sets: GPRs, RFLAGS, XMMs.
         self._entry_ids = (ctypes.c_int * 33)(*(self.ORDER[:17] + self.ORDER[18:]))
         self._entry_ptrs = (ctypes.c_void_p * 33)(*(self._ptrs[:17] + self._ptrs[18:]))
         self._all, self._entry = ctypes.c_int(18), ctypes.c_int(33)  # register counts
@@ -410,7 +410,8 @@ class Harness:
         self._stack.write(v.stack)
         if v.struct:
             self._struct.write(v.struct)
-        # Every register but RIP; call_result sets RSP (to the same value) and RIP.
+        # Every register but RIP (call_prepared sets it); the stack image holds the
+        # return address at the entry RSP.
         self._registers.load(v.registers)
         td.module.ve.info = None
         td.module.vmcall_failure = scenario.module_status
@@ -421,7 +422,7 @@ class Harness:
             td.lapic.schedule(td.now_ns() + scenario.inject * td.ns_per_insn, VECTOR)
         self._seen, self._exits, self._resumes = [], [], []
         td.answer_all = v.answer if self._marker else None
-        result = td.call_result(self.entry, max_insns=self.contract.max_insns, timeout=0)
+        result = td.call_prepared(self.entry, max_insns=self.contract.max_insns, timeout=0)
         self.runs += 1
         if self.native:
             self._seen = [self._seen_natively(r) for r in self._observer.take()]

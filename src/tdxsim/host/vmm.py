@@ -89,11 +89,11 @@ class Host:
         a plugged-in host that answers every exit alike, give `answer_all`
         (its XMMs stay with Python: the compiled path takes no XMM exits)."""
         self.fast.answer_all = answer_all is not None
-        if answer_all is not None and answer_all is not self._fast_answer:
+        if answer_all is not None and answer_all.gprs != self._fast_answer:
             self.fast.answer_mask = sum(1 << r for r in answer_all.gprs)
             for r, value in answer_all.gprs.items():
                 self.fast.answer[r] = value
-        self._fast_answer = answer_all
+            self._fast_answer = dict(answer_all.gprs)
         honest = self.adversary is None
         self.fast.vapic_poll_irq = honest and \
             self.kvm_handlers.get(KvmHc.VAPIC_POLL_IRQ) is kvm.vapic_poll_irq
