@@ -56,7 +56,7 @@ def scenario(c: Contract, seed: int, index: int, boundaries: int) -> Scenario:
     host = tuple((r, _value(rng)) for r in range(abi.RDX, 16)
                  if r != abi.RSP and rng.random() < P_VALUE)
     status = rng.choice(STATUSES) if rng.random() < P_FAILURE else 0
-    # A blocked pending interrupt makes the TD single-step, so inject less
+    # A run with an interrupt pending takes several slices, so inject less
     # often when interrupts are off for the call (then only a stub that sets
     # IF could take it, which sti-shadow also sees statically), and never
     # with a module failure (the stub may spin in a panic for its budget).
