@@ -321,3 +321,30 @@ def test_compiled_observer_sees_what_the_python_observer_sees(stub, symbol, abi,
     assert _observed(native, scenarios) == _observed(python, scenarios)
     if not expected:  # a correct stub's calls are the compiled path's to serve
         assert native.td.module.fast.served > 0
+
+
+RETRY_FOREVER = """
+        .globl  __tdx_hypercall
+__tdx_hypercall:                # retries while R10 != 0: the marker host never says 0
+        xor     %eax, %eax
+        mov     $0xfc00, %ecx
+        mov     0(%rdi), %r10
+        tdcall
+        test    %r10, %r10
+        jnz     __tdx_hypercall
+        ret
+"""
+
+
+def test_more_tdcalls_than_the_compiled_observer_holds(tmp_path):
+    """A run with hundreds of TDCALLs is observed again in Python: the same
+    observation and findings as the Python observer's."""
+    stub = tmp_path / "retry.S"
+    stub.write_text(RETRY_FOREVER)
+    image = build([stub], HC, with_library=False)
+    contract = load("seed")
+    native, python = (Harness(image, HC, contract, native=n) for n in (True, False))
+    runs = [_observed(h, [Scenario(flags=1)]) for h in (native, python)]
+    assert runs[0] == runs[1]
+    [(tdcalls, *_, reason, _, findings)] = runs[0]
+    assert len(tdcalls) > 256 and reason == "budget" and native.native

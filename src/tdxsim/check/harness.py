@@ -425,7 +425,10 @@ class Harness:
         result = td.call_prepared(self.entry, max_insns=self.contract.max_insns, timeout=0)
         self.runs += 1
         if self.native:
-            self._seen = [self._seen_natively(r) for r in self._observer.take()]
+            records = self._observer.take()
+            if records is None:
+                return self._observe_in_python(scenario)
+            self._seen = [self._seen_natively(r) for r in records]
         after, rflags, xmm_after = self._registers.gprs_flags_xmms()
         return Observation(
             scenario, v, lay, result, self._seen, self._exits, self._resumes, self.native,
@@ -434,6 +437,18 @@ class Harness:
             frame_after=self._frame.read(),
             last_pc=td.vcpu.counter.last_pc,
             writes=[(rip, address) for rip, address, late in self._stray if late])
+
+    def _observe_in_python(self, scenario: Scenario) -> Observation:
+        """Run again, on fresh TDs, with the Python observer: the run had
+        more TDCALLs than the compiled observer holds (a stub that retries
+        until its budget ends, say)."""
+        self.native = False
+        try:
+            self._setup()
+            return self.run(scenario)
+        finally:
+            self.native = True
+            self._setup()
 
     def _on_write(self, uc, access, address, size, value, _user) -> None:
         after_tdcall = self._observer.count > 0 if self.native else bool(self._seen)
