@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test bench check-tools clean
 
-$(BIN)/.installed: pyproject.toml setup.py $(wildcard src/tdxsim/*.c src/tdxsim/*/*.c)
+$(BIN)/.installed: pyproject.toml setup.py $(wildcard src/tdxsim/*.[ch] src/tdxsim/*/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
