@@ -162,8 +162,9 @@ def profile(top: int = 15) -> None:
     td = _bench_td(NULL_LOOP, native=False)
     print("\n== null TDVMCALLs on the Python reference path ==")
     _print_profile(lambda: td.call("null_loop", max_insns=10**8), top)
-    print("== tdxsim check: Harness.run + judge_all, plain scenario, 3000 times ==")
-    _print_profile(check_loop(3000), top)
+    for mix, what in ((False, "the plain scenario"), (True, "the fuzzer's random mix")):
+        print(f"== tdxsim check: Harness.run + judge_all, 3000 times, {what} ==")
+        _print_profile(check_loop(3000, mix), top)
 
 
 def _print_profile(fn, top: int) -> None:

@@ -73,13 +73,15 @@ def measure() -> list[dict]:
     ]
 
 
-def check_loop(runs: int):
-    """A function that checks the seed stub's plain scenario `runs` times."""
+def check_loop(runs: int, mix: bool = False):
+    """A function that checks the seed stub `runs` times: the plain
+    scenario, or the fuzzer's random mix."""
     image = build(library_sources(), SYMBOL, with_library=False)
     seed = load("seed")
     harness = Harness(image, SYMBOL, seed)
-    plain = Scenario(flags=1)
-    return lambda: [judge_all(seed, harness.run(plain)) for _ in range(runs)]
+    span = boundaries(harness)
+    scenarios = [scenario(seed, 0, i, span) if mix else Scenario(flags=1) for i in range(runs)]
+    return lambda: [judge_all(seed, harness.run(s)) for s in scenarios]
 
 
 def row(name, unit, value, baseline, baseline_name, target, met) -> dict:
