@@ -343,7 +343,7 @@ class TD:
             return self._end("return", return_value=self.vcpu.regs.get(abi.RAX))
         if stop.kind == "limit":
             if self.vcpu.instructions < self._budget_end:
-                return None  # a slice ended at a timer deadline or a single step
+                return None  # a timer deadline, the STI shadow or a POPF/IRET ended it
             return self._end("budget", f"the guest ran away: instruction budget of "
                              f"{max_insns} exhausted at {self.image.describe(stop.rip)}")
         if stop.kind == "timeout":

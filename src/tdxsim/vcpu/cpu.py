@@ -145,8 +145,11 @@ class VCpu:
 
     def _flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
-        ctypes.memset(self.fast.shadow_pages, 0, ctypes.sizeof(self.fast.shadow_pages))
+        self._forget_code_pages()
         self._walks.clear()
+
+    def _forget_code_pages(self) -> None:
+        ctypes.memset(self.fast.shadow_pages, 0, ctypes.sizeof(self.fast.shadow_pages))
 
     def flush_translations(self) -> None:
         """Forget cached translations and code after guest memory changed
@@ -238,9 +241,9 @@ class VCpu:
             self._traps[trap] = la
             entry.paddr, entry.perms = trap, UC_PROT_ALL
             return True
-        cr3 = uc.reg_read(X.UC_X86_REG_CR3)
+        cr3 = self.regs.cr3
         if cr3 != self._shadow_cr3:
-            ctypes.memset(self.fast.shadow_pages, 0, ctypes.sizeof(self.fast.shadow_pages))
+            self._forget_code_pages()
             self._shadow_cr3 = cr3
         slot = la // PAGE % native.SHADOW_SLOTS
         self.fast.shadow_pages[slot] = la // PAGE + 1
@@ -346,7 +349,7 @@ class VCpu:
         self._set_stop_address(until)
         self.counter.set_limit(limit)
         # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
-        # a short slice (a single step in an interrupt window) goes without.
+        # a short slice (one instruction in the STI shadow) goes without.
         watchdog = 0.0 if limit - self.counter.count <= SHORT_SLICE else timeout
         self._if_watch.armed = watch_if
         try:
