@@ -255,7 +255,8 @@ REPORTDATA_SIZE = 64
 EVENT_NOTIFY_VECTORS = range(32, 256)
 FATAL_MESSAGE_REGS = (R14, R15, RBX, RDI, RSI, R8, R9, RDX)
 
-# GetTdVmCallInfo leaf 1 bitmap in R11 (spec 4.7)
+# GetTdVmCallInfo leaf 1 bitmap in R11 (spec 4.7, 13.1): current KVM/QEMU set
+# bit 1 only; GetQuote's bit 0 is set by pre-2025 hosts (`kvm-legacy`) only
 TDVMCALLINFO_GET_QUOTE = 1 << 0
 TDVMCALLINFO_SETUP_EVENT_NOTIFY = 1 << 1
 

@@ -4,7 +4,8 @@ Every exit is first served as KVM would serve it (devices, MSRs, conversions
 and quotes really happen).  The adversary then lies, within what a real host
 can do: it writes arbitrary values into every register the guest exposed
 (the module copies back only those, spec 3.4), returns unexpected statuses,
-answers MapGPA with RETRY storms and resume GPAs outside the range, wakes a
+answers MapGPA with RETRY storms, stalls without progress (as user space
+refusing with EAGAIN may, spec 13.1) and resume GPAs outside the range, wakes a
 halted vCPU at once, resumes a TD that reported a fatal error, scribbles over
 the shared GetQuote buffer, and injects the vectors the guest armed (timer,
 event notify) at the worst moments.  It never sees unexposed registers and
@@ -33,6 +34,7 @@ class Adversary:
     def __init__(self, seed: int):
         self.seed = seed
         self.rng = random.Random(seed)
+        self.stalls = 0  # MapGPA calls still to answer RETRY without progress
 
     def value(self, near: int = 0) -> int:
         """A register value chosen to hurt: edges, canaries, near misses."""
@@ -55,7 +57,12 @@ class Adversary:
                 gprs[i] = self.value(exit.gprs[i])
         honest = gprs.get(abi.R10, exit.r10)
         ghci = exit.r10 == 0
-        if ghci and exit.r11 == SubFn.MAP_GPA and rng.random() < 0.35:
+        if ghci and exit.r11 == SubFn.MAP_GPA and (self.stalls or rng.random() < 0.1):
+            # user space refusing every step with EAGAIN (spec 13.1): RETRY
+            # with no progress, for several calls in a row
+            self.stalls = self.stalls - 1 if self.stalls else rng.randrange(1, 6)
+            gprs[abi.R10], gprs[abi.R11] = VmcallStatus.RETRY, exit.r12
+        elif ghci and exit.r11 == SubFn.MAP_GPA and rng.random() < 0.35:
             gprs[abi.R10] = VmcallStatus.RETRY
             gprs[abi.R11] = self._resume_gpa(exit, gprs.get(abi.R11, exit.r12))
         elif rng.random() < 0.25:

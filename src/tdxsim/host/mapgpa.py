@@ -6,6 +6,13 @@ the range checks (INVALID_OPERAND), then alignment (ALIGN_ERROR), all with
 R11 = R12.  The range is converted through user space in 2 MiB steps counted
 from R12; after each step a pending interrupt makes KVM return RETRY with
 R11 = the next GPA, so the guest resumes from there.
+
+Since 2026 user space may also refuse a step with EAGAIN ("KVM: TDX: Allow
+userspace to return errors to guest for MAPGPA", spec 13.1): the guest then
+gets RETRY with R11 = the GPA of the refused step, which is R12 itself when
+the first step is refused, i.e. no progress at all.  `host.map_gpa_eagain`,
+a function (gpa, size) -> bool of the step user space is asked to convert
+(shared bit stripped), says which steps user space refuses that way.
 """
 from __future__ import annotations
 
@@ -39,6 +46,9 @@ def handle(host, exit: VmExit) -> VmResume:
     next_gpa = start
     while True:
         chunk = min(abi.MAP_GPA_CHUNK, end - next_gpa)
+        busy = host.map_gpa_eagain
+        if busy is not None and busy(next_gpa & ~shared_bit, chunk):
+            return VmResume.status(VmcallStatus.RETRY, r11=next_gpa)
         if not convert(host, next_gpa & ~shared_bit, chunk, shared):
             return VmResume.status(VmcallStatus.INVALID_OPERAND, r11=next_gpa)
         next_gpa += chunk

@@ -73,6 +73,7 @@ class Host:
         self.clock: Callable[[], int] = lambda: 0  # virtual TSC, set by the TD
         self.memory = None  # HostMemory: shared pages only, set by the TD
         self.map_gpa_exit = True  # user space (QEMU) takes KVM_HC_MAP_GPA_RANGE exits
+        self.map_gpa_eagain = None  # (gpa, size) -> bool: user space refuses a step (mapgpa.py)
         self.enforce_pv_cpuid = False  # QEMU's default: KVM PV calls need no CPUID bit
         self.quote_service: quote.QuoteService | None = quote.QuoteService()
         self.notify_vector: int | None = None  # SetupEventNotifyInterrupt
