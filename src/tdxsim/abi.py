@@ -82,6 +82,10 @@ class Status:
     METADATA_FIRST_FIELD_ID_IN_CONTEXT = 0x0000_0C0B_0000_0000  # a warning
 
 
+# Operand ids above the GPRs in status bits 31:0 ([M-err] tdx_error_codes_defs.h)
+OPERAND_ID_RTMR = 168  # the TDCS RTMR lock (TDG.MR.REPORT, TDG.MR.RTMR.EXTEND: BUSY, spec 13.2)
+
+
 def operand_invalid(operand: int) -> int:
     """TDX_OPERAND_INVALID with the offending GPR index in bits 31:0 (spec 2.1)."""
     return Status.OPERAND_INVALID | operand

@@ -121,6 +121,8 @@ class TD:
         self.lapic = self.host.lapic
         self.module.memory, self.module.cpuid = self.ram, self.host.cpuid
         self.module.apic = VirtualApic(self.lapic)
+        if self.host.adversary is not None:  # the hostile host holds the TD's lock at times
+            self.module.rtmr_lock.contender = self.host.adversary.holds_td_lock
         self.module.measurements.mrtd = mrtd(self._image_pages(image))
         self.module.fast.counter = ctypes.pointer(self.vcpu.counter.state)
         self.module.fast.host = ctypes.pointer(self.host.fast)

@@ -7,7 +7,8 @@ can do: it writes arbitrary values into every register the guest exposed
 answers MapGPA with RETRY storms, stalls without progress (as user space
 refusing with EAGAIN may, spec 13.1) and resume GPAs outside the range, wakes a
 halted vCPU at once, resumes a TD that reported a fatal error, scribbles over
-the shared GetQuote buffer, and injects the vectors the guest armed (timer,
+the shared GetQuote buffer, holds the TD's RTMR lock (OPERAND_BUSY from
+TDG.MR.REPORT/RTMR.EXTEND, spec 13.2), and injects the vectors the guest armed (timer,
 event notify) at the worst moments.  It never sees unexposed registers and
 reaches memory only through HostMemory, which refuses private pages.
 
@@ -47,6 +48,11 @@ class Adversary:
         if pick == 7:
             return bits >> 52  # a small number
         return (near + (bits >> 8) % 5 * abi.PAGE_SIZE - 2 * abi.PAGE_SIZE) & abi.MASK64
+
+    def holds_td_lock(self) -> bool:
+        """The host runs a SEAMCALL on the TD just as the guest asks for a
+        report or an RTMR extension: the module answers OPERAND_BUSY."""
+        return self.rng.random() < 0.2
 
     def twist(self, host, exit: VmExit, resume: VmResume) -> VmResume:
         rng = self.rng

@@ -16,6 +16,7 @@ from . import cpuidve_set, page_accept, report, rtmr_extend, veinfo, vm_rd_wr, v
 from .common import complete
 from .ept_violation import ept_violation
 from .intercept import intercept
+from .locks import TdLock
 from .measurement import Measurements
 from .msr import MsrPolicy
 from .ve import VeState
@@ -70,6 +71,7 @@ class TdxModule:
         self.msr_policy = MsrPolicy()
         self.cpuid_ve = 0  # TDG.VP.CPUIDVE.SET controls (TDVPS)
         self.notify_enables = 0  # TDCS.NOTIFY_ENABLES
+        self.rtmr_lock = TdLock(abi.OPERAND_ID_RTMR)  # OPERAND_BUSY injection (locks.py)
         # Wired by the TD: guest memory, the CPUID values the VMM configured
         # at TD creation, and the virtual APIC (apicv.VirtualApic).
         self.memory = self.cpuid = self.apic = None

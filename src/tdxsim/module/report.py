@@ -5,6 +5,8 @@ subtype, which must be 0 (spec 1.3; [M-api] tdg_mr_report.c).
 Checks in the module's order: RCX alignment, RDX alignment, the REPORTDATA
 GPA, the subtype (R8), then the TDREPORT GPA; each failure is
 OPERAND_INVALID with that operand.  Both buffers may be private or shared.
+After the subtype the module takes the RTMR lock shared: held elsewhere, the
+leaf answers OPERAND_BUSY(RTMR) (spec 13.2, locks.py).
 The module's interruptible TEE_INFO_HASH computation is not modelled.
 """
 from __future__ import annotations
@@ -25,6 +27,9 @@ def handle(module, regs, time_ns: int):
         return complete(regs, status)
     if subtype != abi.REPORT_SUBTYPE_TDX:
         return complete(regs, abi.operand_invalid(abi.R8))
+    busy = module.rtmr_lock.busy_status()
+    if busy:
+        return complete(regs, busy)
     report = module.measurements.report(module.memory.read(data_address, abi.REPORTDATA_SIZE))
     status, report_address = walk(module, report_gpa, abi.TDREPORT_SIZE, abi.RCX, private_only=False)
     if status:
