@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import image
+from . import image, limits
 from .check.cli import add_commands as add_check_commands
 from .errors import TdxsimError
 from .host import PERSONALITIES, Host
@@ -58,8 +58,8 @@ def load_td(guests: list[str], args) -> TD:
 
 
 def cmd_run(args) -> int:
-    if args.timeout <= 0 or args.max_insns < 1:
-        raise TdxsimError("--timeout must be positive and --max-insns at least 1")
+    limits.timeout(args.timeout)
+    limits.budget(args.max_insns)
     td = load_td(args.guest, args)
     result = td.run(max_insns=args.max_insns, timeout=args.timeout)
     sys.stdout.write(result.console)

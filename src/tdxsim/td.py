@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import abi, image as image_mod
+from . import abi, image as image_mod, limits
 from .errors import TdxsimError
 from .eventlog import EventLog, ExitBuffer
 from .events import ExceptionInjected, Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
@@ -154,7 +154,8 @@ class TD:
             if seg.vaddr < RESERVED_END or seg.vaddr + seg.memsz > self.memory:
                 raise TdxsimError(
                     f"{image.path}: segment at {seg.vaddr:#x}..{seg.vaddr + seg.memsz:#x} "
-                    f"lies outside guest RAM {RESERVED_END:#x}..{self.memory:#x}")
+                    f"lies outside guest RAM {RESERVED_END:#x}..{self.memory:#x} (tdxsim's "
+                    f"own pages, the GDT and page tables, use 0..{RESERVED_END:#x})")
             self.vcpu.phys_write(seg.vaddr, seg.data)
 
     def _image_pages(self, image: image_mod.Image) -> list[tuple[int, bytes]]:
@@ -216,9 +217,9 @@ class TD:
     def run(self, max_insns: int = DEFAULT_MAX_INSNS,
             timeout: float = DEFAULT_TIMEOUT) -> RunResult:
         """Run from the entry point until the guest ends."""
-        if self.image.missing_entry:
-            raise TdxsimError(f"{self.image.path}: no entry symbol '{self.image.missing_entry}' "
-                              "(define it, or choose another with --entry / entry=)")
+        problem = self.image.entry_problem()
+        if problem:
+            raise TdxsimError(problem)
         self.reset()
         return self._execute(0, max_insns, timeout)
 
@@ -264,6 +265,8 @@ class TD:
         interrupt waits for IF = 1, the vCPU also stops where IF can change,
         so that delivery happens at the first boundary where the
         architecture allows it."""
+        limits.budget(max_insns, "the instruction budget")
+        limits.timeout(timeout, "the timeout", zero_means_none=True)
         self.events = EventLog(self._exit_buffer)
         self.host.serial.clear()
         self._budget_end = self.vcpu.instructions + max_insns

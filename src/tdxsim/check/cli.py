@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import image as image_mod
+from .. import image as image_mod, limits
 from ..errors import TdxsimError
 from .contracts import BUILTIN, load
 from .fuzz import fuzz, reproducer, save
@@ -40,12 +40,20 @@ def load_stub(paths: list[str], symbol: str, library: bool) -> image_mod.Image:
     return image
 
 
+MAX_REPLAY_BYTES = 1 << 20  # a reproducer is a few hundred bytes
+
+
 def load_replay(path: str) -> Scenario:
     try:
-        data = json.loads(Path(path).read_text())
+        with open(path, "rb") as f:
+            raw = f.read(MAX_REPLAY_BYTES + 1)
+        if len(raw) > MAX_REPLAY_BYTES:
+            raise TdxsimError(f"the reproducer {path} is larger than {MAX_REPLAY_BYTES} bytes; "
+                              "a reproducer is one small JSON object")
+        data = json.loads(raw.decode())
     except OSError as exc:
         raise TdxsimError(f"cannot read the reproducer {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSON or UTF-8 errors; nesting too deep
         raise TdxsimError(f"the reproducer {path} is not JSON: {exc}") from None
     if isinstance(data, dict) and "scenario" in data:
         data = data["scenario"]
@@ -118,8 +126,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_fuzz(args) -> int:
-    if args.runs < 1 or args.workers < 1:
-        raise TdxsimError("--runs and --workers must be at least 1")
+    limits.count(args.runs, "--runs", 10 ** 12)
+    limits.count(args.workers, "--workers", limits.MAX_WORKERS)
     contract = load(args.abi)
     image = load_stub(args.stub, args.symbol, args.library)
     shown = [0.0, -1]  # when, and at which count, the line was last drawn
