@@ -13,9 +13,9 @@ $(BIN)/.installed: pyproject.toml setup.py $(wildcard src/tdxsim/*.[ch] src/tdxs
 	touch $@
 
 check-tools:
-	@command -v as >/dev/null && command -v ld >/dev/null || { \
-	  echo "tdxsim needs GNU binutils (as, ld) to build guests."; \
-	  echo "Install them with: apt-get install binutils   (Debian/Ubuntu)"; exit 1; }
+	@command -v as >/dev/null && command -v ld >/dev/null && command -v cpp >/dev/null || { \
+	  echo "tdxsim needs GNU binutils (as, ld) and the C preprocessor (cpp) to build guests."; \
+	  echo "Install them with: apt-get install binutils cpp   (Debian/Ubuntu)"; exit 1; }
 
 demo: check-tools $(BIN)/.installed
 	$(BIN)/tdxsim run --trace demo

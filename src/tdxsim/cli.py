@@ -9,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import image, limits
+from . import image, limits, toolchain
+from .toolchain.options import BuildOptions, add_arguments as add_build_arguments
 from .check.cli import add_commands as add_check_commands
 from .errors import TdxsimError
 from .host import PERSONALITIES, Host
@@ -35,26 +36,18 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M)") from None
 
 
-SOURCE_SUFFIXES = (".S", ".s", ".o")
-
-
 def load_td(guests: list[str], args) -> TD:
-    """A TD from bundled guest names, .S/.s/.o files, or one ELF executable."""
+    """A TD from a bundled guest name, sources and objects, or one ELF executable."""
     kw = dict(memory=args.memory, host=Host(args.host, seed=args.seed),
               config=TdConfig(no_rbp_mod=not args.no_rbp_mod_off))
-    guests = guests or ["demo"]
+    guests, library = guests or ["demo"], not args.no_library
     if len(guests) == 1 and guests[0] in BUNDLED and not Path(guests[0]).exists():
-        return TD.from_source(image.bundled_guest(guests[0]), entry=args.entry, **kw)
+        guests, library = [str(image.bundled_guest(guests[0]))], True
     for g in guests:
         if not Path(g).exists():
             raise TdxsimError(f"no such guest file: {g} (bundled guests: {', '.join(BUNDLED)})")
-        if not Path(g).is_file() or (Path(g).suffix not in SOURCE_SUFFIXES
-                                     and not image.is_elf(g)):
-            raise TdxsimError(f"{g} is not a guest: give GNU as sources (.S, .s), "
-                              "objects (.o) or a static x86-64 ELF executable")
-    if len(guests) == 1 and image.is_elf(guests[0]) and not guests[0].endswith(".o"):
-        return TD.from_elf(guests[0], **kw)
-    return TD.from_source(*guests, entry=args.entry, library=not args.no_library, **kw)
+    return TD(toolchain.load_guest(guests, args.entry, library,
+                                   BuildOptions.from_args(args)), **kw)
 
 
 def cmd_run(args) -> int:
@@ -89,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
                          description="Run a guest: bundled names (" + ", ".join(
                              f"{k}: {v}" for k, v in BUNDLED.items()) +
                          "), GNU as sources and objects, or a static x86-64 ELF.")
-    run.add_argument("guest", nargs="*", help="bundled guest name, .S/.s/.o files or an ELF")
+    run.add_argument("guest", nargs="*", help="bundled guest name, sources (.S .s .asm .nasm "
+                     ".c), .o objects or one ELF executable")
     run.add_argument("--trace", action="store_true", help="print one line per TD exit, interrupt, timer and halt")
     run.add_argument("--host", choices=sorted(PERSONALITIES), default="kvm",
                      help="host personality (default: kvm)")
@@ -105,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
                      help="do not link tdxsim's guest library (tdcall.S, ve_handler.S)")
     run.add_argument("--no-rbp-mod-off", action="store_true",
                      help="create the TD without NO_RBP_MOD (TDX module 1.0 behaviour)")
+    add_build_arguments(run)
     run.set_defaults(func=cmd_run)
     bench = sub.add_parser("bench", help="measure hypercall and guest-code speed")
     bench.add_argument("--json", action="store_true", help="machine-readable output")

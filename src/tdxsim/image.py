@@ -1,14 +1,10 @@
-"""Guest images: GNU as/ld build of assembly sources, and ELF loading.
+"""Guest images: loading a static ELF executable by its PT_LOAD segments.
 
-Images are linked at a fixed guest-physical layout (`IMAGE_BASE`); an ELF
-executable is loaded by its PT_LOAD segments.  Every failure is a
-`BuildError`/`ImageError` carrying the tool's own message.
+Building images from sources is tdxsim.toolchain's (`build` here forwards to
+it).  Every failure is an `ImageError` carrying a one-paragraph message.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,26 +12,7 @@ from pathlib import Path
 from elftools.elf.constants import P_FLAGS, SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from .errors import BuildError, ImageError, ToolMissing
-
-IMAGE_BASE = 0x10_0000  # 1 MiB, where the linker script places .text
-
-INSTALL_HINT = ("GNU binutils (as, ld) are required to build guest sources. "
-                "Install them with: apt-get install binutils  (Debian/Ubuntu), "
-                "dnf install binutils  (Fedora), or brew install binutils  (macOS).")
-
-LINKER_SCRIPT = f"""\
-SECTIONS {{
-  . = {IMAGE_BASE:#x};
-  .text : {{ *(.text.entry) *(.text .text.*) }}
-  . = ALIGN(4096);
-  .rodata : {{ *(.rodata .rodata.*) }}
-  . = ALIGN(4096);
-  .data : {{ *(.data .data.*) }}
-  .bss : {{ *(.bss .bss.*) *(COMMON) }}
-  /DISCARD/ : {{ *(.note .note.*) *(.comment) *(.eh_frame*) }}
-}}
-"""
+from .errors import ImageError
 
 
 @dataclass(frozen=True)
@@ -88,69 +65,19 @@ class Image:
 
 def library_sources() -> list[Path]:
     """The guest library that every built image links by default."""
-    return [Path(str(resources.files("tdxsim.guest") / name)) for name in ("tdcall.S", "ve_handler.S")]
+    from .toolchain import library_sources
+    return library_sources()
 
 
 def bundled_guest(name: str) -> Path:
     return Path(str(resources.files("tdxsim.guest") / f"{name}.S"))
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ToolMissing(f"'{name}' was not found on PATH. {INSTALL_HINT}")
-    return path
-
-
-def check_binutils() -> None:
-    _tool("as")
-    _tool("ld")
-
-
-def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        message = (proc.stderr or proc.stdout).strip()
-        raise BuildError(f"{what} failed:\n{message}")
-
-
-def _assemble(source: Path, out: Path) -> None:
-    if not source.is_file():
-        raise BuildError(f"guest source {source} does not exist")
-    _run([_tool("as"), "--64", "-o", str(out), str(source)], f"assembling {source}")
-
-
-def build(sources: list[str | Path], entry: str = "_start",
-          with_library: bool = True) -> Image:
-    """Assemble `.S`/`.s` files (objects `.o` are linked as given) into an image."""
-    check_binutils()
-    paths = [Path(s) for s in sources] + (library_sources() if with_library else [])
-    with tempfile.TemporaryDirectory(prefix="tdxsim-") as tmp:
-        objects = []
-        for i, src in enumerate(paths):
-            if src.suffix == ".o":
-                if not src.is_file():
-                    raise BuildError(f"object file {src} does not exist")
-                objects.append(str(src))
-                continue
-            obj = Path(tmp) / f"{i}-{src.stem}.o"
-            _assemble(src, obj)
-            objects.append(str(obj))
-        script = Path(tmp) / "td.ld"
-        script.write_text(LINKER_SCRIPT)
-        elf = Path(tmp) / "guest.elf"
-        _run([_tool("ld"), "-m", "elf_x86_64", "-static", "-nostdlib",
-              "-e", entry, "-T", str(script),
-              "-o", str(elf), *objects], "linking the guest")
-        image = load_elf(elf)
-    image.path = ", ".join(str(p) for p in sources)
-    if entry not in image.symbols:
-        image.missing_entry = entry
-    elif entry not in image.functions:
-        image.entry_error = (f"{image.path}: the entry symbol '{entry}' is a local label or "
-                             "data, not a global function in code; make it one (.globl "
-                             f"{entry}) or choose another with --entry / entry=")
-    return image
+def build(sources: list[str | Path], entry: str = "_start", with_library: bool = True,
+          options=None) -> Image:
+    """Sources and objects built into an image (tdxsim.toolchain.build)."""
+    from .toolchain import build
+    return build(sources, entry, with_library, options)
 
 
 def load_elf(path: str | Path) -> Image:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from .. import image as image_mod, limits
 from ..errors import TdxsimError
+from ..toolchain import load_guest
+from ..toolchain.options import BuildOptions, add_arguments as add_build_arguments
 from .contracts import BUILTIN, load
 from .fuzz import fuzz, reproducer, save
 from .harness import Scenario
@@ -24,15 +26,13 @@ from .report import RENDERERS
 from .runner import check
 
 
-def load_stub(paths: list[str], symbol: str, library: bool) -> image_mod.Image:
-    """A .S/.s source, relocatable objects (linked here) or one ELF executable."""
+def load_stub(paths: list[str], symbol: str, library: bool,
+              options: BuildOptions | None = None) -> image_mod.Image:
+    """Sources (.S .s .asm .nasm .c), relocatable objects (linked here) or one ELF executable."""
     for p in paths:
         if not Path(p).is_file():
             raise TdxsimError(f"no such stub file: {p}")
-    if len(paths) == 1 and image_mod.is_elf(paths[0]) and not paths[0].endswith(".o"):
-        image = image_mod.load_elf(paths[0])
-    else:
-        image = image_mod.build(paths, entry=symbol, with_library=library)
+    image = load_guest(paths, symbol, library, options)
     if symbol not in image.symbols:
         known = ", ".join(sorted(n for n in image.symbols if not n.startswith("."))[:12])
         raise TdxsimError(f"{', '.join(paths)} has no symbol '{symbol}' (it defines: "
@@ -68,6 +68,7 @@ def _common(p) -> None:
                    help=f"calling contract: {', '.join(BUILTIN)}, or a contract file (.toml)")
     p.add_argument("--library", action="store_true",
                    help="also link tdxsim's guest library (if the stub calls into it)")
+    add_build_arguments(p)
 
 
 def add_commands(sub) -> None:
@@ -111,7 +112,7 @@ def _replay_hint(args) -> str:
 
 def cmd_check(args) -> int:
     contract = load(args.abi)
-    image = load_stub(args.stub, args.symbol, args.library)
+    image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))
     replay = load_replay(args.replay) if args.replay else None
     report = check(image, args.symbol, contract, " ".join(args.stub), replay)
     if args.save:
@@ -129,7 +130,7 @@ def cmd_fuzz(args) -> int:
     limits.count(args.runs, "--runs", 10 ** 12)
     limits.count(args.workers, "--workers", limits.MAX_WORKERS)
     contract = load(args.abi)
-    image = load_stub(args.stub, args.symbol, args.library)
+    image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))
     shown = [0.0, -1]  # when, and at which count, the line was last drawn
 
     def progress(campaign, executed: int) -> None:

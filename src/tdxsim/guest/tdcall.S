@@ -566,8 +566,8 @@ ENDFUNC tdx_map_gpa
 # at each step it tries 1 GiB, then 2 MiB, then 4 KiB, each only where the
 # GPA is aligned to it and the rest of the range holds it, and falls back on
 # any nonzero status (the module refuses 1 GiB; 2 MiB over 4 KiB pages is
-# PAGE_SIZE_MISMATCH).  Like Linux it counts the PAGE_ALREADY_ACCEPTED
-# warning as a failure.  Returns 0, the status of the failing 4 KiB accept
+# PAGE_SIZE_MISMATCH).  Like Linux it counts the warning
+# PAGE_ALREADY_ACCEPTED as a failure.  Returns 0, the status of the failing 4 KiB accept
 # (the pages before it stay accepted), or ACCEPT_BAD_RANGE (-1) when start
 # or end is not 4 KiB aligned.
 # ---------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""What building a guest needs besides the user's files, prepared once per
+content in a cache directory: the guest library and C runtime assembled and
+weakened, the linker script, and tdx.h generated from abi.py.
+
+`tdxsim cflags` / `ldflags` / `include` print paths into this directory, so
+a guest built by hand links the very objects `tdxsim run guest.c` links.
+The directory's name is a digest of everything in it: a changed library or
+ABI gets a new directory, never a stale one.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from .. import abi
+from ..errors import BuildError
+from ..memory import SHARED_WINDOW
+from ..module.ve import VE_VECTOR
+from . import header, tools
+
+IMAGE_BASE = 0x10_0000  # 1 MiB, where the linker script places .text
+
+LINKER_SCRIPT = f"""\
+SECTIONS {{
+  . = {IMAGE_BASE:#x};
+  .text : {{ *(.text.entry) *(.text .text.*) }}
+  . = ALIGN(4096);
+  .rodata : {{ *(.rodata .rodata.*) }}
+  . = ALIGN(4096);
+  .data : {{ *(.data .data.*) }}
+  .bss : {{ __bss_start = .; *(.bss .bss.*) *(COMMON) __bss_end = .; }}
+  /DISCARD/ : {{ *(.note .note.*) *(.comment) *(.eh_frame*) }}
+}}
+"""
+
+# Freestanding x86-64 TD code: no libc, no red zone (interrupts and #VE
+# push onto the interrupted stack), no SSE (the kernel's rule; it also lets
+# __attribute__((interrupt)) handlers compile), static and not PIC.
+CFLAGS = ("-ffreestanding", "-fno-pic", "-fno-pie", "-mno-red-zone", "-mgeneral-regs-only",
+          "-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fcf-protection=none",
+          "-m64")
+LDFLAGS = ("-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-e,_start")
+
+LIBRARY = ("tdcall.S", "ve_handler.S")
+RUNTIME = "crt0.S"
+
+
+def guest_file(name: str) -> Path:
+    return Path(str(resources.files("tdxsim.guest") / name))
+
+
+def library_sources() -> list[Path]:
+    return [guest_file(name) for name in LIBRARY]
+
+
+def render_header() -> str:
+    return header.render({**vars(abi), "SHARED_WINDOW": SHARED_WINDOW, "VE_VECTOR": VE_VECTOR},
+                         library_sources())
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tdxsim"
+
+
+def sdk_dir() -> Path:
+    """The prepared directory (made on first use): include/tdx.h, td.ld,
+    tdcall.o, ve_handler.o, crt0.o."""
+    sources = [*library_sources(), guest_file(RUNTIME)]
+    text = render_header()
+    digest = hashlib.sha256(LINKER_SCRIPT.encode() + text.encode() + b"".join(
+        s.read_bytes() for s in sources)).hexdigest()[:16]
+    for root in (_cache_root(), Path(tempfile.gettempdir()) / f"tdxsim-{os.getuid()}"):
+        target = root / f"sdk-{digest}"
+        if (target / "done").is_file():
+            return target
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            return _prepare(root, target, sources, text)
+        except PermissionError:
+            continue
+    raise BuildError(f"cannot write tdxsim's build cache under {_cache_root()}")
+
+
+def _prepare(root: Path, target: Path, sources: list[Path], text: str) -> Path:
+    work = Path(tempfile.mkdtemp(prefix="sdk-", dir=root))
+    (work / "include").mkdir()
+    (work / "include" / "tdx.h").write_text(text)
+    (work / "td.ld").write_text(LINKER_SCRIPT)
+    for source in sources:
+        obj = work / f"{source.stem}.o"
+        tools.run([tools.tool("as"), "--64", "-o", str(obj), str(source)],
+                  f"assembling tdxsim's {source.name}")
+        # weak: a name the user's code defines too is the user's
+        tools.run([tools.tool("objcopy"), "--weaken", str(obj)], f"weakening {obj.name}")
+    (work / "done").write_text("")
+    try:
+        work.rename(target)
+    except OSError:  # another process prepared it first
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def library_objects(with_runtime: bool) -> list[Path]:
+    root = sdk_dir()
+    names = [*LIBRARY, RUNTIME] if with_runtime else list(LIBRARY)
+    return [root / f"{Path(n).stem}.o" for n in names]
+
+
+def include_dir() -> Path:
+    return sdk_dir() / "include"
+
+
+def cflags() -> list[str]:
+    return [*CFLAGS, f"-I{include_dir()}"]
+
+
+def ldflags() -> list[str]:
+    return [*LDFLAGS, f"-Wl,-T,{sdk_dir() / 'td.ld'}",
+            *(str(p) for p in library_objects(with_runtime=True))]
