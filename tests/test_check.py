@@ -44,6 +44,12 @@ CASES = [
     ("seed_rax_unchecked.S", HC, "seed", {"failure-traps"}),
     ("seed_copy_always.S", HC, "seed", {"output-copy"}),
     ("seed_return_r11.S", HC, "seed", {"return-value"}),
+    ("seed_caller_saved.S", HC, "seed", set()),
+    ("seed_live_many.S", HC, "seed", {"scrub"}),
+    ("seed_unbalanced.S", HC, "seed", {"stack"}),
+    ("seed_leak_retaddr.S", HC, "seed", {"no-leak"}),
+    ("seed_leak_text.S", HC, "seed", {"no-leak"}),
+    ("seed_r10_not_rax.S", HC, "seed", {"failure-traps"}),
     ("l67_good.S", HC, "linux-6.7", set()),
     ("l67_rsi_live.S", HC, "linux-6.7", {"scrub"}),
     ("l67_pointer_reload.S", HC, "linux-6.7", {"host-pointer"}),
@@ -112,12 +118,14 @@ def test_our_guest_library_checks_clean():
 
 
 def test_seed_plan_covers_flags_failures_and_every_injection_point():
-    """4 flag values (HAS_OUTPUT 1, ISSUE_STI 2), each with the module
-    failing twice, plus one injection run per boundary before the TDCALL
+    """4 flag values (HAS_OUTPUT 1, ISSUE_STI 2), each run with the patterns
+    and four sets of ordinary values (inputs 0, inputs all-ones, host 0,
+    host R10 = 0), with the module failing twice on the patterns and once
+    on zero inputs, plus one injection run per boundary before the TDCALL
     for the two flag values with ISSUE_STI: seed_good.S executes 18
     instructions up to and including its TDCALL on the STI path."""
     report = report_for("seed_good.S", HC, "seed")
-    assert report.runs == 4 + 4 * 2 + 2 * 18
+    assert report.runs == 4 * (1 + 4) + 4 * (2 + 1) + 2 * 18
 
 
 def test_sti_nop_reproducer_names_the_injection_point():
@@ -240,7 +248,8 @@ def test_contract_file_defaults(tmp_path):
 @pytest.mark.parametrize("text,words", [
     ("mask = 0xFC00\ncolour = 1\n", "unknown key(s) colour"),
     ("args = 'rdi'\n", "'mask'"),
-    ("mask = 0xFC00\n[struct]\nr10 = 0\nr11 = 4\n", "must not overlap"),
+    ("mask = 0xFC00\n[struct]\nr10 = 0\nr11 = 4\n", "not a multiple of its size"),
+    ("mask = 0xFC00\n[struct]\nr10 = 0\nr11 = { offset = 4, size = 4 }\n", "overlap"),
     ("mask = 0xFC00\n[struct]\nr99 = 0\n", "general-purpose register"),
     ("mask = 0xFC00\ninputs = ['r12']\n[struct]\nr10 = 0\n", "without a [struct] field"),
     ("mask = 0xFC00\ncopy_outputs = 'sometimes'\n", "copy_outputs must be"),
@@ -348,3 +357,59 @@ def test_more_tdcalls_than_the_compiled_observer_holds(tmp_path):
     assert runs[0] == runs[1]
     [(tdcalls, *_, reason, _, findings)] = runs[0]
     assert len(tdcalls) > 256 and reason == "budget" and native.native
+
+
+# --- issue 12: SysV semantics, every offender, stack faults, code addresses, ordinary values ---
+def failed_json(stub: str, abi: str = "seed", symbol: str = HC) -> dict:
+    props = json.loads(render_json(report_for(stub, symbol, abi)))["properties"]
+    return {p["id"]: p for p in props}
+
+
+def test_scrub_names_every_live_host_value():
+    """Mask 0xFC00 lets the host write R10..R15 (spec 3.4); the stub zeroes
+    R10 only and copies R12, R13 into RDX, R8: all three are named."""
+    scrub = failed_json("seed_live_many.S")["scrub"]
+    assert set(scrub["offenders"]) == {"R11", "RDX", "R8"}
+    for words in ("R11 holds the VMM's R11", "RDX holds the VMM's R12", "R8 holds the VMM's R13"):
+        assert words in scrub["message"]
+    assert "R11" in render_text(report_for("seed_live_many.S", HC, "seed"))
+
+
+def test_unbalanced_stack_fails_stack_and_skips_return_value():
+    """A missing `pop %rbp`: RET pops the saved RBP, 8 bytes below the
+    return address."""
+    props = failed_json("seed_unbalanced.S")
+    message = props["stack"]["message"]
+    assert "RET popped" in message and "a stack address" in message and "-0x8 bytes" in message
+    assert props["return-value"]["status"] == "skip"
+    assert "see stack" in props["return-value"]["message"]
+
+
+@pytest.mark.parametrize("stub,words", [
+    ("seed_leak_retaddr.S", "the routine's return address in R14"),
+    ("seed_leak_text.S", "an address in the loaded code"),
+])
+def test_code_addresses_are_secrets(stub, words):
+    leak = failed_json(stub)["no-leak"]
+    assert words in leak["message"] and leak["status"] == "fail"
+
+
+def test_ordinary_inputs_catch_r10_tested_instead_of_rax():
+    """Only an input R10 of 0 (a standard GHCI call, spec 4.1) leaves R10 = 0
+    after the module fails the call (spec 3.2: the failure path writes only
+    RAX); the reproducer is that run."""
+    [failed] = report_for("seed_r10_not_rax.S", HC, "seed").failed
+    sc = failed.observation.scenario
+    assert failed.id == "failure-traps" and sc.module_status == 0xC000010000000001
+    assert dict(sc.inputs)[10] == 0
+
+
+def test_skip_reason_says_why(tmp_path):
+    """A contract without a struct copies nothing: output-copy says so."""
+    stub = tmp_path / "s.S"
+    stub.write_text(RETRY_FOREVER.replace("mov     0(%rdi), %r10", "xor     %r10d, %r10d")
+                    .replace("jnz     __tdx_hypercall", "nop"))
+    image = build([stub], HC, with_library=False)
+    report = check(image, HC, load(contract_file(tmp_path, 'mask = 0xFC00\nreturns = "none"\n')))
+    skipped = {r.id: r.message for r in report.results if r.status == "skip"}
+    assert skipped["output-copy"] == "the contract has no struct: nothing is copied"

@@ -7,7 +7,9 @@ runner     the deterministic check plan, verdicts and minimisation
 report     text, JSON and JUnit output
 fuzz       random scenarios in worker processes
 """
-from .contracts import BUILTIN, Contract, load
+from .builtin import BUILTIN
+from .contracts import Contract
+from .schema import load
 from .harness import Harness, Scenario
 from .properties import IDS, PROPERTIES
 from .runner import Report, check

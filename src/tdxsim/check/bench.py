@@ -14,7 +14,7 @@ import time
 from ..exits import VmResume
 from ..image import build, library_sources
 from ..td import TD
-from .contracts import load
+from .schema import load
 from .fuzz import boundaries, fuzz, scenario
 from .harness import Harness, Scenario
 from .properties import judge_all

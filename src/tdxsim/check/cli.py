@@ -18,7 +18,8 @@ from .. import image as image_mod, limits
 from ..errors import TdxsimError
 from ..toolchain import load_guest
 from ..toolchain.options import BuildOptions, add_arguments as add_build_arguments
-from .contracts import BUILTIN, load
+from .builtin import BUILTIN
+from .schema import load
 from .fuzz import fuzz, reproducer, save
 from .harness import Scenario
 from .properties import IDS

@@ -1,68 +1,125 @@
 """Calling contracts: what `tdxsim check` holds a hypercall stub to.
 
-A contract says how the routine is called (struct pointer, flags word,
-register-passed inputs), what it must hand to the TDX module (leaf, RCX
-mask, which struct fields go into which registers) and what it must leave
-behind (outputs copied back, return value, preserved registers).  Two are
-built in (spec 9.1, 9.2); any other comes from a small TOML file whose
-format is documented in README.md ("Contract files").
+A contract says how the routine is called (calling convention, struct
+pointer, flags word, arguments in registers or on the stack), what it must
+hand to the TDX module (leaf, RCX mask, which struct fields go into which
+registers) and what it must leave behind (outputs copied back, return
+value, the registers its convention preserves).  The bundled contracts are
+in builtin.py (spec 9.1, 9.2 and the public ABIs); any other comes from a
+TOML file (schema.py, documented in README.md "Contract files").
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import combinations
-from pathlib import Path
 
 from .. import abi
-from ..errors import TdxsimError
 
-SYSV_CALLEE_SAVED = (abi.RBX, abi.RBP, abi.R12, abi.R13, abi.R14, abi.R15)
+# The registers each convention promises to preserve (RSP is judged by `stack`).
+# SysV AMD64 ABI 3.2.1; Microsoft x64 calling convention ("Register volatility").
+CALLEE_SAVED = {
+    "sysv": (abi.RBX, abi.RBP, abi.R12, abi.R13, abi.R14, abi.R15),
+    "ms": (abi.RBX, abi.RBP, abi.RDI, abi.RSI, abi.R12, abi.R13, abi.R14, abi.R15),
+}
+XMM_SAVED = {"sysv": (), "ms": tuple(range(6, 16))}  # MS x64: XMM6-XMM15 are nonvolatile
+ARG_REGISTERS = {
+    "sysv": (abi.RDI, abi.RSI, abi.RDX, abi.RCX, abi.R8, abi.R9),
+    "ms": (abi.RCX, abi.RDX, abi.R8, abi.R9),
+}
+# Where the first stack-passed argument sits, from the entry RSP: SysV puts
+# the 7th at [RSP+8]; MS x64 the 5th at [RSP+0x28], above the return address
+# and the 32-byte shadow space the caller reserves for the four register args.
+FIRST_STACK_ARG = {"sysv": 8, "ms": 0x28}
+SHADOW_SPACE = {"sysv": 0, "ms": 32}
+SYSV_CALLEE_SAVED = CALLEE_SAVED["sysv"]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """An argument passed on the stack: the slot at entry RSP + offset."""
+    offset: int
+    number: int  # the argument's position, 1-based
+
+    def __str__(self) -> str:
+        return f"argument {self.number} ([RSP+{self.offset:#x}] at entry)"
+
+
+Location = "int | Stack"  # a register index or a stack slot
 
 
 @dataclass(frozen=True)
 class When:
-    """A condition on the flags argument: always, never, or a flag bit set."""
+    """A condition on a run: always, never, a flag bit set, or (for copying
+    outputs) the status the TDCALL returned being zero."""
     always: bool = False
     bit: int = 0
     text: str = "never"
+    on_success: bool = False
 
-    def holds(self, flags: int) -> bool:
+    def holds(self, flags: int, status: int = 0) -> bool:
+        if self.on_success:
+            return status == 0
         return self.always or bool(flags & self.bit)
 
 
 NEVER = When()
 ALWAYS = When(always=True, text="always")
+ON_SUCCESS = When(text="on-success", on_success=True)
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A struct field that is not a register: the caller fills in a fixed
+    value (e.g. the u8 `version` of newer Linux tdx_module_args)."""
+    name: str
+    offset: int
+    size: int
+    value: int
 
 
 @dataclass(frozen=True)
 class Contract:
     name: str
     mask: int  # the GPR_SELECT the stub must put in RCX
-    fields: dict[int, int]  # register -> byte offset of its u64 in the args struct
+    fields: dict[int, int]  # register -> byte offset of its field in the args struct
     inputs: frozenset[int]  # registers loaded from their field before the TDCALL
     outputs: frozenset[int]  # registers written back to their field after it
-    args: int | None = abi.RDI  # register holding the struct pointer at entry
-    flags: int | None = None  # register holding the flags word at entry
+    args: "int | Stack | None" = abi.RDI  # where the struct pointer is at entry
+    flags: "int | Stack | None" = None  # where the flags word is at entry
     flag_bits: dict[str, int] = field(default_factory=dict)
-    reg_args: dict[int, int] = field(default_factory=dict)  # register <- entry register
+    reg_args: dict = field(default_factory=dict)  # VMM register <- entry register or Stack
     copy_outputs: When = ALWAYS
     interrupts: When = NEVER  # STI right before the TDCALL (spec 7.3)
     returns: int | None = abi.R10  # RAX at return = this register after the TDCALL
-    callee_saved: tuple[int, ...] = SYSV_CALLEE_SAVED
+    callee_saved: tuple[int, ...] | None = None  # None: the convention's set
     preserved: tuple[int, ...] = ()  # further registers that must come back unchanged
     xmm_mask: int = 0
     no_rbp_mod: bool = True  # KVM always creates TDs with NO_RBP_MOD (spec 3.2)
     max_insns: int = 100_000
+    convention: str = "sysv"
+    sizes: dict[int, int] = field(default_factory=dict)  # register -> field size, if not 8
+    fixed: tuple[Fixed, ...] = ()
+    frame_pointer: str = "required"  # or "not-required" (spec 10 B2 is then not judged)
+    on_failure: str = "trap"  # or "return-status": return the module's RAX (EDK2)
+
+    def __post_init__(self):
+        if self.callee_saved is None:
+            object.__setattr__(self, "callee_saved", CALLEE_SAVED[self.convention])
 
     @cached_property
     def struct_size(self) -> int:
-        return max(self.fields.values()) + 8 if self.fields else 0
+        ends = [o + self.size(r) for r, o in self.fields.items()]
+        ends += [f.offset + f.size for f in self.fixed]
+        return -(-max(ends) // 8) * 8 if ends else 0
+
+    def size(self, register: int) -> int:
+        return self.sizes.get(register, 8)
 
     @cached_property
-    def output_fields(self) -> tuple[tuple[int, int], ...]:
-        """(register, offset) of each field the outputs are copied into."""
-        return tuple((r, offset) for r, offset in self.fields.items() if r in self.outputs)
+    def output_fields(self) -> tuple[tuple[int, int, int], ...]:
+        """(register, offset, size) of each field the outputs are copied into."""
+        return tuple((r, o, self.size(r)) for r, o in self.fields.items() if r in self.outputs)
 
     @cached_property
     def unchanged(self) -> tuple[int, ...]:
@@ -72,11 +129,26 @@ class Contract:
                                    if r != abi.RSP))
 
     @cached_property
+    def xmm_saved(self) -> tuple[int, ...]:
+        return XMM_SAVED[self.convention]
+
+    @cached_property
     def scrubbed(self) -> tuple[int, ...]:
         """Registers that must not hold a host-written value after return:
         all but the unchanged ones, RSP and the return value in RAX."""
         keep = set(self.unchanged) | {abi.RSP} | ({abi.RAX} if self.returns is not None else set())
         return tuple(r for r in range(16) if r not in keep)
+
+    @cached_property
+    def stack_args(self) -> tuple[tuple[Stack, str], ...]:
+        """Every stack slot the contract passes something in, with what."""
+        slots = [(self.args, "the args pointer"), (self.flags, "the flags word")]
+        slots += [(src, f"the input {reg_name(dst)}") for dst, src in self.reg_args.items()]
+        return tuple((s, what) for s, what in slots if isinstance(s, Stack))
+
+    @cached_property
+    def shadow_space(self) -> int:
+        return SHADOW_SPACE[self.convention]
 
     def flag_values(self) -> tuple[int, ...]:
         """Every combination of the defined flag bits, smallest first."""
@@ -97,131 +169,14 @@ def reg_name(index: int) -> str:
     return abi.GPR_NAMES[index].upper()
 
 
-_SEED_LAYOUT = {r: 8 * i for i, r in enumerate(range(abi.R10, abi.R15 + 1))}
-_LINUX_67_ORDER = (abi.RCX, abi.RDX, abi.R8, abi.R9, abi.R10, abi.R11, abi.R12, abi.R13,
-                   abi.R14, abi.R15, abi.RBX, abi.RDI, abi.RSI)
-_LINUX_67_LAYOUT = {r: 8 * i for i, r in enumerate(_LINUX_67_ORDER)}
-
-BUILTIN: dict[str, Contract] = {
-    # u64 __tdx_hypercall(struct tdx_hypercall_args *args, u64 flags), v5.19 (spec 9.1)
-    "seed": Contract(
-        name="seed", mask=abi.MASK_R10_R15, fields=_SEED_LAYOUT,
-        inputs=frozenset(_SEED_LAYOUT), outputs=frozenset(_SEED_LAYOUT),
-        args=abi.RDI, flags=abi.RSI,
-        flag_bits={"has_output": abi.TDX_HCALL_HAS_OUTPUT, "issue_sti": abi.TDX_HCALL_ISSUE_STI},
-        copy_outputs=When(bit=abi.TDX_HCALL_HAS_OUTPUT, text="has_output"),
-        interrupts=When(bit=abi.TDX_HCALL_ISSUE_STI, text="issue_sti"),
-        returns=abi.R10,
-        preserved=(abi.RDI, abi.RSI, abi.RDX, abi.R8, abi.R9)),
-    # u64 __tdx_hypercall(struct tdx_module_args *args), v6.7+ (spec 9.2): RCX is
-    # set to the mask by the stub, every field is written back, full scrub.
-    "linux-6.7": Contract(
-        name="linux-6.7", mask=abi.MASK_LINUX_63, fields=_LINUX_67_LAYOUT,
-        inputs=frozenset(_LINUX_67_ORDER[1:]), outputs=frozenset(_LINUX_67_ORDER),
-        args=abi.RDI, returns=abi.R10),
-}
-
-_KEYS = {"name", "mask", "xmm_mask", "args", "flags", "returns", "copy_outputs", "interrupts",
-         "inputs", "outputs", "callee_saved", "preserved", "no_rbp_mod", "max_insns", "struct", "flag_bits", "register_args"}
+def where(location) -> str:
+    """An entry location for messages: a register name or a stack slot."""
+    return str(location) if isinstance(location, Stack) else reg_name(location)
 
 
-def load(spec: str) -> Contract:
-    """A built-in contract by name, or a contract file (TOML)."""
-    if spec in BUILTIN:
-        return BUILTIN[spec]
-    path = Path(spec)
-    if path.suffix != ".toml" and not path.is_file():
-        raise TdxsimError(f"unknown ABI '{spec}': use one of {', '.join(BUILTIN)} or the "
-                          "path of a contract file (.toml)")
-    if not path.is_file():
-        raise TdxsimError(f"contract file {path} does not exist")
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        raise TdxsimError("contract files need Python 3.11 or newer (tomllib)") from None
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TdxsimError(f"contract file {path} is not valid TOML: {exc}") from None
-    try:
-        return _from_table(data, path.stem)
-    except _Bad as exc:
-        raise TdxsimError(f"contract file {path}: {exc}") from None
-
-
-class _Bad(Exception):
-    pass
-
-
-def _reg(value, what: str, allow_none: bool = False) -> int | None:
-    if allow_none and value in ("none", ""):
-        return None
-    if not isinstance(value, str) or value.lower() not in abi.GPR_NAMES:
-        raise _Bad(f"{what} must name a general-purpose register (rax ... r15), not {value!r}")
-    return abi.GPR_NAMES.index(value.lower())
-
-
-def _regs(values, what: str) -> tuple[int, ...]:
-    if not isinstance(values, list):
-        raise _Bad(f"{what} must be a list of register names")
-    return tuple(_reg(v, f"each entry of {what}") for v in values)
-
-
-def _int(value, what: str, limit: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
-        raise _Bad(f"{what} must be an integer in 0..{limit:#x}, not {value!r}")
-    return value
-
-
-def _when(value, bits: dict[str, int], what: str) -> When:
-    if value == "always":
-        return ALWAYS
-    if value == "never":
-        return NEVER
-    if value in bits:
-        return When(bit=bits[value], text=value)
-    raise _Bad(f"{what} must be \"always\", \"never\" or a name from [flag_bits] "
-               f"({', '.join(bits) or 'none defined'}), not {value!r}")
-
-
-def _from_table(data: dict, default_name: str) -> Contract:
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise _Bad(f"unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(_KEYS))}")
-    if "mask" not in data:
-        raise _Bad("the key 'mask' (the GPR_SELECT the stub must use, e.g. 0xFC00) is required")
-    layout = data.get("struct", {})
-    if not isinstance(layout, dict):
-        raise _Bad("[struct] must be a table: register = byte offset")
-    fields = {_reg(k, "each key of [struct]"): _int(v, f"the offset of {k}", 1 << 16)
-              for k, v in layout.items()}
-    offsets = sorted(fields.values())
-    if any(b - a < 8 for a, b in zip(offsets, offsets[1:])) or any(o % 8 for o in offsets):
-        raise _Bad("[struct] offsets must be multiples of 8 and must not overlap")
-    bits = {k: _int(v, f"flag bit {k}", abi.MASK64) for k, v in data.get("flag_bits", {}).items()}
-    inputs = frozenset(_regs(data.get("inputs", [abi.GPR_NAMES[r] for r in fields]), "inputs"))
-    outputs = frozenset(_regs(data.get("outputs", [abi.GPR_NAMES[r] for r in fields]), "outputs"))
-    if not (inputs | outputs) <= set(fields):
-        stray = sorted((inputs | outputs) - set(fields))
-        raise _Bad(f"inputs/outputs name register(s) without a [struct] field: "
-                   f"{', '.join(abi.GPR_NAMES[r] for r in stray)}")
-    args = _reg(data.get("args", "rdi" if fields else "none"), "args", allow_none=True)
-    if fields and args is None:
-        raise _Bad("a contract with a [struct] needs 'args', the register holding its address")
-    reg_args = {_reg(k, "each key of [register_args]"): _reg(v, f"register_args.{k}")
-                for k, v in data.get("register_args", {}).items()}
-    return Contract(
-        name=str(data.get("name", default_name)),
-        mask=_int(data["mask"], "mask", abi.GPR_SELECT_MASK),
-        xmm_mask=_int(data.get("xmm_mask", 0), "xmm_mask", abi.XMM_SELECT_MASK),
-        fields=fields, inputs=inputs, outputs=outputs, args=args,
-        flags=_reg(data.get("flags", "none"), "flags", allow_none=True),
-        flag_bits=bits, reg_args=reg_args,
-        copy_outputs=_when(data.get("copy_outputs", "always"), bits, "copy_outputs"),
-        interrupts=_when(data.get("interrupts", "never"), bits, "interrupts"),
-        returns=_reg(data.get("returns", "r10"), "returns", allow_none=True),
-        callee_saved=_regs(data.get("callee_saved", [abi.GPR_NAMES[r] for r in
-                                                     SYSV_CALLEE_SAVED]), "callee_saved"),
-        preserved=_regs(data.get("preserved", []), "preserved"),
-        no_rbp_mod=bool(data.get("no_rbp_mod", True)),
-        max_insns=_int(data.get("max_insns", 100_000), "max_insns", 10**9))
+def argument(convention: str, number: int) -> "int | Stack":
+    """Where argument `number` (1-based) of a routine is at entry."""
+    registers = ARG_REGISTERS[convention]
+    if number <= len(registers):
+        return registers[number - 1]
+    return Stack(FIRST_STACK_ARG[convention] + 8 * (number - len(registers) - 1), number)

@@ -15,13 +15,13 @@ import ctypes
 from dataclasses import dataclass
 from struct import Struct
 
-from unicorn import UC_HOOK_MEM_WRITE, UcError
+from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE, UcError
 from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import abi, native
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
-from ..explore import install_idt_stub
+from ..explore import EXPLORER_HANDLER, install_idt_stub
 from ..image import Image
 from ..module import TdConfig
 from ..module.vmcall import VmcallRecord
@@ -29,13 +29,15 @@ from ..native import library
 from ..td import PAGE, RETURN_TRAP, TD, RunResult
 from ..vcpu.observer import TdcallObserver
 from ..vcpu.regs import GPR_IDS, RFLAGS, RIP, XMM_IDS
-from .contracts import Contract, reg_name
+from .contracts import Contract, Stack, reg_name
 
 SECRET, HOST, INPUT = 0x5EC7, 0xB057, 0x1A9C  # value kinds
 XMM_BASE, POISON_BASE, GUARD_BASE, FRAME_BASE = 0x100, 0x200, 0x300, 0x400
 POISON = 0x400  # bytes of poisoned, uninitialised stack below the entry RSP
 GUARD = 64  # canary bytes on both sides of the args struct
 ARGS_BELOW_TOP = 0x10000  # the args struct lives this far below the stack top
+CALLER_FRAME = 0x100  # bytes above the return address: stack-passed arguments, the caller's
+CALLER_RBP = 0xA0  # frame record, this far above the return address (past 16 arguments)
 VECTOR = 0xEC  # the injected interrupt
 RFLAGS_AT_ENTRY = 0x2  # IF = 0: the caller runs with interrupts off
 
@@ -182,6 +184,7 @@ class Observation:
     last_pc: int  # the last instruction started: the RET when the stub returned
     writes: list[tuple[int, int]]  # (rip, address) of stores after a TDCALL that hit
     # neither the stack nor the args struct
+    escape: tuple[int, int] | None = None  # (value, slot) a RET popped to leave the code
 
     def __post_init__(self):
         # What nearly every judge reads, worked out once: cheaper than a lazy attribute each.
@@ -376,9 +379,10 @@ class Harness:
                           native=self.native or None)
         td.crash_details = False  # the report shows its own listing
         td.module.exit_to_host = self._exit
-        rsp, top = td.call_rsp, td.stack_top
-        self.layout = lay = Layout(entry_rsp=rsp, caller_rbp=rsp + 0x30, stack_low=rsp - POISON,
-                                   stack_top=top, args=top - ARGS_BELOW_TOP)
+        rsp, top = td.call_rsp - CALLER_FRAME, td.stack_top  # RSP + 8 stays 16-byte aligned
+        self.layout = lay = Layout(entry_rsp=rsp, caller_rbp=rsp + CALLER_RBP,
+                                   stack_low=rsp - POISON, stack_top=top,
+                                   args=top - ARGS_BELOW_TOP)
         # The stack window up to the return address, seen at each TDCALL: the RBP chain lies below.
         self._stack_len = lay.entry_rsp + 8 - lay.stack_low
         if self.native:
@@ -400,6 +404,14 @@ class Harness:
                           (args + self.contract.struct_size + GUARD, top - 0x8000)):
             td.vcpu.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write, None, low, high - 1)
         self._stray: list[tuple[int, int, bool]] = []  # (rip, address, after a TDCALL)
+        # Code run outside the image (and the return and interrupt traps) is
+        # watched: reaching it by a RET is a stack fault.  Ranges cost nothing
+        # until they are entered.
+        low, high = self._text()
+        for begin, end in ((0, RETURN_TRAP - 1), (RETURN_TRAP + 2, EXPLORER_HANDLER - 1),
+                           (EXPLORER_HANDLER + 2, low - 1), (high, abi.MASK64)):
+            td.vcpu.uc.hook_add(UC_HOOK_CODE, self._on_escape, None, begin, end)
+        self._escape: tuple[int, int] | None = None
 
     # --- one run ---
     def run(self, scenario: Scenario) -> Observation:
@@ -421,6 +433,8 @@ class Harness:
         if scenario.inject is not None:
             td.lapic.schedule(td.now_ns() + scenario.inject * td.ns_per_insn, VECTOR)
         self._seen, self._exits, self._resumes = [], [], []
+        self._escaped = False
+        self._escape = None
         td.answer_all = v.answer if self._marker else None
         result = td.call_prepared(self.entry, max_insns=self.contract.max_insns, timeout=0)
         self.runs += 1
@@ -436,7 +450,8 @@ class Harness:
             struct_after=self._struct.read() if v.struct else b"",
             frame_after=self._frame.read(),
             last_pc=td.vcpu.counter.last_pc,
-            writes=[(rip, address) for rip, address, late in self._stray if late])
+            writes=[(rip, address) for rip, address, late in self._stray if late],
+            escape=self._escape)
 
     def _observe_in_python(self, scenario: Scenario) -> Observation:
         """Run again, on fresh TDs, with the Python observer: the run had
@@ -449,6 +464,20 @@ class Harness:
         finally:
             self.native = True
             self._setup()
+
+    def _on_escape(self, uc, address, size, _user) -> None:
+        """The first instruction run outside the code: when the 8 bytes
+        just below RSP hold its address, a RET popped it."""
+        if self._escaped:
+            return
+        self._escaped = True
+        rsp = self.td.vcpu.regs.gprs()[abi.RSP]
+        try:
+            popped = int.from_bytes(uc.mem_read(rsp - 8, 8), "little")
+        except UcError:
+            return
+        if popped == address:
+            self._escape = (address, rsp - 8)
 
     def _on_write(self, uc, access, address, size, value, _user) -> None:
         after_tdcall = self._observer.count > 0 if self.native else bool(self._seen)
@@ -516,31 +545,46 @@ class Harness:
 
     def _with(self, sc: Scenario) -> Values:
         c, base = self.contract, self._base
-        inputs = {**base.inputs, **dict(sc.inputs)}
-        entry = list(base.entry)
-        if c.flags is not None:
-            entry[c.flags] = sc.flags
-        for dst, src in c.reg_args.items():
-            entry[src] = inputs[dst]
+        inputs = {**base.inputs, **{r: v & self._field_mask(r) for r, v in sc.inputs}}
+        entry, stack = list(base.entry), base.stack
+        placed = [(c.flags, sc.flags)] if c.flags is not None else []
+        placed += [(src, inputs[dst]) for dst, src in c.reg_args.items()]
+        for loc, value in placed:
+            if isinstance(loc, Stack):
+                stack = stack if isinstance(stack, bytearray) else bytearray(stack)
+                U64.pack_into(stack, self.layout.entry_rsp + loc.offset - self.layout.stack_low,
+                              value)
+            else:
+                entry[loc] = value
+        stack = bytes(stack)
         struct = base.struct
         if sc.inputs:
             struct = bytearray(struct)
             for r, value in sc.inputs:
                 if r in c.fields:
-                    U64.pack_into(struct, GUARD + c.fields[r], value)
+                    size = c.size(r)
+                    offset = GUARD + c.fields[r]
+                    struct[offset:offset + size] = (value & self._field_mask(r)).to_bytes(
+                        size, "little")
             struct = bytes(struct)
         host_gprs = {**base.host_gprs, **dict(sc.host)} if sc.host else base.host_gprs
         # The constructor, not dataclasses.replace: this runs once per fuzz execution.
         return Values(entry, inputs, base.xmm,
                       _RegisterBank.entry_image(entry, RFLAGS_AT_ENTRY, base.xmm), struct,
-                      base.stack, host_gprs, base.host_xmms,
+                      stack, host_gprs, base.host_xmms,
                       VmResume(gprs=host_gprs, xmms=base.host_xmms) if sc.host else base.answer,
                       base.secrets, base.secret_lows,
                       base.guest_known.union(inputs.values(), (sc.flags,)), base.pointers)
 
+    def _field_mask(self, register: int) -> int:
+        """An input loaded from a narrow struct field arrives zero-extended."""
+        c = self.contract
+        return (1 << 8 * c.size(register)) - 1 if register in c.fields else abi.MASK64
+
     def _make_base(self) -> Values:
         c, lay = self.contract, self.layout
-        inputs = {r: pattern(INPUT, r) for r in list(c.fields) + list(c.reg_args)}
+        inputs = {r: pattern(INPUT, r) & self._field_mask(r)
+                  for r in list(c.fields) + list(c.reg_args)}
         entry = {r: pattern(SECRET, r) for r in range(16) if r != abi.RSP}
         secrets = {v: f"the caller's {reg_name(r)}" for r, v in entry.items()}
         carried = {abi.RBP: lay.caller_rbp}  # entry registers that carry no secret
@@ -549,36 +593,49 @@ class Harness:
         if c.flags is not None:
             carried[c.flags] = 0
         carried.update({src: inputs[dst] for dst, src in c.reg_args.items()})
+        on_stack = {lay.entry_rsp + loc.offset: carried.pop(loc) for loc in list(carried)
+                    if isinstance(loc, Stack)}
         for r, value in carried.items():
             secrets.pop(entry[r], None)
             entry[r] = value
         secrets[lay.args] = "the args pointer"
+        secrets[RETURN_TRAP] = "the routine's return address"
         xmm = b""
         for j in range(16):
             value = pattern(SECRET, XMM_BASE + j)
             secrets[value] = f"the caller's XMM{j}"
             xmm += value.to_bytes(8, "little") * 2
-        stack = self._stack_image(secrets)
+        stack = self._stack_image(secrets, on_stack)
         struct = self._struct_image(inputs, secrets)
         host_gprs = {r: pattern(HOST, r) for r in range(abi.RDX, 16) if r != abi.RSP}
         host_xmms = {j: pattern(HOST, XMM_BASE + j) * (1 << 64 | 1) for j in range(16)}
         lows = {low_half_key(v): what for v, what in secrets.items() if low_half_key(v)}
         pointers = ((lay.stack_low - 0x1000, lay.stack_top, "a stack address"),
                     (lay.args - GUARD, lay.args + c.struct_size + GUARD,
-                     "a pointer into the args struct"))
-        known = set(entry.values()) | set(inputs.values()) | {lay.args}
+                     "a pointer into the args struct"),
+                    (RETURN_TRAP, RETURN_TRAP + 1, "the routine's return address"),
+                    (*self._text(), "an address in the loaded code (defeats KASLR)"))
+        known = set(entry.values()) | set(inputs.values()) | {lay.args} | set(on_stack.values())
         entry[abi.RSP] = lay.entry_rsp
         gprs = [entry[r] for r in range(16)]
         return Values(gprs, inputs, xmm, _RegisterBank.entry_image(gprs, RFLAGS_AT_ENTRY, xmm),
                       struct, stack, host_gprs, host_xmms,
                       VmResume(gprs=host_gprs, xmms=host_xmms), secrets, lows, known, pointers)
 
-    def _stack_image(self, secrets: dict[int, str]) -> bytes:
+    def _text(self) -> tuple[int, int]:
+        """The loaded image's extent: its addresses are code addresses."""
+        segments = [s for s in self.image.segments if s.executable] or self.image.segments
+        return (min(s.vaddr for s in segments),
+                max(s.vaddr + max(s.memsz, len(s.data)) for s in segments))
+
+    def _stack_image(self, secrets: dict[int, str], on_stack: dict[int, int]) -> bytes:
         lay = self.layout
         out = bytearray()
         for address in range(lay.stack_low, lay.stack_top, 8):
             slot = (address - lay.stack_low) // 8
-            if address < lay.entry_rsp:
+            if address in on_stack:
+                value = on_stack[address]  # a stack-passed argument
+            elif address < lay.entry_rsp:
                 value = pattern(SECRET, POISON_BASE + slot)
                 secrets[value] = f"uninitialised stack (entry RSP-{lay.entry_rsp - address:#x})"
             elif address == lay.entry_rsp:
@@ -595,13 +652,13 @@ class Harness:
         c = self.contract
         if not c.fields:
             return b""
-        by_offset = {off: inputs[r] for r, off in c.fields.items()}
         out = bytearray()
         for i, offset in enumerate(range(-GUARD, c.struct_size + GUARD, 8)):
-            value = by_offset.get(offset)
-            if value is None:
-                value = pattern(SECRET, GUARD_BASE + i)
-                secrets[value] = ("memory next to the args struct" if not
-                                  0 <= offset < c.struct_size else "padding in the args struct")
+            value = pattern(SECRET, GUARD_BASE + i)
+            secrets[value] = ("memory next to the args struct" if not
+                              0 <= offset < c.struct_size else "padding in the args struct")
             out += value.to_bytes(8, "little")
+        fields = [(o, c.size(r), inputs[r]) for r, o in c.fields.items()]
+        for offset, size, value in fields + [(f.offset, f.size, f.value) for f in c.fixed]:
+            out[GUARD + offset:GUARD + offset + size] = value.to_bytes(size, "little")
         return bytes(out)

@@ -9,16 +9,16 @@ TDCALL, so each defect shows up under the one property that owns it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from operator import itemgetter
-from typing import Callable, Sequence
+from typing import Callable
 
 from .. import abi
 from ..events import InterruptDelivered
-from ..td import PAGE, RETURN_TRAP
+from ..td import RETURN_TRAP
 from ..vcpu.regs import RFLAGS_IF
 from .contracts import Contract, reg_name
-from .harness import GUARD, U64, Observation
+from .facts import (bits, host_pointer_use, how_it_ended, listed, names, origin, picker,
+                    stack_fault, u64)
+from .harness import GUARD, Observation
 
 LEAF = abi.Leaf.VP_VMCALL
 
@@ -28,6 +28,7 @@ class Finding:
     id: str
     message: str  # one sentence: what is wrong
     rip: int | None  # the offending instruction
+    offenders: tuple[str, ...] = ()  # every register / value / field at fault
 
 
 @dataclass(frozen=True)
@@ -36,71 +37,7 @@ class Property:
     holds: str  # what passing means
     needs: str  # what a run must reach for the property to be judged
     judge: Callable[[Contract, Observation], "Finding | bool"]
-
-
-# --- facts about a run ---
-def u64(data: bytes, offset: int) -> int:
-    return int.from_bytes(data[offset:offset + 8], "little")
-
-
-@lru_cache(maxsize=None)
-def bits(mask: int) -> tuple[int, ...]:
-    return tuple(i for i in range(16) if mask >> i & 1)
-
-
-@lru_cache(maxsize=None)
-def picker(registers: tuple[int, ...]) -> Callable[[Sequence[int]], object]:
-    """Picks these registers' values out of a GPR list in one call, to
-    compare two lists on just these registers."""
-    return itemgetter(*registers) if registers else lambda gprs: ()
-
-
-def names(mask: int) -> str:
-    return ", ".join(reg_name(i) for i in bits(mask))
-
-
-def origin(o: Observation, value: int) -> str | None:
-    """Which guest secret or pointer a value is, if any."""
-    v = o.values
-    what = v.secrets.get(value) or v.secret_lows.get(value & 0xFFFF_FFFF)
-    if what is None:
-        what = next((d for lo, hi, d in v.pointers if lo <= value < hi), None)
-    return what
-
-
-def near_host_value(o: Observation, address: int) -> tuple[int, int, str] | None:
-    """The host-written value an address lies within a page of, as (full
-    address, value, whose).  Unicorn reports fault addresses cut to 52
-    bits, so distances are taken modulo 2**52."""
-    wrap = 1 << 52
-    hits = [((address - value + PAGE) % wrap - PAGE, value, what)
-            for value, what in o.host_written]
-    hits = [hit for hit in hits if abs(hit[0]) < PAGE]
-    if not hits:
-        return None
-    offset, value, what = min(hits, key=lambda hit: abs(hit[0]))
-    return (value + offset) & abi.MASK64, value, what
-
-
-def host_pointer_use(o: Observation) -> tuple[int, int, int, str] | None:
-    """A crash, or a store outside the stack and args struct, at an address
-    derived from a host-written value: (rip, address, value, whose)."""
-    crash = o.result.crash
-    uses = [(crash.rip, a) for a in (crash.address, crash.rip) if a is not None] if crash else []
-    for rip, address in uses + o.writes:
-        hit = near_host_value(o, address)
-        if hit:
-            return (rip, *hit)
-    return None
-
-
-def return_slot_lost(o: Observation) -> bool:
-    return not o.returned and u64(o.frame_after, 0) != RETURN_TRAP
-
-
-def how_it_ended(o: Observation) -> str:
-    first = o.result.describe().splitlines()
-    return first[0] if first else o.result.reason
+    applies: Callable[[Contract], str | None] = lambda c: None  # why not, for this contract
 
 
 # --- the judges ---
@@ -159,61 +96,73 @@ def mask_valid(c: Contract, o: Observation):
 def no_leak(c: Contract, o: Observation):
     if not o.exited:
         return False
-    inputs = o.values.inputs
+    inputs, seen, rip = o.values.inputs, {}, None
     for i, record in enumerate(o.records):
         for r in bits(record.gpr_select):
             value = record.exposed[r]
             what = value != inputs.get(r) and origin(o, value)
-            if what:
-                role = (f"where the contract passes the input {reg_name(r)}" if r in c.inputs
-                        or r in c.reg_args else "which the contract does not name as an input")
-                return Finding("no-leak", f"The host saw {what} in {reg_name(r)} (value "
-                               f"{value:#x}), {role}.", record.rip)
+            if what and reg_name(r) not in seen:
+                role = ("an input register" if r in c.inputs or r in c.reg_args
+                        else "not an input")
+                seen[reg_name(r)] = f"{what} in {reg_name(r)} ({value:#x}, {role})"
+                rip = rip or record.rip
         if record.xmm_select:  # the host's view of XMMs is in the exit only
             exit = o.exits[i]
             for j in bits(exit.xmm_select):
                 for half in (exit.xmms[j] & abi.MASK64, exit.xmms[j] >> 64):
                     what = origin(o, half)
-                    if what:
-                        return Finding("no-leak", f"The host saw {what} in XMM{j} (value "
-                                       f"{half:#x}).", record.rip)
-    return True
+                    if what and f"XMM{j}" not in seen:
+                        seen[f"XMM{j}"] = f"{what} in XMM{j} ({half:#x})"
+                        rip = rip or record.rip
+    if not seen:
+        return True
+    return Finding("no-leak", f"The host saw {listed(list(seen.values()))}, which the "
+                   "contract does not pass.", rip, tuple(seen))
 
 
 def scrub(c: Contract, o: Observation):
     if not (o.returned and o.exchange):
         return False
+    live = {}
     for r in c.scrubbed:
         what = o.host_value(o.after[r])
         if what:
-            ret = "the return value in RAX" if c.returns is not None else "no register"
-            return Finding("scrub", f"After return {reg_name(r)} still holds {what} "
-                           f"({o.after[r]:#x}), but only {ret} may carry a host-written value: "
-                           "zero or restore it before RET (spec 3.5 rule 5).", o.last_pc)
+            live[reg_name(r)] = f"{reg_name(r)} holds {what} ({o.after[r]:#x})"
     for j in range(16 if o.xmm_exchanged else 0):
         for half in (u64(o.xmm_after, 16 * j), u64(o.xmm_after, 16 * j + 8)):
             what = o.host_value(half)
-            if what:
-                return Finding("scrub", f"After return XMM{j} still holds {what} "
-                               f"({half:#x}).", o.last_pc)
-    return True
+            if what and f"XMM{j}" not in live:
+                live[f"XMM{j}"] = f"XMM{j} holds {what} ({half:#x})"
+    if not live:
+        return True
+    ret = "the return value in RAX" if c.returns is not None else "no register"
+    return Finding("scrub", f"After return {listed(list(live.values()))}, but only {ret} may "
+                   "carry a host-written value: zero or restore "
+                   f"{'it' if len(live) == 1 else 'them'} before RET (spec 3.5 rule 5).",
+                   o.last_pc, tuple(live))
 
 
 def callee_saved(c: Contract, o: Observation):
     if not (o.returned and o.exchange):
         return False
     pick = picker(c.unchanged)
-    if pick(o.after) == pick(o.values.entry):
+    xmm = [j for j in c.xmm_saved
+           if o.xmm_after[16 * j:16 * j + 16] != o.values.xmm[16 * j:16 * j + 16]]
+    if pick(o.after) == pick(o.values.entry) and not xmm:
         return True
+    wrong = {}
     for r in c.unchanged:
         was, now = o.values.entry[r], o.after[r]
         if now != was:
-            kind = "callee-saved" if r in c.callee_saved else "preserved by the contract"
             source = o.host_value(now)
-            extra = f", now {source}" if source else ""
-            return Finding("callee-saved", f"{reg_name(r)} = {now:#x} after return but the "
-                           f"caller had {was:#x} ({reg_name(r)} is {kind}{extra}).", o.last_pc)
-    return True
+            extra = f", {source}" if source else ""
+            wrong[reg_name(r)] = f"{reg_name(r)} = {now:#x} (the caller had {was:#x}{extra})"
+    wrong.update({f"XMM{j}": f"XMM{j} changed" for j in xmm})
+    kind = (f"{c.convention.upper() if c.convention == 'ms' else 'SysV'} callee-saved"
+            + (" or preserved by the contract" if c.preserved else ""))
+    return Finding("callee-saved", f"After return {listed(list(wrong.values()))}, but "
+                   f"{'it is' if len(wrong) == 1 else 'they are'} {kind}.", o.last_pc,
+                   tuple(wrong))
 
 
 def stack(c: Contract, o: Observation):
@@ -225,10 +174,17 @@ def stack(c: Contract, o: Observation):
             return Finding("stack", f"At the TDCALL the return address at entry RSP "
                            f"({lay.entry_rsp:#x}) has been overwritten with {t.ret_slot:#x}.",
                            t.rip)
-    if return_slot_lost(o):
-        return Finding("stack", f"The return address at entry RSP ({lay.entry_rsp:#x}) was "
-                       f"overwritten with {u64(o.frame_after, 0):#x}, so the routine could not "
-                       f"return ({how_it_ended(o)}).", o.last_pc)
+    fault = stack_fault(o)
+    if fault:
+        value, slot = fault
+        what = origin(o, value)
+        popped = f"{value:#x}" + (f" ({what})" if what else "")
+        if slot == lay.entry_rsp:
+            return Finding("stack", f"RET popped {popped} from the return-address slot "
+                           f"({lay.entry_rsp:#x}), which the routine overwrote.", o.last_pc)
+        return Finding("stack", f"RET popped {popped} instead of the return address: RSP was "
+                       f"{slot - lay.entry_rsp:+#x} bytes off the entry RSP {lay.entry_rsp:#x} "
+                       "(unbalanced pushes and pops).", o.last_pc)
     if not o.returned:
         return True
     rsp = o.after[abi.RSP]
@@ -238,15 +194,24 @@ def stack(c: Contract, o: Observation):
     start = lay.entry_rsp - lay.stack_low
     if o.frame_after[8:] == o.values.stack[start + 8:]:
         return True
+    owned = callee_owned(c)  # the shadow space and stack arguments belong to the callee
     for offset in range(8, len(o.frame_after), 8):
         was, now = u64(o.values.stack, start + offset), u64(o.frame_after, offset)
-        if was != now:
+        if was != now and offset not in owned:
             return Finding("stack", f"The routine wrote {now:#x} into its caller's stack frame at "
                            f"{lay.entry_rsp + offset:#x} (entry RSP+{offset:#x}).", o.last_pc)
     return True
 
 
+def callee_owned(c: Contract) -> set[int]:
+    """Entry-RSP offsets the callee may write: the MS x64 shadow space and
+    its stack-passed arguments."""
+    return set(range(8, 8 + c.shadow_space, 8)) | {s.offset for s, _ in c.stack_args}
+
+
 def frame_pointer(c: Contract, o: Observation):
+    if c.frame_pointer != "required":
+        return False
     for t in o.tdcalls:
         rbp = t.before[abi.RBP]
         if not t.rbp_chain:
@@ -291,45 +256,65 @@ def failure_traps(c: Contract, o: Observation):
     t = o.failure
     if t is None:
         return False
-    if o.returned:
-        return Finding("failure-traps", f"The module failed the TDCALL with RAX = "
-                       f"{t.after[abi.RAX]:#x}, yet the routine returned normally (RAX = "
-                       f"{o.after[abi.RAX]:#x}); it must stop (ud2 or a panic that never "
-                       "returns), since no VMM answer exists (spec 10 B9).", t.rip)
-    return True
+    status = t.after[abi.RAX]
+    if not o.returned:
+        return True
+    if c.on_failure == "return-status":
+        if o.after[abi.RAX] == status:
+            return True
+        return Finding("failure-traps", f"The module failed the TDCALL with RAX = {status:#x} "
+                       f"and the routine returned RAX = {o.after[abi.RAX]:#x}, but the contract "
+                       "returns the module's status when the TDCALL fails (on_failure = "
+                       "\"return-status\").", t.rip)
+    return Finding("failure-traps", f"The module failed the TDCALL with RAX = {status:#x}, yet "
+                   f"the routine returned normally (RAX = {o.after[abi.RAX]:#x}); it must stop "
+                   "(ud2 or a panic that never returns), since no VMM answer exists "
+                   "(spec 10 B9).", t.rip)
+
+
+def copies(c: Contract, o: Observation, t) -> bool:
+    """Whether this run's outputs are copied back: by the flags word, or
+    (copy_outputs = "on-success") when R10 came back 0."""
+    return c.copy_outputs.holds(o.scenario.flags, t.after[abi.R10])
 
 
 def output_copy(c: Contract, o: Observation):
     t = o.exchange
-    if t is None or not o.returned or not c.fields:
+    if t is None or not o.returned or not c.struct_size:
         return False
-    copy = c.copy_outputs.holds(o.scenario.flags)
+    copy = copies(c, o, t)
     if o.struct_after == expected_struct(c, o, t, copy):
         return True
     if host_pointer_use(o):
         return True  # copied through a host pointer: judged by host-pointer
-    when = f"flags = {c.flag_names(o.scenario.flags)}"
+    when = ("R10 = 0" if c.copy_outputs.on_success and copy else "R10 != 0"
+            if c.copy_outputs.on_success else f"flags = {c.flag_names(o.scenario.flags)}")
+    wrong = {}
     for r, offset in sorted(c.fields.items(), key=lambda item: item[1]):
-        now = u64(o.struct_after, GUARD + offset)
-        field = f"args->{abi.GPR_NAMES[r]} (offset {offset})"
-        if copy and r in c.outputs and now != t.after[r]:
-            return Finding("output-copy", f"With {when} the contract copies {reg_name(r)} back, "
-                           f"but {field} holds {now:#x} instead of the {t.after[r]:#x} the TDCALL "
-                           "returned.", o.last_pc)
-        if not (copy and r in c.outputs) and now != o.values.inputs[r]:
-            return Finding("output-copy", f"{field} changed from {o.values.inputs[r]:#x} to "
-                           f"{now:#x}, but the contract does not copy it back "
-                           f"({'with ' + when if r in c.outputs else 'not an output'}).",
-                           o.last_pc)
-    before, after, end = o.values.struct, o.struct_after, GUARD + c.struct_size
-    if after[:GUARD] == before[:GUARD] and after[end:] == before[end:]:
-        return True
+        size, name = c.size(r), abi.GPR_NAMES[r]
+        now = int.from_bytes(o.struct_after[GUARD + offset:GUARD + offset + size], "little")
+        field = f"args->{name} (offset {offset})"
+        if copy and r in c.outputs:
+            want = t.after[r] & ((1 << 8 * size) - 1)
+            if now != want:
+                wrong[name] = f"{field} holds {now:#x}, not the {want:#x} the TDCALL returned"
+        elif now != o.values.inputs[r]:
+            wrong[name] = (f"{field} changed from {o.values.inputs[r]:#x} to {now:#x} "
+                           f"({'not copied with ' + when if r in c.outputs else 'not an output'})")
+    before, after = o.values.struct, o.struct_after
+    for f in c.fixed:
+        at = GUARD + f.offset
+        if after[at:at + f.size] != before[at:at + f.size]:
+            wrong[f.name] = f"the fixed field {f.name} (offset {f.offset}) was overwritten"
+    end = GUARD + c.struct_size
     for offset in [*range(0, GUARD, 8), *range(end, len(after), 8)]:
         if u64(after, offset) != u64(before, offset):
-            return Finding("output-copy", f"The routine wrote {u64(after, offset):#x} at offset "
-                           f"{offset - GUARD} from the args struct, outside its "
-                           f"{c.struct_size} bytes.", o.last_pc)
-    return True
+            wrong[f"offset {offset - GUARD}"] = (f"{u64(after, offset):#x} was written at offset "
+                                                 f"{offset - GUARD}, outside the struct")
+    if not wrong:
+        return True
+    return Finding("output-copy", f"With {when}: {listed(list(wrong.values()))}.", o.last_pc,
+                   tuple(wrong))
 
 
 def expected_struct(c: Contract, o: Observation, t, copy: bool) -> bytes:
@@ -338,8 +323,9 @@ def expected_struct(c: Contract, o: Observation, t, copy: bool) -> bytes:
     if not copy:
         return o.values.struct
     struct = bytearray(o.values.struct)
-    for r, offset in c.output_fields:
-        U64.pack_into(struct, GUARD + offset, t.after[r])
+    for r, offset, size in c.output_fields:
+        at = GUARD + offset
+        struct[at:at + size] = (t.after[r] & ((1 << 8 * size) - 1)).to_bytes(size, "little")
     return struct
 
 
@@ -348,8 +334,8 @@ def return_value(c: Contract, o: Observation):
     if t is None:
         return False
     if not o.returned:
-        if host_pointer_use(o) or return_slot_lost(o):
-            return True  # judged by host-pointer / stack
+        if host_pointer_use(o) or stack_fault(o):
+            return False  # judged by host-pointer / stack
         crash = o.result.crash
         return Finding("return-value", "The routine did not return after a successful "
                        f"TDG.VP.VMCALL ({how_it_ended(o)}).", crash.rip if crash else o.last_pc)
@@ -390,13 +376,16 @@ PROPERTIES = (
     Property("stack", "RSP balanced, return address and caller's frame intact",
              "a TDCALL", stack),
     Property("frame-pointer", "the RBP chain is intact across the TDCALL", "a TDCALL",
-             frame_pointer),
+             frame_pointer, lambda c: None if c.frame_pointer == "required" else
+             "the contract does not require a frame pointer (frame_pointer = \"not-required\")"),
     Property("sti-shadow", "IF as the contract asks, and no interrupt taken between STI and "
              "TDCALL", "a TDCALL", sti_shadow),
     Property("failure-traps", "a failed TDCALL (RAX != 0) never returns normally",
              "a TDG.VP.VMCALL the module fails", failure_traps),
     Property("output-copy", "outputs are copied back exactly when the contract says",
-             "a successful TDG.VP.VMCALL and a normal return", output_copy),
+             "a successful TDG.VP.VMCALL and a normal return", output_copy,
+             lambda c: None if c.struct_size else "the contract has no struct: nothing is "
+             "copied"),
     Property("return-value", "the routine returns, with the value the contract names",
              "a successful TDG.VP.VMCALL", return_value),
     Property("host-pointer", "no host-written register is used as a pointer",

@@ -107,6 +107,7 @@ def to_json(report: Report, replay_hint: str = REPLAY) -> dict:
         item = {"id": r.id, "status": r.status, "message": r.message}
         if r.status == "fail":
             item["rip"] = None if r.finding.rip is None else f"{r.finding.rip:#x}"
+            item["offenders"] = list(r.finding.offenders)
             item["disassembly"] = listing(report.image, report.symbol, r.finding.rip)
             item["reproducer"] = r.observation.scenario.to_json()
             item["values"] = reproducer_lines(report, r)

@@ -1,15 +1,22 @@
 """`check`: run a stub through a fixed, deterministic set of scenarios and
 judge every property on every run.
 
-The plan: one run per combination of the contract's flags with the marker
-host; the same runs with the module failing the TDCALL (two statuses, one
-with bit 63 clear); and, for each flags value that enables interrupts, one
-run per instruction boundary before the TDCALL with an interrupt pending
+The plan, for every combination of the contract's flags: one run with the
+distinctive patterns (secrets, inputs, host markers), then the ABI's
+ordinary values, so that a stub whose control flow depends on an input or
+a host value is run on both sides of the branch: every input 0 (R10 = 0 is
+a standard GHCI call), every input all-ones, the host writing 0 everywhere,
+and the host answering R10 = 0 with markers elsewhere.  Then the module
+fails the TDCALL (two statuses, one with bit 63 clear) with the patterns,
+and once with every input 0 (a stub that tests its own R10 instead of RAX
+returns then).  Last, for each flags value that enables interrupts, one run
+per instruction boundary before the TDCALL with an interrupt pending
 there.  The first failing run of a property, in plan order, is its
 reproducer: plan order puts the simplest scenarios first.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -17,6 +24,7 @@ from .. import abi
 from ..image import Image
 from .contracts import Contract
 from .harness import Harness, Observation, Scenario
+from .facts import ending
 from .properties import PROPERTIES, Finding, Property
 
 FAILURE_STATUSES = (abi.operand_invalid(abi.RCX), abi.Status.NON_RECOVERABLE_VCPU)
@@ -52,14 +60,28 @@ class Report:
         return [r for r in self.results if r.status == "fail"]
 
 
+def ordinary(c: Contract) -> tuple[Scenario, ...]:
+    """The ordinary values every plan runs besides the patterns: inputs all
+    0 and all 1, the host writing 0 everywhere, the host answering R10 = 0."""
+    inputs = sorted(set(c.fields) | set(c.reg_args))
+    host = [r for r in range(abi.RDX, 16) if r != abi.RSP]
+    return (Scenario(inputs=tuple((r, 0) for r in inputs)),
+            Scenario(inputs=tuple((r, abi.MASK64) for r in inputs)),
+            Scenario(host=tuple((r, 0) for r in host)),
+            Scenario(host=((abi.R10, 0),)))
+
+
 def plan(c: Contract, harness: Harness) -> Iterator[Observation]:
-    normal = []
+    normal, zeros = [], ordinary(c)
     for flags in c.flag_values():
         normal.append(harness.run(Scenario(flags=flags)))
         yield normal[-1]
+        for values in zeros:
+            yield harness.run(replace(values, flags=flags))
     for flags in c.flag_values():
         for status in FAILURE_STATUSES:
             yield harness.run(Scenario(flags=flags, module_status=status))
+        yield harness.run(replace(zeros[0], flags=flags, module_status=FAILURE_STATUSES[0]))
     for o in normal:
         if c.interrupts.holds(o.scenario.flags) and o.tdcalls:
             for k in range(o.tdcalls[0].insns):
@@ -81,8 +103,20 @@ def _verdict(prop: Property, c: Contract, observations: list[Observation]) -> Re
         if isinstance(verdict, Finding):
             return Result(prop, "fail", verdict.message, runs, verdict, o)
     if not runs:
-        return Result(prop, "skip", f"not exercised: no run reached {prop.needs}")
+        return Result(prop, "skip", skip_reason(prop, c, observations))
     return Result(prop, "pass", f"{prop.holds} ({runs} run{'s' * (runs > 1)})", runs)
+
+
+def skip_reason(prop: Property, c: Contract, observations: list[Observation]) -> str:
+    """Why a property was judged on no run: the contract rules it out, or
+    what the runs did instead of reaching what it needs."""
+    reason = prop.applies(c)
+    if reason:
+        return reason
+    counts = Counter(ending(o) for o in observations)
+    runs = "; ".join(f"{n} {'run' if n == 1 else 'runs'} {what}"
+                     for what, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"not exercised: no run reached {prop.needs} ({runs or 'no runs'})"
 
 
 def check(image: Image, symbol: str, contract: Contract, stub: str = "",

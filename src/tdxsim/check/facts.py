@@ -1,0 +1,109 @@
+"""Facts about one observed run that several judges (and the skip reasons)
+share: where a value came from, host pointers, stack faults, how a run
+ended."""
+from __future__ import annotations
+
+from functools import lru_cache
+from operator import itemgetter
+from typing import Callable, Sequence
+
+from .. import abi
+from ..td import PAGE, RETURN_TRAP
+from .contracts import reg_name
+from .harness import Observation
+
+
+def u64(data: bytes, offset: int) -> int:
+    return int.from_bytes(data[offset:offset + 8], "little")
+
+
+@lru_cache(maxsize=None)
+def bits(mask: int) -> tuple[int, ...]:
+    return tuple(i for i in range(16) if mask >> i & 1)
+
+
+@lru_cache(maxsize=None)
+def picker(registers: tuple[int, ...]) -> Callable[[Sequence[int]], object]:
+    """Picks these registers' values out of a GPR list in one call, to
+    compare two lists on just these registers."""
+    return itemgetter(*registers) if registers else lambda gprs: ()
+
+
+def names(mask: int) -> str:
+    return ", ".join(reg_name(i) for i in bits(mask))
+
+
+def listed(items: list[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def origin(o: Observation, value: int) -> str | None:
+    """Which guest secret or address a value is, if any."""
+    v = o.values
+    what = v.secrets.get(value) or v.secret_lows.get(value & 0xFFFF_FFFF)
+    if what is None:
+        what = next((d for lo, hi, d in v.pointers if lo <= value < hi), None)
+    return what
+
+
+def near_host_value(o: Observation, address: int) -> tuple[int, int, str] | None:
+    """The host-written value an address lies within a page of, as (full
+    address, value, whose).  Unicorn reports fault addresses cut to 52
+    bits, so distances are taken modulo 2**52."""
+    wrap = 1 << 52
+    hits = [((address - value + PAGE) % wrap - PAGE, value, what)
+            for value, what in o.host_written]
+    hits = [hit for hit in hits if abs(hit[0]) < PAGE]
+    if not hits:
+        return None
+    offset, value, what = min(hits, key=lambda hit: abs(hit[0]))
+    return (value + offset) & abi.MASK64, value, what
+
+
+def host_pointer_use(o: Observation) -> tuple[int, int, int, str] | None:
+    """A crash, or a store outside the stack and args struct, at an address
+    derived from a host-written value: (rip, address, value, whose)."""
+    if stack_fault(o):
+        return None  # a RET popped the wrong slot: judged by `stack`
+    crash = o.result.crash
+    uses = [(crash.rip, a) for a in (crash.address, crash.rip) if a is not None] if crash else []
+    for rip, address in uses + o.writes:
+        hit = near_host_value(o, address)
+        if hit:
+            return (rip, *hit)
+    return None
+
+
+def stack_fault(o: Observation) -> tuple[int, int] | None:
+    """(value, slot) when the routine left its code through a RET that
+    popped something other than the return address, or lost the slot."""
+    if o.escape is not None:
+        return o.escape
+    if not o.returned and u64(o.frame_after, 0) != RETURN_TRAP:
+        return u64(o.frame_after, 0), o.layout.entry_rsp
+    return None
+
+
+def how_it_ended(o: Observation) -> str:
+    first = o.result.describe().splitlines()
+    return first[0] if first else o.result.reason
+
+
+def ending(o: Observation) -> str:
+    """How far a run got, in the words a skip reason uses."""
+    if not o.tdcalls:
+        return "executed no TDCALL"
+    if not o.vmcalls:
+        return "executed no TDG.VP.VMCALL (see leaf)"
+    if o.scenario.module_status:
+        return "had the TDCALL failed by the module (by design of the run)"
+    if not o.exited:
+        return "had every TDCALL refused by the module (see mask-valid)"
+    if o.exchange is None:
+        return "had its last TDG.VP.VMCALL fail"
+    if stack_fault(o):
+        return "never returned to its caller: a RET popped the wrong slot (see stack)"
+    if not o.returned:
+        return f"did not return ({how_it_ended(o)})"
+    return "returned"
