@@ -6,6 +6,7 @@ crashed, reported a fatal error, halted forever or ran away; 2 for bad input.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -74,6 +75,15 @@ def cmd_bench(args) -> int:
     return bench_main(json_output=args.json, show_profile=args.profile)
 
 
+def cmd_flags(args) -> int:
+    """pkg-config style: what building a C guest by hand needs."""
+    from .toolchain import sdk
+    words = {"cflags": sdk.cflags, "ldflags": sdk.ldflags,
+             "include": lambda: [str(sdk.include_dir())]}[args.command]()
+    print(" ".join(shlex.quote(w) for w in words))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tdxsim", description="Run and check Intel TDX guest "
                                 "code without TDX hardware.")
@@ -108,6 +118,12 @@ def parser() -> argparse.ArgumentParser:
                             "(where the time goes)")
     bench.set_defaults(func=cmd_bench)
     add_check_commands(sub)  # tdxsim check, tdxsim fuzz
+    for name, what in (("cflags", "C compiler flags for a C guest (with -I of tdx.h)"),
+                       ("ldflags", "linker flags for a C guest: the linker script, the "
+                                   "C runtime and the guest library"),
+                       ("include", "the directory holding tdx.h")):
+        sub.add_parser(name, help=what, description=f"Print {what}.").set_defaults(
+            func=cmd_flags)
     return p
 
 

@@ -71,6 +71,9 @@ def _constants(abi: dict) -> list[str]:
         items = table.__members__.items() if hasattr(table, "__members__") else \
             ((k, v) for k, v in vars(table).items() if k.isupper())
         lines += [f"#define {prefix}{name} {int(value):#x}ull" for name, value in items]
+    lines.append("\n/* MSRs (RDMSR/WRMSR through tdx_rdmsr/tdx_wrmsr) */")
+    lines += [f"#define TDX_{name} {int(value):#x}ull" for name, value in abi.items()
+              if name.startswith(("MSR_", "LVT_")) and isinstance(value, int)]
     lines.append("\n/* Quotes, reports and event notification (spec 1.3, 4.5) */")
     for name in ("QUOTE_HEADER_SIZE", "QUOTE_VERSION", "QUOTE_STATUS_SUCCESS",
                  "QUOTE_STATUS_IN_FLIGHT", "QUOTE_STATUS_ERROR", "QUOTE_STATUS_UNAVAILABLE",

@@ -43,7 +43,8 @@ SECTIONS {{
 CFLAGS = ("-ffreestanding", "-fno-pic", "-fno-pie", "-mno-red-zone", "-mgeneral-regs-only",
           "-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fcf-protection=none",
           "-m64")
-LDFLAGS = ("-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-e,_start")
+LDFLAGS = ("-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,noexecstack",
+           "-Wl,-e,_start")
 
 LIBRARY = ("tdcall.S", "ve_handler.S")
 RUNTIME = "crt0.S"
