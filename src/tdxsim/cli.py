@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import image, limits, toolchain
+from . import image, limits, signals, toolchain
 from .toolchain.options import BuildOptions, add_arguments as add_build_arguments
 from .check.cli import add_commands as add_check_commands
 from .errors import TdxsimError
@@ -54,14 +54,20 @@ def load_td(guests: list[str], args) -> TD:
 def cmd_run(args) -> int:
     limits.timeout(args.timeout)
     limits.budget(args.max_insns)
-    td = load_td(args.guest, args)
-    result = td.run(max_insns=args.max_insns, timeout=args.timeout)
+    with signals.watch() as caught:
+        td = load_td(args.guest, args)
+        caught.on_signal(td.interrupt)
+        result = td.run(max_insns=args.max_insns, timeout=args.timeout)
     sys.stdout.write(result.console)
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
     if args.trace:
         for line in render_all(result.events):
             print(line)
+    sys.stdout.flush()
+    if result.reason == "interrupted":
+        print(f"tdxsim: {caught.name or 'signal'}: {result.message}", file=sys.stderr)
+        return caught.exit_code if caught.number else 130
     if result.reason == "exit":
         if args.trace or result.exit_code:
             print(f"tdxsim: {result.message}", file=sys.stderr)

@@ -49,7 +49,8 @@ class RunResult:
     """How a run ended.  reason: 'exit' (debug-exit port), 'return' (td.call
     returned), 'fatal' (ReportFatalError), 'crash', 'halted' (no wake event can
     come), 'budget' (instruction budget), 'timeout' (wall clock), 'error'
-    (a host handler or an unmodelled feature)."""
+    (a host handler or an unmodelled feature), 'interrupted' (TD.interrupt(),
+    e.g. on a signal)."""
     reason: str
     message: str = ""
     exit_code: int | None = None
@@ -275,6 +276,8 @@ class TD:
         deadline = time.monotonic() + timeout if timeout else math.inf
         self._arm_fast_path()
         while True:
+            if self.vcpu.stop_requested:
+                return self._after(Stop("interrupted", self.vcpu.regs.rip), max_insns, timeout)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return self._after(Stop("timeout", self.vcpu.regs.rip), max_insns, timeout)
@@ -290,6 +293,11 @@ class TD:
             result = self._after(stop, max_insns, timeout)
             if result is not None:
                 return result
+
+    def interrupt(self) -> None:
+        """End the current run, and any later one, as 'interrupted' with what
+        it did so far.  Callable from another thread (tdxsim.signals)."""
+        self.vcpu.request_stop()
 
     def _arm_fast_path(self) -> None:
         """The compiled TDG.VP.VMCALL path (module/vmcall.c, host/fast.c)
@@ -351,6 +359,11 @@ class TD:
                 return None  # a timer deadline, the STI shadow or a POPF/IRET ended it
             return self._end("budget", f"the guest ran away: instruction budget of "
                              f"{max_insns} exhausted at {self.image.describe(stop.rip)}")
+        if stop.kind == "interrupted":
+            return self._end("interrupted", f"interrupted at "
+                             f"{self.image.describe(self.vcpu.regs.rip)} after "
+                             f"{self.vcpu.instructions - self._budget_end + max_insns} "
+                             "instructions")
         if stop.kind == "timeout":
             return self._end("timeout", f"the guest ran away: wall-clock timeout of "
                              f"{timeout:g} s at {self.image.describe(self.vcpu.regs.rip)}")

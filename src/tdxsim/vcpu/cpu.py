@@ -58,7 +58,8 @@ class Stop(NamedTuple):  # a tuple: built on every slice, ~5x cheaper than a fro
     address), 'tdcall' (the TDCALL callback asked to stop), 'hlt' (plain HLT),
     've-insn' (an instruction the TDX module intercepts or the vCPU emulates,
     not yet executed: rip is that instruction), 'memory' (an access the page
-    walk or the EPT check refused), 'fault', 'timeout'.
+    walk or the EPT check refused), 'fault', 'timeout', 'interrupted'
+    (request_stop()).
     """
     kind: str
     rip: int
@@ -107,6 +108,7 @@ class VCpu:
         self._walks: dict[tuple[int, str], tuple[int, int]] = {}  # (page, access) -> translation
         self._walks_cr3 = -1
         self._tb_stale = False
+        self.stop_requested = False  # request_stop() was called: every slice ends at once
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self.uc.hook_add(UC_HOOK_TLB_FILL, self._tlb_fill)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
@@ -327,6 +329,13 @@ class VCpu:
         return bool(self.regs.rflags & RFLAGS_IF)
 
     # --- execution ---
+    def request_stop(self) -> None:
+        """End the running slice, and every later one, as 'interrupted'.
+        Safe from another thread (a signal watcher): Unicorn's own timeout
+        stops it from a thread the same way."""
+        self.stop_requested = True
+        self.uc.emu_stop()
+
     @property
     def instructions(self) -> int:
         return self.counter.count
@@ -359,7 +368,7 @@ class VCpu:
         if stop is None and self._if_watch.hit:  # in front of a POPF or IRET: run just it
             limit = self.counter.count + 1
             self.counter.set_limit(limit)
-        while stop is None and self.counter.count < limit:
+        while stop is None and self.counter.count < limit and not self.stop_requested:
             refused = self.counter.refused_block(self.regs.rip)
             stop = self._run_to_boundary(refused, limit, until) if refused \
                 else self._emulate(until, 0.0)
@@ -449,6 +458,8 @@ class VCpu:
 
     def _natural_stop(self, until: int, timeout: float, started: float) -> Stop:
         rip = self.regs.rip
+        if self.stop_requested:
+            return Stop("interrupted", rip)
         if until and rip == until:
             return Stop("until", rip)
         if self.counter.count >= self.counter.state.limit or self._tb_stale:
