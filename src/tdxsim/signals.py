@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -93,3 +94,49 @@ def watch() -> Iterator[Watch]:
         os.close(write_fd)
         thread.join()
         os.close(read_fd)
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Ignore the stop signals while a worker process starts: it inherits
+    them ignored (an ignored signal stays ignored across exec, a blocked one
+    does not survive multiprocessing's spawn), so a signal sent to the
+    process group while it imports tdxsim cannot kill it with a traceback;
+    worker_setup() then decides.  The parent's own window is the few
+    milliseconds of the spawn; its handlers come back right after."""
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def worker_setup(parent: int) -> None:
+    """In a worker process: leave SIGINT to the parent (a terminal sends it
+    to the whole process group; the parent ends the workers itself), let
+    SIGTERM and SIGHUP end it, and exit as soon as the parent is gone, so
+    that no worker outlives it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    try:  # Linux: the kernel kills the worker when its parent dies
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL = 0.5  # seconds; where PR_SET_PDEATHSIG is missing
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL)
+        if os.getppid() != parent:
+            os._exit(1)

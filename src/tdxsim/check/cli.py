@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import image as image_mod, limits
+from .. import image as image_mod, limits, signals
 from ..errors import TdxsimError
 from ..toolchain import load_guest
 from ..toolchain.options import BuildOptions, add_arguments as add_build_arguments
@@ -112,10 +112,12 @@ def _replay_hint(args) -> str:
 
 
 def cmd_check(args) -> int:
-    contract = load(args.abi)
-    image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))
-    replay = load_replay(args.replay) if args.replay else None
-    report = check(image, args.symbol, contract, " ".join(args.stub), replay)
+    with signals.watch() as caught:
+        contract = load(args.abi)
+        image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))
+        replay = load_replay(args.replay) if args.replay else None
+        report = check(image, args.symbol, contract, " ".join(args.stub), replay,
+                       stop=lambda: caught.number is not None)
     if args.save:
         with _writing(args.save):
             out = Path(args.save)
@@ -124,14 +126,16 @@ def cmd_check(args) -> int:
                 data = reproducer(r.id, r.message, contract, args.symbol, r.observation.scenario)
                 (out / f"{r.id}.json").write_text(json.dumps(data, indent=2) + "\n")
     sys.stdout.write(RENDERERS[args.format](report, _replay_hint(args)))
+    if caught.number:
+        print(f"tdxsim check: stopped by {caught.name} after {report.runs} runs of the plan; "
+              "the verdicts above cover only those runs", file=sys.stderr)
+        return caught.exit_code
     return 1 if report.failed else 0
 
 
 def cmd_fuzz(args) -> int:
     limits.count(args.runs, "--runs", 10 ** 12)
     limits.count(args.workers, "--workers", limits.MAX_WORKERS)
-    contract = load(args.abi)
-    image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))
     shown = [0.0, -1]  # when, and at which count, the line was last drawn
 
     def progress(campaign, executed: int) -> None:
@@ -146,13 +150,18 @@ def cmd_fuzz(args) -> int:
               "emulator crashes", end="", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    campaign = fuzz(image, args.symbol, contract, args.runs, args.seed, args.workers, progress)
+    with signals.watch() as caught:
+        contract = load(args.abi)
+        image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))
+        campaign = fuzz(image, args.symbol, contract, args.runs, args.seed, args.workers,
+                        progress, stop=lambda: caught.number is not None)
     if not args.quiet:
         print(file=sys.stderr)
     with _writing(args.out):
         save(campaign, contract, args.symbol, Path(args.out))
+    stopped = f" (stopped by {caught.name})" if caught.number else ""
     print(f"tdxsim fuzz: {args.symbol} in {' '.join(args.stub)}, contract {contract.name}, "
-          f"seed {args.seed}: {args.runs} executions")
+          f"seed {args.seed}: {campaign.executed} of {args.runs} executions{stopped}")
     for f in sorted(campaign.failures.values(), key=lambda f: f.id):
         print(f"  FAIL  {f.id:<14} {f.message}\n        first at execution {f.index}; "
               f"minimised reproducer {Path(args.out) / (f.id + '.json')}")
@@ -163,4 +172,6 @@ def cmd_fuzz(args) -> int:
         print("  no property failed")
     else:
         print(f"replay one with: {_replay_hint(args)}")
+    if caught.number:
+        return caught.exit_code
     return 1 if campaign.failures or campaign.crashes else 0

@@ -26,12 +26,14 @@ from .. import abi
 from ..abi import Status, VmcallStatus
 from ..errors import TdxsimError
 from ..image import Image
+from ..signals import STOP_SIGNALS, held, worker_setup
 from .contracts import Contract
 from .harness import Harness, Scenario
 from .properties import PROPERTIES, judge_all
 from .runner import minimise
 
 BY_ID = {p.id: p for p in PROPERTIES}
+STOPPED_BY = {-sig for sig in STOP_SIGNALS}  # a worker's exit code when a signal ended it
 SPECIAL = (0, 1, 2, 0xFFFF_FFFF, 1 << 32, abi.MASK64, 1 << 63, VmcallStatus.RETRY,
            VmcallStatus.INVALID_OPERAND, VmcallStatus.SUBFUNC_UNSUPPORTED, abi.kvm_error(1000))
 STATUSES = (abi.operand_invalid(abi.RCX), abi.operand_invalid(abi.RAX), Status.OPERAND_BUSY,
@@ -90,6 +92,8 @@ class Campaign:
     failures: dict[str, Failure] = field(default_factory=dict)
     crashes: list[int] = field(default_factory=list)  # indices that killed a worker
     saved: list[Path] = field(default_factory=list)
+    executed: int = 0  # executions finished (runs, unless the campaign was stopped)
+    stopped: bool = False  # stopped early (a signal): findings cover `executed` runs
 
     @property
     def rate(self) -> float:
@@ -97,9 +101,11 @@ class Campaign:
 
 
 def _work(image: Image, symbol: str, c: Contract, seed: int, span: int, start: int,
-          step: int, runs: int, current, done, conn, crash_at: int | None) -> None:
+          step: int, runs: int, current, done, conn, crash_at: int | None,
+          parent: int) -> None:
     """A worker process: run its share of the campaign, report each
     property's first failure (minimised), then exit."""
+    worker_setup(parent)
     harness = Harness(image, symbol, c)
     reported: set[str] = set()
     for index in range(start, runs, step):
@@ -126,9 +132,11 @@ class _Worker:
 
 def fuzz(image: Image, symbol: str, c: Contract, runs: int, seed: int = 0, workers: int = 1,
          progress: Callable[[Campaign, int], None] | None = None,
-         crash_at: int | None = None) -> Campaign:
+         crash_at: int | None = None, stop: Callable[[], bool] = lambda: False) -> Campaign:
     """Run executions 0..runs-1 in `workers` processes.  `crash_at`, for
-    tests only, makes the worker running that index die as the emulator would."""
+    tests only, makes the worker running that index die as the emulator would.
+    When `stop()` turns true (a signal), the workers are ended and the
+    campaign holds what they reported so far."""
     # spawn, not fork: a forked child of a process that already ran Unicorn
     # (QEMU's threads) is not safe; the parent runs it to size the injections.
     ctx = mp.get_context("spawn")
@@ -144,8 +152,9 @@ def fuzz(image: Image, symbol: str, c: Contract, runs: int, seed: int = 0, worke
         reader, writer = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_work, daemon=True, args=(
             image, symbol, c, seed, campaign.span, start, workers, runs, current[number],
-            done[number], writer, crash_at))
-        proc.start()
+            done[number], writer, crash_at, os.getpid()))
+        with held():
+            proc.start()
         writer.close()
         live[proc.sentinel] = _Worker(number, proc, reader)
 
@@ -153,18 +162,23 @@ def fuzz(image: Image, symbol: str, c: Contract, runs: int, seed: int = 0, worke
     try:
         for number in range(workers):
             launch(number, number)
-        while live:
+        while live and not stop():
             conns = {w.conn: w for w in live.values() if w.conn is not None}
             for ready in wait(list(live) + list(conns), timeout=0.25):
                 if ready in conns and not _receive(ready, campaign):
                     conns[ready].conn = None
                 elif ready in live:
-                    _reap(live.pop(ready), campaign, current, launch, workers)
+                    _reap(live.pop(ready), campaign, current, launch, workers, stop)
+            campaign.executed = sum(d.value for d in done) + len(campaign.crashes)
             if progress:
-                progress(campaign, sum(d.value for d in done) + len(campaign.crashes))
+                progress(campaign, campaign.executed)
     finally:
         for worker in live.values():
             worker.proc.kill()
+        for worker in live.values():
+            worker.proc.join()
+    campaign.executed = sum(d.value for d in done) + len(campaign.crashes)
+    campaign.stopped = campaign.executed < runs
     campaign.seconds = time.perf_counter() - begin
     return campaign
 
@@ -181,12 +195,16 @@ def _receive(conn, campaign: Campaign) -> bool:
     return True
 
 
-def _reap(worker: _Worker, campaign: Campaign, current, launch, workers: int) -> None:
+def _reap(worker: _Worker, campaign: Campaign, current, launch, workers: int,
+          stop: Callable[[], bool]) -> None:
     """A worker ended: collect its last reports; if it crashed, record the
-    scenario it was running and carry on after it."""
+    scenario it was running and carry on after it.  A worker ended by a
+    stop signal (sent to the whole process group) is no crash."""
     while worker.conn is not None and worker.conn.poll() and _receive(worker.conn, campaign):
         pass
     worker.proc.join()
+    if worker.proc.exitcode in STOPPED_BY or stop():
+        return
     if worker.proc.exitcode != 0:
         index = current[worker.number].value
         if index < 0:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .. import abi
 from ..image import Image
@@ -120,10 +120,16 @@ def skip_reason(prop: Property, c: Contract, observations: list[Observation]) ->
 
 
 def check(image: Image, symbol: str, contract: Contract, stub: str = "",
-          replay: Scenario | None = None, host=None) -> Report:
-    """Check `symbol` against `contract`; with `replay`, run only that scenario."""
+          replay: Scenario | None = None, host=None,
+          stop: Callable[[], bool] = lambda: False) -> Report:
+    """Check `symbol` against `contract`; with `replay`, run only that scenario.
+    When `stop()` turns true (a signal), the plan ends after the current run."""
     harness = Harness(image, symbol, contract, host)
-    observations = [harness.run(replay)] if replay is not None else list(plan(contract, harness))
+    observations = []
+    for o in [harness.run(replay)] if replay is not None else plan(contract, harness):
+        observations.append(o)
+        if stop():
+            break
     return Report(stub or image.path, symbol, contract, image,
                   evaluate(contract, observations), harness.runs, replay)
 
