@@ -69,6 +69,8 @@ CASES = [
     ("edk2_good.S", "TdVmCall", "edk2-tdvmcall", set()),
     ("edk2_good.S", "TdVmCall", str(CORPUS / "edk2_tdvmcall.toml"), set()),
     ("edk2_mask_ffec.S", "TdVmCall", "edk2-tdvmcall", {"mask-valid"}),
+    ("edk2_good.nasm", "TdVmCall", "edk2-tdvmcall", set()),
+    ("edk2_mask_ffec.nasm", "TdVmCall", "edk2-tdvmcall", {"mask-valid"}),
     ("edk2_status_r10.S", "TdVmCall", "edk2-tdvmcall", {"failure-traps"}),
     ("edk2_p4_shadow.S", "TdVmCall", "edk2-tdvmcall", {"no-leak"}),
     ("edk2_rsi_clobbered.S", "TdVmCall", "edk2-tdvmcall", {"callee-saved"}),
@@ -331,7 +333,12 @@ def _observed(harness, scenarios):
     return out
 
 
-@pytest.mark.parametrize("stub,symbol,abi,expected", CASES)
+# Every correct stub, and the defects that exercise distinct observer paths
+# (the newer one-defect variants add nothing new there and would only add time).
+OBSERVER_CASES = [c for c in CASES[:21] if c[3]] + [c for c in CASES if not c[3]]
+
+
+@pytest.mark.parametrize("stub,symbol,abi,expected", OBSERVER_CASES)
 def test_compiled_observer_sees_what_the_python_observer_sees(stub, symbol, abi, expected):
     """The checker's plan and 60 fuzzed scenarios, observed in C (where the
     compiled path also gives the marker answer) and in Python: identical
@@ -475,3 +482,23 @@ def test_sarif_without_line_info_names_the_symbol(cli, tmp_path):
     [result] = log["runs"][0]["results"]
     assert "region" not in result["locations"][0]["physicalLocation"]
     assert result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"].startswith(HC)
+
+
+def test_a_guest_constant_equal_to_a_host_value_is_not_a_finding():
+    """The stub puts -1 in R9 itself; a host that writes R13 = -1 does not
+    make that a live host value (found by fuzzing seed_caller_saved.S)."""
+    image = build([CORPUS / "seed_caller_saved.S"], HC, with_library=False)
+    c = load("seed")
+    o = Harness(image, HC, c).run(Scenario(flags=1, host=((13, 2**64 - 1),)))
+    assert o.returned and judge_all(c, o) == []
+
+
+def test_sarif_line_of_a_nasm_stub(cli, monkeypatch):
+    """NASM sources get DWARF lines too: mask-valid points at the TDCALL."""
+    monkeypatch.chdir(CORPUS.parent.parent)
+    _, out, _ = cli("check", CORPUS / "edk2_mask_ffec.nasm", "--symbol", "TdVmCall",
+                    "--abi", "edk2-tdvmcall", "--format", "sarif")
+    [result] = json.loads(out)["runs"][0]["results"]
+    region = result["locations"][0]["physicalLocation"]["region"]
+    line = (CORPUS / "edk2_mask_ffec.nasm").read_text().splitlines()[region["startLine"] - 1]
+    assert result["ruleId"] == "mask-valid" and line.rstrip().endswith("; tdcall")

@@ -250,10 +250,11 @@ class Observation:
         found: dict[int, str] = {}
         known = self.values.guest_known
         for value, what in self.host_written:
-            if value > 0xFFFF_FFFF and value not in known and value not in found:
+            if value > 0xFFFF_FFFF and distinctive(value) and value not in known \
+                    and value not in found:
                 found[value] = what
                 low = value & 0xFFFF_FFFF
-                if low >= 0x10000 and low not in known:
+                if distinctive(low) and low not in known:
                     found.setdefault(low, what + " (low 32 bits)")
         return found
 
@@ -267,6 +268,14 @@ class Observation:
     @property
     def xmm_exchanged(self) -> bool:
         return any(record.xmm_select for record in self.records)
+
+
+def distinctive(value: int) -> bool:
+    """Whether finding a value proves it came from the host: not a small
+    number, a small negative one, all-ones or a power of two, which guest
+    code makes itself (zeroing, `mov $-1`, masks)."""
+    return (0x10000 <= value <= abi.MASK64 - 0x10000 and value & (value - 1) != 0
+            and value != 0xFFFF_FFFF)
 
 
 def _bare(name: str):
