@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import image, limits, signals, toolchain
+from . import image, limits, signals, toolchain, traceout
 from .toolchain.options import BuildOptions, add_arguments as add_build_arguments
 from .check.cli import add_commands as add_check_commands
 from .errors import TdxsimError
@@ -65,6 +65,9 @@ def cmd_run(args) -> int:
         for line in render_all(result.events):
             print(line)
     sys.stdout.flush()
+    if args.trace_out:
+        traceout.write(args.trace_out, traceout.format_for(args.trace_out, args.trace_format),
+                       result.events, result.time_ns)
     if result.reason == "interrupted":
         print(f"tdxsim: {caught.name or 'signal'}: {result.message}", file=sys.stderr)
         return caught.exit_code if caught.number else 130
@@ -101,6 +104,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("guest", nargs="*", help="bundled guest name, sources (.S .s .asm .nasm "
                      ".c), .o objects or one ELF executable")
     run.add_argument("--trace", action="store_true", help="print one line per TD exit, interrupt, timer and halt")
+    run.add_argument("--trace-out", metavar="FILE", help="write the trace to FILE as the run "
+                     "ends (format from --trace-format, else .json: chrome, .jsonl: jsonl, "
+                     "other: text)")
+    run.add_argument("--trace-format", choices=traceout.FORMATS,
+                     help="text (the --trace lines), jsonl (one JSON object per event) or "
+                     "chrome (trace-event JSON for Perfetto UI / chrome://tracing)")
     run.add_argument("--host", choices=sorted(PERSONALITIES), default="kvm",
                      help="host personality (default: kvm)")
     run.add_argument("--seed", type=int, default=None,

@@ -73,17 +73,21 @@ def _ve_info(info) -> str:
 
 
 def render_all(events) -> list[str]:
-    """One line per event; the first TDVMCALL after a #VE is marked as the
-    one the #VE handler turned the instruction into."""
-    lines, ve = [], None
+    """One line per event (see rendered)."""
+    return [line for _, line in rendered(events)]
+
+
+def rendered(events):
+    """(event, line) for each event, lazily; the first TDVMCALL after a #VE
+    is marked as the one the #VE handler turned the instruction into."""
+    ve = None
     for event in events:
         line = render(event)
         if isinstance(event, VeRaised):
             ve = event
         elif isinstance(event, VmcallRecord) and ve is not None:
             line, ve = f"{line}  <- #VE at {ve.rip:#x}", None
-        lines.append(line)
-    return lines
+        yield event, line
 
 
 def render(event) -> str:
