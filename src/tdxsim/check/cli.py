@@ -81,6 +81,8 @@ def add_commands(sub) -> None:
     p.add_argument("--replay", metavar="FILE", help="run only the scenario in FILE "
                    "(a reproducer from a report, --save or fuzz)")
     p.add_argument("--save", metavar="DIR", help="write one reproducer file per failure")
+    p.add_argument("--prove", action="store_true", help="decide every property for all inputs "
+                   "by symbolic execution (needs the extra: pip install 'tdxsim[prove]')")
     p.set_defaults(func=cmd_check)
 
     f = sub.add_parser("fuzz", help="fuzz a hypercall stub: random inputs, host answers, "
@@ -112,6 +114,10 @@ def _replay_hint(args) -> str:
 
 
 def cmd_check(args) -> int:
+    if args.prove:
+        from ..prove.cli import cmd_prove
+        return cmd_prove(args, lambda: load_stub(args.stub, args.symbol, args.library,
+                                                 BuildOptions.from_args(args)), _replay_hint(args))
     with signals.watch() as caught:
         contract = load(args.abi)
         image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))

@@ -1,0 +1,162 @@
+"""The symbolic world a proof starts from: one symbol per thing the stub
+can read, each with its kind and the value the concrete checker gives it.
+
+The kinds decide what a symbol may be in a proof and in a replay:
+
+- secret: the caller's registers, XMMs, flags bits, stack and the memory
+  around the args struct.  Free in a proof ("for every value"); fixed to the
+  checker's distinctive pattern in a replay, so a concrete run recognises it.
+- pointer: the stack pointer, the caller's frame pointer, the args pointer
+  and the return address.  Fixed in both: a proof is about the checker's
+  memory layout (README, "What a proof covers").  Still symbols, so that a
+  pointer reaching the host is seen as a leak.
+- input, flags: the contract's inputs and flags word.  Free in both: a
+  replay's scenario carries their values.
+- host, status: created at each TDCALL (spec 3.4): the VMM's answer in every
+  selected register and the module's status.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from triton import ARCH, MODE, MemoryAccess, TritonContext
+
+from .. import abi
+from ..check.contracts import Contract
+from ..check.harness import GUARD, HOST, XMM_BASE, Harness, pattern
+from ..td import RETURN_TRAP
+
+SECRET, POINTER, INPUT, FLAGS, HOSTV, STATUS = "secret", "pointer", "input", "flags", "host", \
+    "status"
+STATUS_FLAGS = ("cf", "pf", "af", "zf", "sf", "of")  # the caller's arithmetic flags: secrets
+
+
+@dataclass(frozen=True)
+class Symbol:
+    alias: str  # unique name; models are keyed by it
+    kind: str
+    default: int  # the value the concrete checker gives it
+    what: str  # for messages: "the caller's R15"
+    register: int | None = None  # input/host: the register it stands for
+    call: int = 0  # host/status: which TDCALL of the path
+
+
+class World:
+    """Builds a Triton context holding the entry state for one assignment of
+    values to symbols, and knows every symbol's kind."""
+
+    def __init__(self, harness: Harness):
+        self.harness, self.contract = harness, harness.contract
+        self.layout = lay = harness.layout
+        self.base = base = harness.values(harness_scenario())
+        c = self.contract
+        self.symbols: dict[str, Symbol] = {}
+        self.cells: list[tuple[int, str]] = []  # (address, alias) of each symbolic u64
+        carried = {abi.RSP: "the stack pointer", abi.RBP: "the caller's frame pointer"}
+        if c.args is not None:
+            carried[c.args] = "the args pointer"
+        self.entry: dict[int, str] = {}
+        for r in range(16):
+            name = abi.GPR_NAMES[r]
+            if r == c.flags:
+                sym = Symbol("flags", FLAGS, 0, "the flags word", r)
+            elif r in c.reg_args.values():
+                dst = next(d for d, s in c.reg_args.items() if s == r)
+                sym = Symbol(f"in_{abi.GPR_NAMES[dst]}", INPUT, base.inputs[dst],
+                             f"input {abi.GPR_NAMES[dst].upper()}", dst)
+            elif r in carried:
+                sym = Symbol(f"ptr_{name}", POINTER, base.entry[r], carried[r], r)
+            else:
+                sym = Symbol(f"entry_{name}", SECRET, base.entry[r],
+                             f"the caller's {name.upper()}", r)
+            self.entry[r] = self._add(sym).alias
+        for j in range(16):
+            self._add(Symbol(f"entry_xmm{j}", SECRET, int.from_bytes(base.xmm[16 * j:16 * j + 16],
+                                                                     "little"),
+                             f"the caller's XMM{j}"))
+        for flag in STATUS_FLAGS:
+            self._add(Symbol(f"entry_{flag}", SECRET, 0, f"the caller's {flag.upper()} flag"))
+        self._stack_cells()
+        self._struct_cells()
+
+    def _add(self, sym: Symbol) -> Symbol:
+        self.symbols.setdefault(sym.alias, sym)
+        return self.symbols[sym.alias]
+
+    def _stack_cells(self) -> None:
+        lay, stack = self.layout, self.base.stack
+        for address in range(lay.stack_low, lay.stack_top, 8):
+            value = int.from_bytes(stack[address - lay.stack_low:][:8], "little")
+            if address == lay.entry_rsp:
+                sym = Symbol("ptr_return", POINTER, RETURN_TRAP, "the return address")
+            else:
+                off = address - lay.entry_rsp
+                where = (f"uninitialised stack (entry RSP-{-off:#x})" if off < 0
+                         else f"the caller's stack frame (entry RSP+{off:#x})")
+                sym = Symbol(f"stack_{address:x}", SECRET, value, where)
+            self.cells.append((address, self._add(sym).alias))
+
+    def _struct_cells(self) -> None:
+        c, lay, struct = self.contract, self.layout, self.base.struct
+        by_offset = {off: r for r, off in c.fields.items()}
+        for i, offset in enumerate(range(-GUARD, c.struct_size + GUARD, 8) if c.fields else ()):
+            value = int.from_bytes(struct[i * 8:i * 8 + 8], "little")
+            r = by_offset.get(offset)
+            if r is not None:
+                sym = Symbol(f"in_{abi.GPR_NAMES[r]}", INPUT, value,
+                             f"input {abi.GPR_NAMES[r].upper()}", r)
+            else:
+                sym = Symbol(f"guard_{i}", SECRET, value, "memory next to the args struct"
+                             if not 0 <= offset < c.struct_size else "padding in the args struct")
+            self.cells.append((lay.args + offset, self._add(sym).alias))
+
+    # --- symbols made at a TDCALL ---
+    def host_symbol(self, call: int, r: int) -> Symbol:
+        name = abi.GPR_NAMES[r]
+        return self._add(Symbol(f"host{call}_{name}", HOSTV, self.base.host_gprs.get(r, 0),
+                                f"the VMM's {name.upper()}", r, call))
+
+    def host_xmm_symbol(self, call: int, j: int) -> Symbol:
+        return self._add(Symbol(f"host{call}_xmm{j}", HOSTV,
+                                pattern(HOST, XMM_BASE + j) * (1 << 64 | 1),
+                                f"the VMM's XMM{j}", None, call))
+
+    def status_symbol(self, call: int) -> Symbol:
+        return self._add(Symbol(f"status{call}", STATUS, 0, "the module's status", None, call))
+
+    # --- a context for one path ---
+    def context(self, values: dict[str, int]) -> TritonContext:
+        """A fresh context at the routine's entry, every symbol holding
+        `values[alias]` (its default when absent)."""
+        ctx = TritonContext(ARCH.X86_64)
+        ctx.setMode(MODE.AST_OPTIMIZATIONS, True)
+        ctx.setMode(MODE.CONSTANT_FOLDING, True)
+        ctx.setMode(MODE.ALIGNED_MEMORY, True)
+        regs = ctx.registers
+        value = lambda alias: values.get(alias, self.symbols[alias].default)  # noqa: E731
+        for r, alias in self.entry.items():
+            reg = getattr(regs, abi.GPR_NAMES[r])
+            ctx.setConcreteRegisterValue(reg, value(alias))
+            ctx.symbolizeRegister(reg, alias)
+        for j in range(16):
+            reg = getattr(regs, f"xmm{j}")
+            ctx.setConcreteRegisterValue(reg, value(f"entry_xmm{j}"))
+            ctx.symbolizeRegister(reg, f"entry_xmm{j}")
+        for flag in STATUS_FLAGS:
+            reg = getattr(regs, flag)
+            ctx.setConcreteRegisterValue(reg, value(f"entry_{flag}") & 1)
+            ctx.symbolizeRegister(reg, f"entry_{flag}")
+        ctx.setConcreteRegisterValue(getattr(regs, "if"), 0)  # the caller runs with IF = 0
+        ctx.setConcreteRegisterValue(regs.df, 0)  # SysV: DF clear at every call
+        for address, alias in self.cells:
+            cell = MemoryAccess(address, 8)
+            ctx.setConcreteMemoryValue(cell, value(alias))
+            ctx.symbolizeMemory(cell, alias)
+        for seg in self.harness.image.segments:
+            ctx.setConcreteMemoryAreaValue(seg.vaddr, bytes(seg.data))
+        return ctx
+
+
+def harness_scenario():
+    from ..check.harness import Scenario
+    return Scenario()

@@ -1,0 +1,149 @@
+"""`tdxsim check --prove`: every property proven for all inputs, or a
+counterexample that fails when replayed concretely (issue 18).
+
+The stubs are the checker's corpus (tests/check_corpus/, one defect per
+variant, marked DEFECT) and a few of our own in tests/prove_corpus/.  The
+intended property of each variant is read from its DEFECT comment and the
+spec section it cites, never from running tdxsim.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from tdxsim.check import load
+from tdxsim.cli import main
+from tdxsim.image import build
+from tdxsim.prove import prove
+from tdxsim.prove.report import exit_code, render_junit
+
+TESTS = Path(__file__).parent
+CHECK, PROVE = TESTS / "check_corpus", TESTS / "prove_corpus"
+HC = "__tdx_hypercall"
+IDS = ("leaf", "mask-valid", "no-leak", "scrub", "callee-saved", "stack", "frame-pointer",
+       "sti-shadow", "failure-traps", "output-copy", "return-value", "host-pointer")
+REGS = (CHECK / "regs_args.toml", "tdvmcall_regs")
+RBX = (CHECK / "rbx_struct.toml", "tdvmcall_rbx")
+
+CORRECT = [  # (stub, ABI, symbol)
+    (CHECK / "seed_good.S", "seed", HC),
+    (CHECK / "l67_good.S", "linux-6.7", HC),
+    (CHECK / "regs_args.S", *REGS),
+    (CHECK / "rbx_struct.S", *RBX),
+    (PROVE / "seed_retry_bounded.S", "seed", HC),  # a loop within the unroll bound
+]
+DEFECTS = [  # (stub, ABI, symbol, the property its DEFECT line breaks)
+    (CHECK / "seed_leaf.S", "seed", HC, "leaf"),  # RAX = 1 is TDG.VP.INFO (spec 1.2)
+    (CHECK / "seed_mask_ffec.S", "seed", HC, "mask-valid"),  # RBP under NO_RBP_MOD (3.2)
+    (CHECK / "seed_r10_unselected.S", "seed", HC, "mask-valid"),  # 0xF800 (3.5 rule 2)
+    (CHECK / "seed_leak_r15.S", "seed", HC, "no-leak"),  # caller's R15 exposed (10 B3)
+    (CHECK / "seed_leak_stack.S", "seed", HC, "no-leak"),  # uninitialised stack (10 B3)
+    (CHECK / "seed_scrub_r10.S", "seed", HC, "scrub"),  # host R10 live (9.1 step 10)
+    (CHECK / "seed_callee_rbx.S", "seed", HC, "callee-saved"),  # RBX not restored
+    (CHECK / "seed_stack_ret8.S", "seed", HC, "stack"),  # ret $8
+    (CHECK / "seed_flags_in_rbp.S", "seed", HC, "frame-pointer"),  # flags in RBP (10 B2)
+    (CHECK / "seed_sti_early.S", "seed", HC, "sti-shadow"),  # STI before the mask (10 B7)
+    (CHECK / "seed_sti_nop.S", "seed", HC, "sti-shadow"),  # sti; nop; tdcall (7.3)
+    (CHECK / "seed_rax_unchecked.S", "seed", HC, "failure-traps"),  # RAX not tested (10 B9)
+    (CHECK / "seed_copy_always.S", "seed", HC, "output-copy"),  # HAS_OUTPUT ignored
+    (CHECK / "seed_return_r11.S", "seed", HC, "return-value"),  # returns R11
+    (CHECK / "l67_pointer_reload.S", "linux-6.7", HC, "host-pointer"),  # host RDI (10 B6)
+    (CHECK / "l67_rsi_live.S", "linux-6.7", HC, "scrub"),  # CVE-2023-52874 (10 B1)
+    (CHECK / "regs_args_leak.S", *REGS, "no-leak"),  # caller's R10 exposed
+    # Tests the VMM's R10 instead of RAX: after a module failure R10 is the
+    # caller's input (spec 3.2: only RAX is written), so only input R10 = 0 returns.
+    (PROVE / "seed_r10_check.S", "seed", HC, "failure-traps"),
+]
+
+
+@lru_cache(maxsize=None)
+def proof(stub: Path, abi: str, symbol: str):
+    return prove(build([str(stub)], symbol, with_library=False), symbol, load(str(abi)))
+
+
+def statuses(p) -> dict[str, str]:
+    return {v.id: v.status for v in p.verdicts}
+
+
+@pytest.fixture
+def cli(capsys):
+    def invoke(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+    return invoke
+
+
+@pytest.mark.parametrize("stub,abi,symbol", CORRECT, ids=lambda x: getattr(x, "stem", None))
+def test_correct_stubs_are_proven_on_every_property(stub, abi, symbol):
+    p = proof(stub, abi, symbol)
+    assert statuses(p) == {i: "proven" for i in IDS}, [v.message for v in p.verdicts]
+    assert not p.incomplete
+
+
+@pytest.mark.parametrize("stub,abi,symbol,prop", DEFECTS, ids=lambda x: getattr(x, "stem", None))
+def test_each_defect_gets_a_counterexample_that_fails_under_replay(stub, abi, symbol, prop, cli,
+                                                                   tmp_path):
+    p = proof(stub, abi, symbol)
+    verdict = next(v for v in p.verdicts if v.id == prop)
+    assert verdict.status == "counterexample", verdict.message
+    assert all(v.status != "counterexample" or v.result is not None for v in p.verdicts)
+    # The scenario as the report prints it, replayed by the concrete checker.
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps(verdict.result.observation.scenario.to_json()))
+    code, out, _ = cli("check", stub, "--symbol", symbol, "--abi", abi, "--replay", scenario)
+    failed = {row.split()[1] for row in out.splitlines() if row.startswith("  FAIL")}
+    assert code == 1 and prop in failed
+
+
+def test_a_defect_needing_one_input_value_is_found():
+    """seed_r10_check.S returns after a module failure only when the caller's
+    R10 is 0: the counterexample carries exactly that input."""
+    p = proof(PROVE / "seed_r10_check.S", "seed", HC)
+    scenario = next(v for v in p.verdicts if v.id == "failure-traps").result.observation.scenario
+    assert dict(scenario.inputs) == {10: 0} and scenario.module_status != 0
+
+
+def test_an_unbounded_loop_is_unknown_never_proven():
+    p = proof(PROVE / "seed_retry_forever.S", "seed", HC)
+    assert set(statuses(p).values()) == {"unknown"}
+    assert all("unroll bound" in v.message for v in p.verdicts if v.id != "return-value")
+
+
+def test_cli_formats_carry_three_valued_verdicts(cli):
+    args = ("check", CHECK / "seed_scrub_r10.S", "--symbol", HC, "--abi", "seed", "--prove")
+    code, out, _ = cli(*args)
+    assert code == 1 and "COUNTEREXAMPLE scrub" in out and "PROVEN         leaf" in out
+    assert "replayed concretely: the property fails" in out and '"inject": null' in out
+    code, out, _ = cli(*args, "--format", "json")
+    data = json.loads(out)
+    assert code == 1 and data["proven"] is False
+    by_id = {item["id"]: item for item in data["properties"]}
+    assert by_id["scrub"]["status"] == "counterexample" and by_id["scrub"]["replayed"]
+    assert {by_id[i]["status"] for i in IDS if i != "scrub"} == {"proven"}
+    code, out, _ = cli(*args, "--format", "junit")
+    suite = ET.fromstring(out).find("testsuite")
+    assert suite.get("failures") == "1" and suite.get("skipped") == "0"
+
+
+def test_cli_exit_codes(cli):
+    good = ("check", CHECK / "seed_good.S", "--symbol", HC, "--abi", "seed", "--prove")
+    assert cli(*good)[0] == 0
+    forever = proof(PROVE / "seed_retry_forever.S", "seed", HC)
+    assert exit_code(forever) == 3 and 'skipped="12"' in render_junit(forever)
+    code, _, err = cli(*good, "--replay", "x.json")
+    assert code == 2 and "do not go together" in err
+
+
+def test_without_the_extra_prove_names_it_and_exits_2(cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "triton", None)  # as if triton-library were absent
+    code, out, err = cli("check", CHECK / "seed_good.S", "--symbol", HC, "--abi", "seed",
+                         "--prove")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "pip install 'tdxsim[prove]'" in err
