@@ -21,6 +21,7 @@ from unicorn import x86_const as X
 
 from .check.bench import check_loop, measure as measure_check, row as _row
 from .explore import explore_wakeups
+from .prove.bench import measure as measure_prove
 from .td import TD
 
 REPEATS = 5
@@ -180,7 +181,7 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def main(json_output: bool = False, show_profile: bool = False) -> int:
-    rows = measure() + measure_check()  # check/fuzz rows: tdxsim/check/bench.py
+    rows = measure() + measure_check() + measure_prove()  # rows of check/ and prove/ bench.py
     if json_output:
         print(json.dumps(rows, indent=2))
     else:
