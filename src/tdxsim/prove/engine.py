@@ -102,8 +102,8 @@ def variables(ctx: TritonContext, node) -> set[str]:
 class Runner:
     """Executes one path for one assignment of values to symbols."""
 
-    def __init__(self, world: World, values: dict[str, int]):
-        self.world, self.values = world, values
+    def __init__(self, world: World, values: dict[str, int], loop_bound: int = LOOP_BOUND):
+        self.world, self.values, self.loop_bound = world, values, loop_bound
         self.ctx = ctx = world.context(values)
         self.ast = ctx.getAstContext()
         self.regs = [getattr(ctx.registers, n) for n in abi.GPR_NAMES]
@@ -229,9 +229,9 @@ class Runner:
                 others = [self.ast.lnot(taken[0])]
             self.decisions.append((taken[0], others, rip))
             self.sites[rip] = self.sites.get(rip, 0) + 1
-            if self.sites[rip] > LOOP_BOUND:
+            if self.sites[rip] > self.loop_bound:
                 self.seen_constraints = len(constraints)
-                return self._end("unknown", f"a loop at {rip:#x} runs more than {LOOP_BOUND} "
+                return self._end("unknown", f"a loop at {rip:#x} runs more than {self.loop_bound} "
                                  "times on some inputs (the unroll bound)", rip, insns)
         self.seen_constraints = len(constraints)
         return None
@@ -374,7 +374,8 @@ def model_values(ctx: TritonContext, node, timeout_ms: int) -> tuple[str, dict[s
     return ("unsat", {}) if status == SOLVER_STATE.UNSAT else ("timeout", {})
 
 
-def explore(world: World, timeout_ms: int = 5000) -> tuple[list[Path], list[str]]:
+def explore(world: World, timeout_ms: int = 5000,
+            loop_bound: int = LOOP_BOUND) -> tuple[list[Path], list[str]]:
     """Every feasible path from the entry, and the reasons exploration was
     incomplete (a solver timeout, the path limit)."""
     paths: list[Path] = []
@@ -385,7 +386,7 @@ def explore(world: World, timeout_ms: int = 5000) -> tuple[list[Path], list[str]
             problems.append(f"more than {MAX_PATHS} paths")
             break
         values, fixed = work.pop()
-        path = Runner(world, values).run()
+        path = Runner(world, values, loop_bound).run()
         paths.append(path)
         ast = path.ctx.getAstContext()
         for i in range(len(path.decisions) - 1, fixed - 1, -1):

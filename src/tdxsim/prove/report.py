@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from ..check.report import listing, reproducer_lines, scenario_json
+from ..check.report import listing, render_sarif as concrete_sarif, reproducer_lines, \
+    sarif_location, scenario_json
 from ..check.runner import Report
 from .verdict import Proof, Verdict
 
@@ -90,7 +91,28 @@ def render_junit(proof: Proof, replay_hint: str = REPLAY) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
-RENDERERS = {"text": render_text, "json": render_json, "junit": render_junit}
+def render_sarif(proof: Proof, replay_hint: str = REPLAY) -> str:
+    """The concrete checker's SARIF with one `fail` result per
+    counterexample, plus an `open` result per unknown verdict and a `pass`
+    result per proven one (SARIF 2.1.0 3.27.9: level "none" for those)."""
+    log = json.loads(concrete_sarif(_concrete(proof), replay_hint))
+    run = log["runs"][0]
+    run["tool"]["driver"]["name"] = "tdxsim check --prove"
+    run["automationDetails"]["id"] = run["automationDetails"]["id"].replace(
+        "tdxsim-check/", "tdxsim-check-prove/", 1)
+    index = {rule["id"]: i for i, rule in enumerate(run["tool"]["driver"]["rules"])}
+    for result in run["results"]:
+        result["kind"] = "fail"
+    where = sarif_location(_concrete(proof), None)
+    run["results"] += [{"ruleId": v.id, "ruleIndex": index[v.id], "kind": kind, "level": "none",
+                        "message": {"text": v.message}, "locations": [where]}
+                       for v in proof.verdicts for kind in
+                       [{"proven": "pass", "unknown": "open"}.get(v.status)] if kind]
+    return json.dumps(log, indent=2) + "\n"
+
+
+RENDERERS = {"text": render_text, "json": render_json, "junit": render_junit,
+             "sarif": render_sarif}
 
 
 def exit_code(proof: Proof) -> int:

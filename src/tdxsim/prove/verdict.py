@@ -18,7 +18,7 @@ from ..check.harness import Harness, Scenario
 from ..check.properties import PROPERTIES, Finding, Property
 from ..check.runner import Result, minimise
 from ..image import Image
-from .engine import Path, conj, explore, model_values
+from .engine import LOOP_BOUND, Path, conj, explore, model_values
 from .queries import JUDGES, Claim
 from .world import FLAGS, HOSTV, INPUT, SECRET, STATUS, World
 
@@ -57,10 +57,12 @@ class Proof:
 
 
 def prove(image: Image, symbol: str, contract: Contract, stub: str = "",
-          timeout_ms: int = 5000) -> Proof:
+          timeout_ms: int = 5000, loop_bound: int = LOOP_BOUND) -> Proof:
+    """Decide every property; `loop_bound`: how often one branch site may
+    be decided on symbols on one path before the proof gives up on it."""
     harness = Harness(image, symbol, contract)
     world = World(harness)
-    paths, problems = explore(world, timeout_ms)
+    paths, problems = explore(world, timeout_ms, loop_bound)
     incomplete = problems + [p.reason for p in paths if p.end == "unknown"]
     verdicts = [_decide(prop, world, paths, incomplete, timeout_ms) for prop in PROPERTIES]
     return Proof(stub or image.path, symbol, contract, image, verdicts, len(paths),
@@ -69,7 +71,7 @@ def prove(image: Image, symbol: str, contract: Contract, stub: str = "",
 
 def _decide(prop: Property, world: World, paths: list[Path], incomplete: list[str],
             timeout_ms: int) -> Verdict:
-    exercised, candidates, doubts = False, [], []
+    exercised, doubts, unreplayed = False, [], []
     for path in paths:
         reached, claims = JUDGES[prop.id](world, path)
         exercised |= reached
@@ -81,16 +83,16 @@ def _decide(prop: Property, world: World, paths: list[Path], incomplete: list[st
                 continue
         for claim in claims:
             state, _ = _solve(path, claim, [], timeout_ms)
-            if state == "sat":
-                candidates.append((path, claim))
-            elif state == "timeout":
+            if state == "timeout":
                 doubts.append(f"solver timeout deciding whether {claim.what}")
-    for path, claim in candidates[:TRIES]:
-        result = _replay(prop, world, path, claim, timeout_ms)
-        if result is not None:
-            return Verdict(prop, "counterexample", result.message, result)
-    if candidates:
-        path, claim = candidates[0]
+            if state != "sat" or len(unreplayed) >= TRIES:
+                continue
+            result = _replay(prop, world, path, claim, timeout_ms)
+            if result is not None:
+                return Verdict(prop, "counterexample", result.message, result)
+            unreplayed.append(claim)
+    if unreplayed:
+        claim = unreplayed[0]
         return Verdict(prop, "unknown", f"{claim.what} (at {claim.rip:#x}) on some inputs, but no "
                        "concrete replay of it fails the property")
     if doubts or incomplete:

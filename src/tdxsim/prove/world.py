@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from triton import ARCH, MODE, MemoryAccess, TritonContext
+from triton import ARCH, MODE, SOLVER, MemoryAccess, TritonContext
 
 from .. import abi
 from ..check.contracts import Contract
@@ -129,6 +129,7 @@ class World:
         """A fresh context at the routine's entry, every symbol holding
         `values[alias]` (its default when absent)."""
         ctx = TritonContext(ARCH.X86_64)
+        ctx.setSolver(SOLVER.BITWUZLA)  # ~15x faster than Z3 on these queries
         ctx.setMode(MODE.AST_OPTIMIZATIONS, True)
         ctx.setMode(MODE.CONSTANT_FOLDING, True)
         ctx.setMode(MODE.ALIGNED_MEMORY, True)
