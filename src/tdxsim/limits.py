@@ -15,6 +15,18 @@ MAX_INSNS = (1 << 63) - 1
 # far below that and far above any useful wall-clock limit.
 MAX_TIMEOUT = 365 * 24 * 3600.0
 MAX_WORKERS = 256  # fuzz worker processes
+# `check` and `fuzz`: TDCALLs one call of a stub may make.  A stub that loops
+# on TDCALL is stopped at the next one and judged as never returning; what a
+# run keeps stays small whatever the stub's instruction budget.
+TDCALLS_PER_RUN = 16
+# `check`'s deterministic plan: every combination of up to 6 flag bits; with
+# more, FLAG_VALUES of them (none, all, each bit alone, all but each bit,
+# then a seeded sample).  Interrupt injection points: every instruction
+# boundary before the TDCALL while they fit in PLAN_INJECTIONS for all flag
+# values together, else the last half of each share and the rest evenly
+# spaced before them (timing bugs sit next to the TDCALL).
+FLAG_VALUES = 64
+PLAN_INJECTIONS = 1024
 
 
 def budget(value: int, what: str = "--max-insns") -> int:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+import random
 from itertools import combinations
 
 from .. import abi
+from ..limits import FLAG_VALUES
 
 # The registers each convention promises to preserve (RSP is judged by `stack`).
 # SysV AMD64 ABI 3.2.1; Microsoft x64 calling convention ("Register volatility").
@@ -157,8 +159,10 @@ class Contract:
     @cached_property
     def _flag_values(self) -> tuple[int, ...]:  # the fuzzer asks once per execution
         bits = sorted(set(self.flag_bits.values()))
-        values = {sum(c) for n in range(len(bits) + 1) for c in combinations(bits, n)}
-        return tuple(sorted(values))
+        if 1 << len(bits) <= FLAG_VALUES:
+            values = {sum(c) for n in range(len(bits) + 1) for c in combinations(bits, n)}
+            return tuple(sorted(values))
+        return sampled_flags(bits)
 
     def flag_names(self, flags: int) -> str:
         names = [n.upper() for n, b in self.flag_bits.items() if flags & b]
@@ -180,3 +184,19 @@ def argument(convention: str, number: int) -> "int | Stack":
     if number <= len(registers):
         return registers[number - 1]
     return Stack(FIRST_STACK_ARG[convention] + 8 * (number - len(registers) - 1), number)
+
+
+def sampled_flags(bits: list[int]) -> tuple[int, ...]:
+    """FLAG_VALUES combinations of more flag bits than can all be run:
+    none, all, each alone, all but each, then a sample seeded by the bits."""
+    every = 0
+    for b in bits:
+        every |= b
+    rng = random.Random(every)
+    picked: dict[int, None] = dict.fromkeys([0, every, *bits, *(every & ~b for b in bits)])
+    while len(picked) < FLAG_VALUES:
+        value = 0
+        for b in bits:
+            value |= b if rng.random() < 0.5 else 0
+        picked.setdefault(value)
+    return tuple(sorted(list(picked)[:FLAG_VALUES]))

@@ -19,6 +19,7 @@ from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE, UcError
 from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import abi, native
+from ..limits import TDCALLS_PER_RUN
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
 from ..explore import EXPLORER_HANDLER, install_idt_stub
@@ -39,6 +40,7 @@ ARGS_BELOW_TOP = 0x10000  # the args struct lives this far below the stack top
 CALLER_FRAME = 0x100  # bytes above the return address: stack-passed arguments, the caller's
 CALLER_RBP = 0xA0  # frame record, this far above the return address (past 16 arguments)
 VECTOR = 0xEC  # the injected interrupt
+STRAY_WRITES = 64  # stores outside the stack and args struct kept per run
 RFLAGS_AT_ENTRY = 0x2  # IF = 0: the caller runs with interrupts off
 
 
@@ -148,6 +150,14 @@ U64 = Struct("<Q")
 RAX, VP_VMCALL = abi.RAX, int(abi.Leaf.VP_VMCALL)
 VMM_GPR = tuple(f"the VMM's {reg_name(r)}" for r in range(16))
 VMM_XMM = tuple(f"the VMM's XMM{j}" for j in range(16))
+
+
+def over_budget(result: RunResult) -> RunResult:
+    """A run the TDCALL budget ended: judged like one that never returns."""
+    return RunResult("budget", f"it made more than {TDCALLS_PER_RUN} TDCALLs in one call, "
+                     "the checker's TDCALL budget per run, and was stopped there",
+                     console=result.console, events=result.events,
+                     instructions=result.instructions, time_ns=result.time_ns)
 
 
 class lazy:
@@ -395,7 +405,8 @@ class Harness:
         # The stack window up to the return address, seen at each TDCALL: the RBP chain lies below.
         self._stack_len = lay.entry_rsp + 8 - lay.stack_low
         if self.native:
-            self._observer = TdcallObserver(td.vcpu, lay.stack_low, self._stack_len)
+            self._observer = TdcallObserver(td.vcpu, lay.stack_low, self._stack_len,
+                                            TDCALLS_PER_RUN)
         else:
             self._td_tdcall = td.vcpu.on_tdcall
             td.vcpu.on_tdcall = self._on_tdcall
@@ -448,31 +459,23 @@ class Harness:
         result = td.call_prepared(self.entry, max_insns=self.contract.max_insns, timeout=0)
         self.runs += 1
         if self.native:
-            records = self._observer.take()
-            if records is None:
-                return self._observe_in_python(scenario)
+            records, over = self._observer.take()
             self._seen = [self._seen_natively(r) for r in records]
+        else:
+            over = len(self._seen) > TDCALLS_PER_RUN
+            del self._seen[TDCALLS_PER_RUN:]
+        if over:
+            result = over_budget(result)
         after, rflags, xmm_after = self._registers.gprs_flags_xmms()
         return Observation(
             scenario, v, lay, result, self._seen, self._exits, self._resumes, self.native,
             after=after, rflags=rflags, xmm_after=xmm_after,
             struct_after=self._struct.read() if v.struct else b"",
             frame_after=self._frame.read(),
-            last_pc=td.vcpu.counter.last_pc,
+            # Over the budget: the vCPU stopped right after that TDCALL.
+            last_pc=td.vcpu.regs.rip - abi.TDCALL_LEN if over else td.vcpu.counter.last_pc,
             writes=[(rip, address) for rip, address, late in self._stray if late],
             escape=self._escape)
-
-    def _observe_in_python(self, scenario: Scenario) -> Observation:
-        """Run again, on fresh TDs, with the Python observer: the run had
-        more TDCALLs than the compiled observer holds (a stub that retries
-        until its budget ends, say)."""
-        self.native = False
-        try:
-            self._setup()
-            return self.run(scenario)
-        finally:
-            self.native = True
-            self._setup()
 
     def _on_escape(self, uc, address, size, _user) -> None:
         """The first instruction run outside the code: when the 8 bytes
@@ -489,6 +492,8 @@ class Harness:
             self._escape = (address, rsp - 8)
 
     def _on_write(self, uc, access, address, size, value, _user) -> None:
+        if len(self._stray) >= STRAY_WRITES:  # bounded: the first ones tell the story
+            return
         after_tdcall = self._observer.count > 0 if self.native else bool(self._seen)
         self._stray.append((self.td.vcpu.regs.rip, address, after_tdcall))
 
@@ -509,7 +514,7 @@ class Harness:
         go_on = self._td_tdcall(regs)
         self._seen.append(self._seen_at(rip, before, tuple(regs.gprs()), rflags, stack, time_ns,
                                         insns))
-        return go_on
+        return go_on and len(self._seen) <= TDCALLS_PER_RUN  # over the budget: the run ends
 
     def _seen_natively(self, r) -> TdcallSeen:
         # One copy and one unpack instead of a ctypes access per field.

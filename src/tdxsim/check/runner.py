@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 from .. import abi
 from ..image import Image
+from ..limits import PLAN_INJECTIONS
 from .contracts import Contract
 from .harness import Harness, Observation, Scenario
 from .facts import ending
@@ -82,10 +83,22 @@ def plan(c: Contract, harness: Harness) -> Iterator[Observation]:
         for status in FAILURE_STATUSES:
             yield harness.run(Scenario(flags=flags, module_status=status))
         yield harness.run(replace(zeros[0], flags=flags, module_status=FAILURE_STATUSES[0]))
-    for o in normal:
-        if c.interrupts.holds(o.scenario.flags) and o.tdcalls:
-            for k in range(o.tdcalls[0].insns):
-                yield harness.run(replace(o.scenario, inject=k))
+    injectable = [o for o in normal if c.interrupts.holds(o.scenario.flags) and o.tdcalls]
+    share = PLAN_INJECTIONS // max(1, len(injectable))
+    for o in injectable:
+        for k in injection_points(o.tdcalls[0].insns, share):
+            yield harness.run(replace(o.scenario, inject=k))
+
+
+def injection_points(boundaries: int, share: int) -> list[int]:
+    """Every boundary before the TDCALL, or when there are more than `share`:
+    the last half of the share, and the rest evenly spaced before them."""
+    if boundaries <= share:
+        return list(range(boundaries))
+    near = share - share // 2
+    early = boundaries - near
+    spread = share - near
+    return sorted({i * early // spread for i in range(spread)}) + list(range(early, boundaries))
 
 
 def evaluate(c: Contract, observations: list[Observation]) -> list[Result]:

@@ -108,7 +108,7 @@ class VCpu:
         self._walks: dict[tuple[int, str], tuple[int, int]] = {}  # (page, access) -> translation
         self._walks_cr3 = -1
         self._tb_stale = False
-        self.stop_requested = False  # request_stop() was called: every slice ends at once
+        self._stop_requested = False  # request_stop() was called: every slice ends at once
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self.uc.hook_add(UC_HOOK_TLB_FILL, self._tlb_fill)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
@@ -333,8 +333,14 @@ class VCpu:
         """End the running slice, and every later one, as 'interrupted'.
         Safe from another thread (a signal watcher): Unicorn's own timeout
         stops it from a thread the same way."""
-        self.stop_requested = True
+        self._stop_requested = True
         self.uc.emu_stop()
+
+    @property
+    def stop_requested(self) -> bool:
+        """request_stop() was called, or the TDCALL observer is full (its
+        budget per run, observer.py): the run ends."""
+        return self._stop_requested or bool(self.fast.observer and self.fast.observer[0].overflow)
 
     @property
     def instructions(self) -> int:

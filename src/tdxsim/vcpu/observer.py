@@ -11,7 +11,7 @@ from ..errors import TdxsimError
 
 
 class TdcallObserver:
-    def __init__(self, vcpu, stack_base: int, stack_len: int, capacity: int = 256):
+    def __init__(self, vcpu, stack_base: int, stack_len: int, capacity: int):
         if not vcpu.counter.native:
             raise TdxsimError("the TDCALL observer needs tdxsim's compiled hooks")
         if stack_len > native.OBSERVE_STACK_MAX:
@@ -26,9 +26,10 @@ class TdcallObserver:
     def count(self) -> int:
         return self.state.count
 
-    def take(self) -> list[native.TdcallSeen] | None:
-        """This run's records (valid until the next take), or None if there
-        were more TDCALLs than the observer holds; starts anew."""
+    def take(self) -> tuple[list[native.TdcallSeen], bool]:
+        """This run's records (valid until the next take), and whether there
+        were more TDCALLs than the observer holds (the vCPU then ended the
+        run at the first one too many); starts anew."""
         seen = self._records[:self.state.count]
         overflow, self.state.count, self.state.overflow = self.state.overflow, 0, 0
-        return None if overflow else seen
+        return seen, bool(overflow)

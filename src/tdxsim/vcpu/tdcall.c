@@ -63,6 +63,7 @@ static struct tdxsim_tdcall_seen *observe(struct tdxsim_vcpu *v, void *uc, uint6
         return NULL;
     if (o->count == o->capacity) {
         o->overflow = 1;
+        v->uc.emu_stop(uc); /* the observer's TDCALL budget per run: the run ends */
         return NULL;
     }
     seen = &o->seen[o->count++];
