@@ -77,10 +77,31 @@ def default_page_tables(base: int, shared_bit: int) -> bytes:
     return bytes(pml4) + private + shared
 
 
-class TdMemory:
-    """RAM at GPAs [PAGE, size): page 0 is left out so that NULL faults."""
+class _Region:
+    """A range of private guest memory with its own host buffer and page
+    states.  Anonymous private mapping: untouched pages cost no host RAM,
+    and MADV_DONTNEED gives a discarded range back as zeros."""
 
-    def __init__(self, vcpu, size: int, gpaw: int):
+    def __init__(self, vcpu, start: int, end: int):
+        self.start, self.end = start, end
+        self.states = bytearray([Page.PRIVATE]) * ((end - start) // PAGE)
+        self.backing = mmap.mmap(-1, end - start, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(self.backing))
+        vcpu.map_ptr(start, end - start, address)
+
+    def discard(self, gpa: int, size: int) -> None:
+        offset = gpa - self.start
+        if sys.platform.startswith("linux") and mmap.PAGESIZE == PAGE:
+            self.backing.madvise(mmap.MADV_DONTNEED, offset, size)
+        else:
+            self.backing[offset:offset + size] = bytes(size)
+
+
+class TdMemory:
+    """RAM at GPAs [base, size): by default page 0 is left out so that NULL
+    faults.  Firmware adds private regions outside RAM (`add_region`)."""
+
+    def __init__(self, vcpu, size: int, gpaw: int, base: int = PAGE):
         if gpaw not in GPAW_CHOICES:
             raise TdxsimError(f"GPAW must be 48 or 52 (spec 1.3), not {gpaw}")
         if size > WINDOW_SIZE:
@@ -90,27 +111,39 @@ class TdMemory:
         self.size = size
         self.gpaw = gpaw
         self.shared_bit = abi.shared_bit(gpaw)
-        self.states = bytearray([Page.PRIVATE]) * (size // PAGE)
-        # Anonymous private mapping: untouched pages cost no host RAM, and
-        # MADV_DONTNEED gives a discarded range back as zeros.
-        self._backing = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        address = ctypes.addressof(ctypes.c_char.from_buffer(self._backing))
-        vcpu.map_ptr(PAGE, size - PAGE, address + PAGE)
+        self.regions = [_Region(vcpu, base, size)]
+
+    def add_region(self, gpa: int, size: int) -> None:
+        """Private, accepted memory outside RAM (TDVF's firmware volumes
+        below 4 GiB), added at TD build like RAM."""
+        if any(gpa < r.end and r.start < gpa + size for r in self.regions):
+            raise TdxsimError(f"guest memory at {gpa:#x}+{size:#x} overlaps other guest memory")
+        self.regions.append(_Region(self.vcpu, gpa, gpa + size))
+
+    def _region(self, gpa: int) -> _Region | None:
+        for region in self.regions:
+            if region.start <= gpa < region.end:
+                return region
+        return None
 
     # --- the EPT walk of every guest access ---
     def in_ram(self, gpa: int) -> bool:
-        return PAGE <= gpa < self.size
+        return self._region(gpa) is not None
+
+    def _state(self, plain: int) -> int | None:
+        region = self._region(plain)
+        return None if region is None else region.states[(plain - region.start) // PAGE]
 
     def state(self, gpa: int) -> Page | None:
-        gpa &= ~self.shared_bit
-        return Page(self.states[gpa // PAGE]) if self.in_ram(gpa) else None
+        state = self._state(gpa & ~self.shared_bit)
+        return None if state is None else Page(state)
 
     def check(self, gpa: int, la: int, access: str) -> int | EptViolation:
         """The backing address of a guest access to `gpa`, or the EPT
         violation it causes."""
         shared = bool(gpa & self.shared_bit)
         plain = gpa & ~self.shared_bit
-        state = self.states[plain // PAGE] if self.in_ram(plain) else None
+        state = self._state(plain)
         cause = None
         if gpa >> self.gpaw:
             cause = f"the GPA is beyond GPAW {self.gpaw}"
@@ -153,32 +186,38 @@ class TdMemory:
         """Convert [gpa, gpa + size) as QEMU's kvm_convert_memory does: pages
         already in the target state are untouched; a page that changes loses
         its contents, and a page made private is pending until accepted.
-        Outside RAM, a conversion to shared is ignored and one to private
-        fails (returns False, nothing changed)."""
-        start, end = max(gpa, PAGE), min(gpa + size, self.size)
-        if not shared and (start != gpa or end != gpa + size):
+        Outside guest memory, a conversion to shared is ignored and one to
+        private fails (returns False, nothing changed)."""
+        pages = range(gpa // PAGE, -(-(gpa + size) // PAGE))
+        if not shared and not all(self.in_ram(p * PAGE) for p in pages):
             return False
         target = Page.SHARED if shared else Page.PENDING
-        changing = [p for p in range(start // PAGE, -(-end // PAGE))
-                    if (self.states[p] == Page.SHARED) != shared]
+        changing = [p for p in pages if self.in_ram(p * PAGE)
+                    and (self._state(p * PAGE) == Page.SHARED) != shared]
         for _, run in itertools.groupby(enumerate(changing), lambda e: e[1] - e[0]):
-            pages = [p for _, p in run]  # contiguous
-            self.set_state(pages[0] * PAGE, len(pages) * PAGE, target)
+            run = [p for _, p in run]  # contiguous
+            self.set_state(run[0] * PAGE, len(run) * PAGE, target)
         return True
 
     def set_state(self, gpa: int, size: int, state: Page) -> None:
         """Move pages to `state`, discarding their contents (also the hook
-        for TDG.MEM.PAGE.ACCEPT: pending -> private, zeroed)."""
-        first, last = gpa // PAGE, (gpa + size + PAGE - 1) // PAGE
-        self.states[first:last] = bytes([state]) * (last - first)
-        self._discard(first * PAGE, (last - first) * PAGE)
-        self.vcpu.flush_translations()
-
-    def _discard(self, offset: int, size: int) -> None:
-        if sys.platform.startswith("linux") and mmap.PAGESIZE == PAGE:
-            self._backing.madvise(mmap.MADV_DONTNEED, offset, size)
-        else:
-            self._backing[offset:offset + size] = bytes(size)
+        for TDG.MEM.PAGE.ACCEPT: pending -> private, zeroed).  Translations
+        and translated code are flushed unless every page was pending: no
+        access to a pending page ever succeeded, so nothing cached refers
+        to one (refused accesses are never cached), and accepting memory
+        page by page, as firmware does, stays cheap."""
+        start, end = gpa & ~(PAGE - 1), gpa + size
+        flush = False
+        while start < end:
+            region = self._region(start)
+            stop = min(end, region.end)
+            first, last = (start - region.start) // PAGE, (stop - region.start + PAGE - 1) // PAGE
+            flush |= region.states[first:last].count(Page.PENDING) != last - first
+            region.states[first:last] = bytes([state]) * (last - first)
+            region.discard(region.start + first * PAGE, (last - first) * PAGE)
+            start = region.start + last * PAGE
+        if flush:
+            self.vcpu.flush_translations()
 
     def pages(self, gpa: int, size: int) -> list[Page | None]:
         gpa &= ~self.shared_bit

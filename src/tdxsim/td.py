@@ -90,6 +90,8 @@ class GuestStopped(TdxsimError):
 
 
 class TD:
+    ram_base = PAGE  # page 0 stays out of RAM so that NULL faults (firmware TDs: 0)
+
     def __init__(self, image: image_mod.Image, memory: int = 64 * MiB,
                  config: TdConfig | None = None, host: str | Host = "kvm",
                  ns_per_insn: int = 1, native: bool | None = None):
@@ -109,7 +111,7 @@ class TD:
         self.vcpu.fast.module = ctypes.pointer(self.module.fast)
         self.vcpu.on_tdcall = self._on_tdcall
         self.vcpu.tsc = self.now_ns
-        self.ram = TdMemory(self.vcpu, memory, self.config.gpaw)
+        self.ram = TdMemory(self.vcpu, memory, self.config.gpaw, self.ram_base)
         self.vcpu.check_gpa = self.ram.check
         self.host.memory = HostMemory(self.ram)
         self.host.record = self._record
@@ -379,7 +381,7 @@ class TD:
         """An instruction the TDX module intercepts, not yet executed at rip
         (spec 8.1): emulated natively, or #VE / #GP(0), fault-like."""
         code = self.vcpu.fetched(rip, 15) or self.peek(rip, 15) or self.peek(rip, PAGE - rip % PAGE)
-        insn = ve_insns.decode(code)
+        insn = ve_insns.decode(code, self.vcpu.code64())
         if insn is None:  # the guest has rewritten its code since the scan
             self.vcpu.drop_trap(rip)
             return None
@@ -486,7 +488,8 @@ class TD:
         detail = self.crash_details
         report = CrashReport(stop.detail, stop.rip, self.image.describe(stop.rip), gprs,
                              self.vcpu.regs.rflags,
-                             disassemble(read, self.image, stop.rip) if detail else [],
+                             disassemble(read, self.image, stop.rip,
+                                         code64=self.vcpu.code64()) if detail else [],
                              backtrace(read, self.image, gprs[abi.RBP]) if detail else [],
                              address=stop.address)
         return self._end("crash", report.render(), crash=report)

@@ -41,7 +41,7 @@ def io_ve(insn, regs) -> VeInfo:
                      | port << abi.IO_QUAL_PORT_SHIFT)
     info = 0
     if insn.string:
-        info = ((1 if insn.address_size == 32 else 2) << abi.INSN_INFO_ADDR_SIZE_SHIFT
+        info = ({16: 0, 32: 1}.get(insn.address_size, 2) << abi.INSN_INFO_ADDR_SIZE_SHIFT
                 | insn.segment << abi.INSN_INFO_SEGMENT_SHIFT)
     return VeInfo(abi.EXIT_REASON_IO, qualification, instr_len=insn.length, instr_info=info)
 

@@ -25,12 +25,14 @@ def _record(tag: bytes, gpa: int) -> bytes:
     return tag.ljust(16, b"\0") + gpa.to_bytes(8, "little") + bytes(104)
 
 
-def mrtd(pages: list[tuple[int, bytes]]) -> bytes:
-    """MRTD of (GPA, 4 KiB content) pages, added and extended in order."""
+def mrtd(pages: list[tuple[int, bytes | None]]) -> bytes:
+    """MRTD of (GPA, 4 KiB content) pages, added and extended in order; a
+    page whose content is None was added (TDH.MEM.PAGE.ADD) but not
+    extended (TDH.MR.EXTEND), as TDVF's unmeasured sections are."""
     h = hashlib.sha384()
     for gpa, content in pages:
         h.update(_record(b"MEM.PAGE.ADD", gpa))
-        for off in range(0, PAGE, abi.MR_EXTEND_CHUNK):
+        for off in range(0, PAGE, abi.MR_EXTEND_CHUNK) if content is not None else ():
             h.update(_record(b"MR.EXTEND", gpa + off))
             h.update(content[off:off + abi.MR_EXTEND_CHUNK])
     return h.digest()

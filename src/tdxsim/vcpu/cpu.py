@@ -21,7 +21,7 @@ from unicorn import x86_const as X
 from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import abi, native
-from . import paging
+from . import modes, paging
 from .counter import InstructionCounter
 from .crash import decode
 from . import ve_insns
@@ -109,6 +109,9 @@ class VCpu:
         self._walks_cr3 = -1
         self._tb_stale = False
         self._stop_requested = False  # request_stop() was called: every slice ends at once
+        # Set by modes.enter_reset_state: the guest may run 32-bit code and
+        # turn paging off and on itself (TDVF); off, every walk is 4-level.
+        self.mixed_modes = False
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self.uc.hook_add(UC_HOOK_TLB_FILL, self._tlb_fill)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
@@ -165,7 +168,7 @@ class VCpu:
 
         Successful walks are cached per page like a TLB: until CR3 changes
         or tdxsim flushes (a conversion), as x86 allows."""
-        cr3 = self.regs.cr3
+        cr3 = self._translation_key()
         if cr3 != self._walks_cr3:
             self._walks.clear()
             self._walks_cr3 = cr3
@@ -178,8 +181,22 @@ class VCpu:
             self._walks[(la - offset, access)] = hit
         return hit[0] + offset, hit[1]
 
+    def _translation_key(self) -> int:
+        """What the current translations depend on: CR3, and with mixed
+        modes also whether paging is on (bit 0 is never set in CR3's base)."""
+        cr3 = self.regs.cr3
+        if self.mixed_modes and not self.uc.reg_read(X.UC_X86_REG_CR0) & paging.CR0_PG:
+            return cr3 | 1 << 63
+        return cr3
+
     def _walk(self, la: int, access: str):
         uc = self.uc
+        if self.mixed_modes and not uc.reg_read(X.UC_X86_REG_CR0) & paging.CR0_PG:
+            where = self.check_gpa(la & 0xFFFF_FFFF, la, access)  # paging off: GPA = LA
+            return where if not isinstance(where, int) else (where, UC_PROT_ALL)
+        if self.mixed_modes and not uc.msr_read(MSR_EFER) & paging.EFER_LMA:
+            return paging.TranslationFault("#PF", la, access, "32-bit (non-long-mode) paging "
+                                           "is not modelled")
 
         def entry(gpa: int) -> int:  # the walk's own reads go through the EPT too
             where = self.check_gpa(gpa, la, "read")
@@ -243,7 +260,7 @@ class VCpu:
             self._traps[trap] = la
             entry.paddr, entry.perms = trap, UC_PROT_ALL
             return True
-        cr3 = self.regs.cr3
+        cr3 = self._translation_key()
         if cr3 != self._shadow_cr3:
             self._forget_code_pages()
             self._shadow_cr3 = cr3
@@ -505,7 +522,12 @@ class VCpu:
     def _block_insns(self, address: int, size: int) -> tuple[int, ...]:
         """Start addresses of the instructions of a translation block."""
         code = self.fetched(address, size)
-        return tuple(a for a, _, _ in decode(code, address))
+        return tuple(a for a, _, _ in decode(code, address, self.code64()))
+
+    def code64(self) -> bool:
+        """Whether the code running now is 64-bit (always, unless the guest
+        started in the TDX reset state: modes.py)."""
+        return not self.mixed_modes or modes.code64(self)
 
     def fetched(self, address: int, size: int) -> bytes:
         """Bytes of code the vCPU just fetched.  The TLB fill that fetched

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+from capstone import CS_ARCH_X86, CS_MODE_32, CS_MODE_64, Cs
 
 from .. import abi
 from ..image import Image
 
-_cs = Cs(CS_ARCH_X86, CS_MODE_64)
+_cs = {True: Cs(CS_ARCH_X86, CS_MODE_64), False: Cs(CS_ARCH_X86, CS_MODE_32)}
 
 
 @dataclass
@@ -36,16 +36,18 @@ class CrashReport:
         return "\n".join(lines)
 
 
-def decode(code: bytes, address: int):
-    """(address, bytes, text) per instruction.  Capstone does not know TDCALL,
-    so it is decoded here; undecodable bytes show as '(bad)'."""
+def decode(code: bytes, address: int, code64: bool = True):
+    """(address, bytes, text) per instruction, as 64-bit or 32-bit code.
+    Capstone does not know TDCALL, so it is decoded here; undecodable bytes
+    show as '(bad)'."""
+    cs = _cs[code64]
     offset = 0
     while offset < len(code):
         if code[offset:offset + 4] == abi.TDCALL_BYTES:
             yield address + offset, abi.TDCALL_BYTES, "tdcall"
             offset += 4
             continue
-        insn = next(_cs.disasm(code[offset:offset + 15], address + offset, 1), None)
+        insn = next(cs.disasm(code[offset:offset + 15], address + offset, 1), None)
         if insn is None:
             yield address + offset, code[offset:offset + 1], "(bad)"
             offset += 1
@@ -55,7 +57,7 @@ def decode(code: bytes, address: int):
 
 
 def disassemble(read, image: Image | None, rip: int, before: int = 5, after: int = 3,
-                mark: int | None = None) -> list[str]:
+                mark: int | None = None, code64: bool = True) -> list[str]:
     """Instructions around rip, decoded from the start of the enclosing symbol
     (x86 cannot be decoded backwards reliably)."""
     mark = rip if mark is None else mark
@@ -63,11 +65,11 @@ def disassemble(read, image: Image | None, rip: int, before: int = 5, after: int
     hit = image.symbol_at(rip) if image else None
     if hit is not None and hit[1] < 4096:
         start = rip - hit[1]
-    insns = [i for i in decode(read(start, rip - start), start)]
+    insns = [i for i in decode(read(start, rip - start), start, code64)]
     if insns and insns[-1][0] + len(insns[-1][1]) != rip:
         insns = []  # decoding from the symbol did not land on rip
     shown = insns[-before:] if before else []
-    shown += list(decode(read(rip, 16 * (after + 1)), rip))[:after + 1]
+    shown += list(decode(read(rip, 16 * (after + 1)), rip, code64))[:after + 1]
     out = []
     for address, raw, text in shown:
         where = image.describe(address) if image else f"{address:#x}"

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 # Legacy prefixes that may precede these instructions (Intel SDM vol. 2,
 # 2.1.1): operand/address size, REP/REPNE, segment overrides.  LOCK is left
 # out: LOCK with any of them is #UD, which Unicorn raises itself.
-_PREFIXES = frozenset(b"\x66\x67\xf2\xf3\x2e\x36\x3e\x26\x64\x65") | frozenset(range(0x40, 0x50))
+_LEGACY = frozenset(b"\x66\x67\xf2\xf3\x2e\x36\x3e\x26\x64\x65")
+_PREFIXES = _LEGACY | frozenset(range(0x40, 0x50))  # REX: 64-bit code only
 _ONE_BYTE = {0xE4, 0xE5, 0xE6, 0xE7, 0xEC, 0xED, 0xEE, 0xEF, 0x6C, 0x6D, 0x6E, 0x6F}
 _TWO_BYTE = {b"\x0f\xa2": "cpuid", b"\x0f\x32": "rdmsr", b"\x0f\x30": "wrmsr",
              b"\x0f\x31": "rdtsc"}
@@ -41,7 +42,7 @@ class Insn:
     port: int | None = None
     string: bool = False
     rep: bool = False
-    address_size: int = 64
+    address_size: int = 64  # 64, 32 or 16
     segment: int = 3
 
 
@@ -74,13 +75,14 @@ def _starts(code: bytes, is_opcode) -> set[int]:
     return starts
 
 
-def decode(code: bytes) -> Insn | None:
-    """Decode the instruction at the start of `code`; None if it is not one
-    of the intercepted instructions."""
+def decode(code: bytes, code64: bool = True) -> Insn | None:
+    """Decode the instruction at the start of `code` (64-bit or 32-bit code);
+    None if it is not one of the intercepted instructions."""
     i = 0
     opsize16 = rep = addr32 = False
     segment = None
-    while i < len(code) and code[i] in _PREFIXES and i < _MAX_PREFIXES:
+    prefixes = _PREFIXES if code64 else _LEGACY  # 0x40-0x4F are INC/DEC in 32-bit code
+    while i < len(code) and code[i] in prefixes and i < _MAX_PREFIXES:
         prefix = code[i]
         opsize16 |= prefix == 0x66
         addr32 |= prefix == 0x67
@@ -104,4 +106,5 @@ def decode(code: bytes) -> Insn | None:
     if op >= 0xEC:  # port in DX
         return Insn(kind, i + 1, size)
     segment = 0 if kind == "in" else (3 if segment is None else segment)  # INS always uses ES
-    return Insn(kind, i + 1, size, None, True, rep, 32 if addr32 else 64, segment)
+    address_size = (32 if addr32 else 64) if code64 else (16 if addr32 else 32)
+    return Insn(kind, i + 1, size, None, True, rep, address_size, segment)
