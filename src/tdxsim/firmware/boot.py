@@ -18,6 +18,7 @@ from ..module.measurement import mrtd
 from ..td import TD, MiB
 from ..vcpu import modes
 from . import hob, platform
+from .observe import FirmwareObserver
 from .tdvf import Section, SectionType, Tdvf, parse
 
 PAGE = 0x1000
@@ -41,6 +42,7 @@ class FirmwareTD(TD):
         self.crash_details = True
         self.hob = self._build()
         platform.install(self)
+        self.observer = FirmwareObserver(self)
 
     @classmethod
     def from_path(cls, path: str | Path, **kw) -> "FirmwareTD":
@@ -72,7 +74,7 @@ class FirmwareTD(TD):
                                   f"its section of {s.size:#x} bytes")
             self.vcpu.phys_write(s.gpa, td_hob)
         self.module.measurements.mrtd = mrtd(self._build_pages(added))
-        self.vcpu.install_traps([(s.gpa, fw.content(s)) for s in fw.of_type(SectionType.BFV)])
+        self.vcpu.scan_fetched = True
         self.host.cpuid.set(0, 0, abi.CPUID_TDX_LEAF + 2, *self.host.cpuid.lookup(0, 0)[1:])
         return td_hob
 

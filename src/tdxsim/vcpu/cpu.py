@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import time
+import zlib
 from dataclasses import replace
 from typing import Callable, NamedTuple
 
@@ -112,6 +113,10 @@ class VCpu:
         # Set by modes.enter_reset_state: the guest may run 32-bit code and
         # turn paging off and on itself (TDVF); off, every walk is 4-level.
         self.mixed_modes = False
+        # Trap intercepted instructions page by page as code is fetched,
+        # rather than by a scan of the image (firmware: _scan_code_page).
+        self.scan_fetched = False
+        self._scanned: dict[tuple[int, int], int] = {}  # (page, backing) -> crc32 of its code
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self.uc.hook_add(UC_HOOK_TLB_FILL, self._tlb_fill)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
@@ -264,6 +269,8 @@ class VCpu:
         if cr3 != self._shadow_cr3:
             self._forget_code_pages()
             self._shadow_cr3 = cr3
+        if self.scan_fetched and access == UC_MEM_FETCH:
+            self._scan_code_page(la - la % PAGE, t[0] - t[0] % PAGE)
         slot = la // PAGE % native.SHADOW_SLOTS
         self.fast.shadow_pages[slot] = la // PAGE + 1
         self.fast.shadow_backing[slot] = t[0] // PAGE
@@ -271,12 +278,30 @@ class VCpu:
         return True
 
     # --- trapped instructions ---
-    def install_traps(self, code_ranges: list[tuple[int, bytes]]) -> None:
+    def _scan_code_page(self, la: int, backing: int) -> None:
+        """Trap the code of a page as the guest first fetches from it (code
+        it loaded, decompressed or changed itself).  I/O instructions are
+        left to Unicorn's exact IN/OUT hooks, which keeps the hooks few.  A
+        page whose content changed since its scan gets the traps its new
+        code needs, and translated code is flushed before the next slice."""
+        code = self.phys_read(backing, PAGE)
+        digest = zlib.crc32(code)
+        seen = self._scanned.get((la, backing))
+        if seen == digest:
+            return
+        self._scanned[(la, backing)] = digest
+        before = len(self.ve_traps)
+        self.install_traps([(la, code)], io=False)
+        if seen is not None and len(self.ve_traps) != before:
+            self._tb_stale = True
+            self.uc.emu_stop()
+
+    def install_traps(self, code_ranges: list[tuple[int, bytes]], io: bool = True) -> None:
         """Stop before every place in the guest's code where an intercepted
         or vCPU-emulated instruction may start (ve_insns.py), with a code
         hook on each (traps.c)."""
         for base, code in code_ranges:
-            for address in sorted(base + offset for offset in ve_insns.candidates(code)):
+            for address in sorted(base + offset for offset in ve_insns.candidates(code, io)):
                 if address not in self.ve_traps:
                     self.ve_traps.add(address)
                     self._trap_hooks[address] = self._add_trap_hook(address, self._trap)

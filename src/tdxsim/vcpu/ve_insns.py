@@ -46,9 +46,12 @@ class Insn:
     segment: int = 3
 
 
-def candidates(code: bytes) -> set[int]:
-    """Offsets in `code` where an intercepted instruction may start."""
-    return _starts(code, lambda i, byte: byte in _ONE_BYTE or byte == _STI
+def candidates(code: bytes, io: bool = True) -> set[int]:
+    """Offsets in `code` where an intercepted instruction may start.  Without
+    `io`, the one-byte I/O opcodes are left out: one byte value in 16, they
+    are most of the candidates in large code, and Unicorn's IN/OUT hooks
+    catch them exactly (cpu.py)."""
+    return _starts(code, lambda i, byte: (io and byte in _ONE_BYTE) or byte == _STI
                    or (byte == 0x0F and code[i:i + 2] in _TWO_BYTE))
 
 
