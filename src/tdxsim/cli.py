@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from . import image, limits, signals, toolchain, traceout
@@ -51,9 +52,24 @@ def load_td(guests: list[str], args) -> TD:
                                    BuildOptions.from_args(args)), **kw)
 
 
+def load_firmware(args):
+    """A TD booting TDVF firmware (spec 14).  NO_RBP_MOD is off: TDVF up to
+    edk2 2022.11 exposes RBP in every TDG.VP.VMCALL (README, firmware)."""
+    from .firmware.boot import DEFAULT_MEMORY, FirmwareTD
+    if args.guest:
+        raise TdxsimError("--firmware runs the firmware alone: give no guest files with it")
+    return FirmwareTD.from_path(args.firmware, memory=args.memory or DEFAULT_MEMORY,
+                                host=Host(args.host, seed=args.seed),
+                                config=TdConfig(no_rbp_mod=False))
+
+
 def cmd_run(args) -> int:
     limits.timeout(args.timeout)
     limits.budget(args.max_insns)
+    if args.firmware:
+        return _run_firmware(args)
+    if args.memory is None:
+        args.memory = 64 * MiB
     with signals.watch() as caught:
         td = load_td(args.guest, args)
         caught.on_signal(td.interrupt)
@@ -77,6 +93,26 @@ def cmd_run(args) -> int:
         return result.exit_code & 0xFF
     print(f"tdxsim: {result.describe()}", file=sys.stderr)
     return 1
+
+
+def _run_firmware(args) -> int:
+    from .firmware.summary import render
+    with signals.watch() as caught:
+        td = load_firmware(args)
+        caught.on_signal(td.interrupt)
+        started = time.monotonic()
+        result = td.run(max_insns=args.max_insns, timeout=args.timeout)
+    sys.stdout.write(result.console)
+    if result.console and not result.console.endswith("\n"):
+        sys.stdout.write("\n")
+    if args.trace:
+        for line in render_all(result.events):
+            print(line)
+    for line in render(td, result, time.monotonic() - started):
+        print(line, file=sys.stderr)
+    if result.reason not in ("budget", "timeout", "exit"):
+        print(f"tdxsim: {result.describe()}", file=sys.stderr)
+    return 0 if result.reason == "exit" and not result.exit_code else 1
 
 
 def cmd_bench(args) -> int:
@@ -115,7 +151,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None,
                      help="seed of the hostile host's choices (default 0)")
     run.add_argument("--entry", default="_start", help="entry symbol (default: _start)")
-    run.add_argument("--memory", type=_size, default=64 * MiB, help="guest RAM (default 64M)")
+    run.add_argument("--memory", type=_size, default=None,
+                     help="guest RAM (default 64M; 256M with --firmware)")
+    run.add_argument("--firmware", metavar="FILE.fd",
+                     help="boot TDX firmware (TDVF, e.g. /usr/share/ovmf/OVMF.fd) as the TD")
     run.add_argument("--max-insns", type=int, default=DEFAULT_MAX_INSNS,
                      help=f"instruction budget (default {DEFAULT_MAX_INSNS})")
     run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
