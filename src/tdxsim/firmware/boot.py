@@ -28,6 +28,14 @@ RAM_SECTIONS = (SectionType.TEMP_MEM, SectionType.TD_HOB, SectionType.PERM_MEM,
                 SectionType.PAYLOAD, SectionType.PAYLOAD_PARAM)
 
 
+class FirmwareImage(image_mod.Image):
+    """The firmware as the TD sees it: no ELF segments (the sections are
+    placed by FirmwareTD), entry at the reset vector."""
+
+    def entry_problem(self) -> str | None:
+        return None  # the reset vector lies in the BFV: _check_layout
+
+
 class FirmwareTD(TD):
     ram_base = 0  # the firmware owns all of RAM, page 0 included
 
@@ -37,7 +45,7 @@ class FirmwareTD(TD):
                               f"(all below 4 GiB), not {memory >> 20} MiB")
         self.firmware = firmware
         _check_layout(firmware, memory)
-        image = image_mod.Image(firmware.path, modes.RESET_RIP, [])
+        image = FirmwareImage(firmware.path, modes.RESET_RIP, [])
         super().__init__(image, memory, **kw)
         self.crash_details = True
         self.hob = self._build()
