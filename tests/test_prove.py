@@ -27,38 +27,17 @@ CHECK, PROVE = TESTS / "check_corpus", TESTS / "prove_corpus"
 HC = "__tdx_hypercall"
 IDS = ("leaf", "mask-valid", "no-leak", "scrub", "callee-saved", "stack", "frame-pointer",
        "sti-shadow", "failure-traps", "output-copy", "return-value", "host-pointer")
-REGS = (CHECK / "regs_args.toml", "tdvmcall_regs")
-RBX = (CHECK / "rbx_struct.toml", "tdvmcall_rbx")
+# The checker's corpus and the property each stub's DEFECT line breaks, as
+# tests/test_check.py lists them (there from the spec sections the stubs cite).
+from test_check import CASES  # noqa: E402
 
-CORRECT = [  # (stub, ABI, symbol)
-    (CHECK / "seed_good.S", "seed", HC),
-    (CHECK / "l67_good.S", "linux-6.7", HC),
-    (CHECK / "regs_args.S", *REGS),
-    (CHECK / "rbx_struct.S", *RBX),
-    (PROVE / "seed_retry_bounded.S", "seed", HC),  # a loop within the unroll bound
-]
-DEFECTS = [  # (stub, ABI, symbol, the property its DEFECT line breaks)
-    (CHECK / "seed_leaf.S", "seed", HC, "leaf"),  # RAX = 1 is TDG.VP.INFO (spec 1.2)
-    (CHECK / "seed_mask_ffec.S", "seed", HC, "mask-valid"),  # RBP under NO_RBP_MOD (3.2)
-    (CHECK / "seed_r10_unselected.S", "seed", HC, "mask-valid"),  # 0xF800 (3.5 rule 2)
-    (CHECK / "seed_leak_r15.S", "seed", HC, "no-leak"),  # caller's R15 exposed (10 B3)
-    (CHECK / "seed_leak_stack.S", "seed", HC, "no-leak"),  # uninitialised stack (10 B3)
-    (CHECK / "seed_scrub_r10.S", "seed", HC, "scrub"),  # host R10 live (9.1 step 10)
-    (CHECK / "seed_callee_rbx.S", "seed", HC, "callee-saved"),  # RBX not restored
-    (CHECK / "seed_stack_ret8.S", "seed", HC, "stack"),  # ret $8
-    (CHECK / "seed_flags_in_rbp.S", "seed", HC, "frame-pointer"),  # flags in RBP (10 B2)
-    (CHECK / "seed_sti_early.S", "seed", HC, "sti-shadow"),  # STI before the mask (10 B7)
-    (CHECK / "seed_sti_nop.S", "seed", HC, "sti-shadow"),  # sti; nop; tdcall (7.3)
-    (CHECK / "seed_rax_unchecked.S", "seed", HC, "failure-traps"),  # RAX not tested (10 B9)
-    (CHECK / "seed_copy_always.S", "seed", HC, "output-copy"),  # HAS_OUTPUT ignored
-    (CHECK / "seed_return_r11.S", "seed", HC, "return-value"),  # returns R11
-    (CHECK / "l67_pointer_reload.S", "linux-6.7", HC, "host-pointer"),  # host RDI (10 B6)
-    (CHECK / "l67_rsi_live.S", "linux-6.7", HC, "scrub"),  # CVE-2023-52874 (10 B1)
-    (CHECK / "regs_args_leak.S", *REGS, "no-leak"),  # caller's R10 exposed
-    # Tests the VMM's R10 instead of RAX: after a module failure R10 is the
-    # caller's input (spec 3.2: only RAX is written), so only input R10 = 0 returns.
-    (PROVE / "seed_r10_check.S", "seed", HC, "failure-traps"),
-]
+CORRECT = [(CHECK / stub, abi, symbol) for stub, symbol, abi, fails in CASES if not fails]
+CORRECT.append((PROVE / "seed_retry_bounded.S", "seed", HC))  # a loop within the unroll bound
+DEFECTS = [(CHECK / stub, abi, symbol, prop) for stub, symbol, abi, fails in CASES
+           for prop in fails]
+# Tests the VMM's R10 instead of RAX: after a module failure R10 is the caller's
+# input (spec 3.2: only RAX is written), so only input R10 = 0 returns.
+DEFECTS.append((PROVE / "seed_r10_check.S", "seed", HC, "failure-traps"))
 
 
 @lru_cache(maxsize=None)
@@ -80,14 +59,14 @@ def cli(capsys):
     return invoke
 
 
-@pytest.mark.parametrize("stub,abi,symbol", CORRECT, ids=lambda x: getattr(x, "stem", None))
+@pytest.mark.parametrize("stub,abi,symbol", CORRECT, ids=lambda x: getattr(x, "name", None))
 def test_correct_stubs_are_proven_on_every_property(stub, abi, symbol):
     p = proof(stub, abi, symbol)
     assert statuses(p) == {i: "proven" for i in IDS}, [v.message for v in p.verdicts]
     assert not p.incomplete
 
 
-@pytest.mark.parametrize("stub,abi,symbol,prop", DEFECTS, ids=lambda x: getattr(x, "stem", None))
+@pytest.mark.parametrize("stub,abi,symbol,prop", DEFECTS, ids=lambda x: getattr(x, "name", None))
 def test_each_defect_gets_a_counterexample_that_fails_under_replay(stub, abi, symbol, prop, cli,
                                                                    tmp_path):
     p = proof(stub, abi, symbol)

@@ -21,7 +21,7 @@ from triton import EXCEPTION, OPCODE, Instruction, MemoryAccess, TritonContext
 from .. import abi
 from ..check.runner import FAILURE_STATUSES
 from ..td import RETURN_TRAP
-from .world import HOSTV, POINTER, World
+from .world import FLAGS, HOSTV, POINTER, World
 
 LOOP_BOUND = 8  # decisions per branch site on one path: a loop unrolled further is `unknown`
 MAX_INSNS = 10_000  # instructions per path
@@ -68,6 +68,8 @@ class Path:
     entry: list = field(default_factory=list)  # GPR ASTs at entry
     memory0: dict = field(default_factory=dict)  # address -> AST of each modelled u64 at entry
     memory: dict = field(default_factory=dict)  # ... and at the end of the path
+    xmm_entry: list = field(default_factory=list)
+    escaped: bool = False  # left the code through a RET that popped no return address
     final: list | None = None  # GPR ASTs at return
     if_final: object = None
     xmm_final: list | None = None
@@ -113,10 +115,15 @@ class Runner:
         self.sites: dict[int, int] = {}
         self._pin_pointers()
         self.entry = [self.reg(r) for r in range(16)]
+        self.xmm_entry = [ctx.getRegisterAst(getattr(ctx.registers, f"xmm{j}"))
+                          for j in range(16)]
         self.memory0 = self._cells()
 
     def _cells(self) -> dict:
-        return {a: self.ctx.getMemoryAst(MemoryAccess(a, 8)) for a, _ in self.world.cells}
+        """Every u64 of the stack and of the guarded args struct."""
+        lay, (low, high) = self.world.layout, self.world.struct_range
+        return {a: self.ctx.getMemoryAst(MemoryAccess(a, 8))
+                for a in [*range(lay.stack_low, lay.stack_top, 8), *range(low, high, 8)]}
 
     def _pin_pointers(self) -> None:
         ast, by_alias = self.ast, {}
@@ -127,6 +134,10 @@ class Runner:
             sym = self.world.symbols[alias]
             if sym.kind == POINTER:
                 self.assumptions += [ast.equal(n, ast.bv(sym.default, n.getBitvectorSize()))
+                                     for n in nodes]
+            if sym.kind == FLAGS:  # a caller passes only the contract's flag bits
+                other = abi.MASK64 & ~sum(set(self.world.contract.flag_bits.values()))
+                self.assumptions += [ast.equal(ast.bvand(n, ast.bv(other, 64)), ast.bv(0, 64))
                                      for n in nodes]
             self.assumptions += [ast.equal(nodes[0], n) for n in nodes[1:]]
 
@@ -207,7 +218,9 @@ class Runner:
             else:
                 loop_seen = set()
             if kind == OPCODE.X86.RET and next_rip != RETURN_TRAP:
-                return self._end("crash", f"RET to {next_rip:#x}, not the caller", rip, insns)
+                path = self._end("crash", f"RET to {next_rip:#x}, not the caller", rip, insns)
+                path.escaped = True
+                return path
             rip = next_rip
 
     def _boundary(self, insns: int, if_now, prev_sti: bool, prev_if) -> None:
@@ -341,7 +354,7 @@ class Runner:
         ctx = self.ctx
         path = Path(ctx, end, reason, rip, self.decisions, self.assumptions, self.calls,
                     self.boundaries, self.host_addresses, insns=insns, entry=self.entry,
-                    memory0=self.memory0, memory=self._cells())
+                    memory0=self.memory0, memory=self._cells(), xmm_entry=self.xmm_entry)
         if end == "return":
             path.final = [self.reg(r) for r in range(16)]
             path.if_final = ctx.getRegisterAst(getattr(ctx.registers, "if"))

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import abi
+from triton import MemoryAccess
+
 from ..check.contracts import Contract, When, reg_name
-from ..check.properties import mask_problem
+from ..check.properties import callee_owned, mask_problem, padding_bytes
+from ..td import RETURN_TRAP
 from .engine import Path, variables
-from .world import HOSTV, POINTER, SECRET, World
+from .world import FLAGS, HOSTV, INPUT, POINTER, SECRET, World
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,31 @@ def _ne(ast, a, b):
     return ast.lnot(ast.equal(a, b))
 
 
-def _holds(ast, path: Path, c: Contract, when: When):
-    """The AST of `when.holds(flags)`."""
+def _holds(world: World, path: Path, when: When, status=None):
+    """The AST of `when.holds(flags, status)`."""
+    ast, c = path.ctx.getAstContext(), world.contract
+    if when.on_success:
+        return ast.equal(status, ast.bv(0, 64))
     if when.always or not when.bit or c.flags is None:
         return ast.equal(ast.bvtrue(), ast.bvtrue() if when.always else ast.bvfalse())
-    flags = path.entry[c.flags]
+    flags = (path.entry[c.flags] if isinstance(c.flags, int) else
+             initial(world, path, world.layout.entry_rsp + c.flags.offset, 8))
     return _ne(ast, ast.bvand(flags, ast.bv(when.bit, 64)), ast.bv(0, 64))
+
+
+def initial(world: World, path: Path, address: int, size: int):
+    """Memory at entry, from the u64 cells the path keeps."""
+    ast = path.ctx.getAstContext()
+    parts = []
+    for a in range(address + size - 1, address - 1, -1):  # most significant byte first
+        cell = path.memory0[a & ~7]
+        bit = 8 * (a & 7)
+        parts.append(ast.extract(bit + 7, bit, cell))
+    return parts[0] if size == 1 else ast.concat(parts)
+
+
+def final(path: Path, address: int, size: int):
+    return path.ctx.getMemoryAst(MemoryAccess(address, size))
 
 
 def _named(world: World, node, path: Path, kinds: set[str]) -> list[str]:
@@ -67,6 +89,9 @@ def mask_valid(world: World, p: Path):
 
 
 def no_leak(world: World, p: Path):
+    """A secret or pointer symbol in a value the host sees; or a value made
+    of constants and pointers only (`lea` of a code address, say) that may
+    lie in a range of guest addresses."""
     calls = [t for t in p.calls if t.exited]
     claims = []
     for t in calls:
@@ -76,7 +101,20 @@ def no_leak(world: World, p: Path):
             secret = _named(world, node, p, {SECRET, POINTER})
             if secret:
                 claims.append(Claim(None, t.rip, f"the host may see {secret[0]} in {name}"))
+            elif not _named(world, node, p, {INPUT, FLAGS, HOSTV}) and \
+                    node.getBitvectorSize() == 64:
+                claims.append(Claim(_in_ranges(world, p, node), t.rip,
+                                    f"the host may see a guest address in {name}"))
     return bool(calls), claims
+
+
+def _in_ranges(world: World, p: Path, node):
+    ast, lay = p.ctx.getAstContext(), world.layout
+    low, high = world.text_extent
+    ranges = [(lay.stack_low - 0x1000, lay.stack_top), world.struct_range,
+              (RETURN_TRAP, RETURN_TRAP + 1), (low, high)]
+    return ast.lor([ast.land([ast.bvuge(node, ast.bv(a, 64)), ast.bvult(node, ast.bv(b, 64))])
+                    for a, b in ranges if a < b])
 
 
 def scrub(world: World, p: Path):
@@ -99,7 +137,10 @@ def callee_saved(world: World, p: Path):
     ast = p.ctx.getAstContext()
     return True, [Claim(_ne(ast, p.final[r], p.entry[r]), p.rip,
                         f"{reg_name(r)} may differ from the caller's after return")
-                  for r in world.contract.unchanged]
+                  for r in world.contract.unchanged] + [
+        Claim(_ne(ast, p.xmm_final[j], p.xmm_entry[j]), p.rip,
+              f"XMM{j} may differ from the caller's after return")
+        for j in world.contract.xmm_saved]
 
 
 def stack(world: World, p: Path):
@@ -109,15 +150,20 @@ def stack(world: World, p: Path):
     ret = p.memory0[lay.entry_rsp]
     claims = [Claim(_ne(ast, t.ret_slot, ret), t.rip, "the return address may be overwritten "
                     "at the TDCALL") for t in p.calls]
+    if p.escaped:
+        return True, claims + [Claim(None, p.rip, "RET pops something other than the return "
+                                     "address")]
     if not p.returned:
         claims.append(Claim(_ne(ast, p.memory[lay.entry_rsp], ret), p.rip,
                             "the return address may be lost"))
         return True, claims
     balanced = ast.bvadd(p.entry[abi.RSP], ast.bv(8, 64))
     claims.append(Claim(_ne(ast, p.final[abi.RSP], balanced), p.rip, "RSP may be unbalanced"))
+    owned = callee_owned(world.contract)  # the shadow space and stack arguments
     claims += [Claim(_ne(ast, p.memory[a], p.memory0[a]), p.rip,
                      f"the caller's frame at {a:#x} may change")
-               for a in p.memory0 if lay.entry_rsp < a < lay.stack_top]
+               for a in p.memory0 if lay.entry_rsp < a < lay.stack_top
+               and a - lay.entry_rsp not in owned]
     return True, claims
 
 
@@ -141,7 +187,7 @@ def sti_shadow(world: World, p: Path):
     if not p.calls:
         return False, []
     ast, c = p.ctx.getAstContext(), world.contract
-    want = _holds(ast, p, c, c.interrupts)
+    want = _holds(world, p, c.interrupts)
     claims = [Claim(on, p.calls[0].rip, f"an interrupt may be taken after {k} instructions",
                     inject=k) for k, on in p.boundaries]
     for t in p.calls:
@@ -159,29 +205,40 @@ def failure_traps(world: World, p: Path):
     t = p.failure
     if t is None:
         return False, []
-    return True, [Claim(None, t.rip, "a failed TDCALL may return")] if p.returned else []
+    if not p.returned:
+        return True, []
+    if world.contract.on_failure == "return-status":  # EDK2: the module's RAX comes back
+        ast = p.ctx.getAstContext()
+        return True, [Claim(_ne(ast, p.final[0], t.after[0]), t.rip,
+                            "a failed TDCALL may return something else than its status")]
+    return True, [Claim(None, t.rip, "a failed TDCALL may return")]
 
 
 def output_copy(world: World, p: Path):
+    """Each field holds the TDCALL's output when the contract copies it,
+    else its input; fixed fields, padding and the guards stay as they were."""
     c, t = world.contract, p.exchange
-    if t is None or not p.returned or not c.fields:
+    if t is None or not p.returned or not c.struct_size:
         return False, []
-    ast, lay = p.ctx.getAstContext(), world.layout
-    copy = _holds(ast, p, c, c.copy_outputs)
+    ast, args = p.ctx.getAstContext(), world.layout.args
+    copy = _holds(world, p, c.copy_outputs, t.after[abi.R10])
     claims = []
     for r, offset in c.fields.items():
-        a = lay.args + offset
-        changed, now = _ne(ast, p.memory[a], p.memory0[a]), p.memory[a]
+        size = c.size(r)
+        now, was = final(p, args + offset, size), initial(world, p, args + offset, size)
+        changed = _ne(ast, now, was)
         if r in c.outputs:
-            wrong = ast.lor([ast.land([copy, _ne(ast, now, t.after[r])]),
+            out = t.after[r] if size == 8 else ast.extract(8 * size - 1, 0, t.after[r])
+            wrong = ast.lor([ast.land([copy, _ne(ast, now, out)]),
                              ast.land([ast.lnot(copy), changed])])
         else:
             wrong = changed
         claims.append(Claim(wrong, p.rip, f"args->{abi.GPR_NAMES[r]} may be wrong"))
-    inside = {lay.args + off for off in c.fields.values()}
-    claims += [Claim(_ne(ast, p.memory[a], p.memory0[a]), p.rip,
-                     f"memory at {a:#x} next to the args struct may change")
-               for a in p.memory0 if a not in inside and not lay.stack_low <= a < lay.stack_top]
+    kept = [(f.offset + i, 1) for f in c.fixed for i in range(f.size)]
+    kept += [(i, 1) for i in padding_bytes(c)]
+    kept += [(o, 8) for o in [*range(-64, 0, 8), *range(c.struct_size, c.struct_size + 64, 8)]]
+    claims += [Claim(_ne(ast, final(p, args + o, n), initial(world, p, args + o, n)), p.rip,
+                     f"memory at offset {o} of the args struct may change") for o, n in kept]
     return True, claims
 
 

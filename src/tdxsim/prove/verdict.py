@@ -72,6 +72,9 @@ def prove(image: Image, symbol: str, contract: Contract, stub: str = "",
 def _decide(prop: Property, world: World, paths: list[Path], incomplete: list[str],
             timeout_ms: int) -> Verdict:
     exercised, doubts, unreplayed = False, [], []
+    why_not = prop.applies(world.contract)
+    if why_not:  # the contract does not ask for it (check/properties.py says why)
+        return Verdict(prop, "proven", f"not applicable: {why_not}")
     for path in paths:
         reached, claims = JUDGES[prop.id](world, path)
         exercised |= reached
