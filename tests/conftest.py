@@ -26,6 +26,9 @@ import pytest
 
 from tdxsim import TD, RunResult, VmResume
 
+# A guest project of its own, run by test_plugin.py in a pytest of its own.
+collect_ignore = ["external_project"]
+
 GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 
