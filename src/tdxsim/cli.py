@@ -129,9 +129,16 @@ def cmd_flags(args) -> int:
     return 0
 
 
+def version() -> str:
+    from . import __version__, native
+    hooks = "compiled hooks" if native.library() else "pure Python (no compiled hooks)"
+    return f"tdxsim {__version__} ({hooks})"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tdxsim", description="Run and check Intel TDX guest "
                                 "code without TDX hardware.")
+    p.add_argument("--version", action="version", version=version())
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a guest until it exits",
                          description="Run a guest: bundled names (" + ", ".join(
