@@ -16,7 +16,7 @@ def test_sample_project_passes_with_the_plugin_alone():
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                          cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "4 passed" in run.stdout
+    assert "5 passed" in run.stdout
 
 
 def test_plugin_is_registered_through_pytest11(pytestconfig):

@@ -22,6 +22,13 @@ def test_guest_boots_on_every_host(td_from):
         assert td.run().ok
 
 
+def test_guest_survives_a_hostile_host(td_from):
+    from tdxsim import Host
+    for seed in range(5):
+        result = td_from(HERE / "guest" / "boot.c", host=Host("hostile", seed=seed)).run()
+        assert result.reason in ("exit", "fatal"), result.describe()
+
+
 def test_stub_conforms_to_its_abi(tdxsim_conforms):
     tdxsim_conforms(STUB, "__tdx_hypercall", "seed")
 
