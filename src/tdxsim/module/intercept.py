@@ -1,5 +1,5 @@
 """What the TDX module does when the TD executes an instruction it
-intercepts (spec 8.1, 8.2): IN/OUT/INS/OUTS always raise #VE; CPUID and
+intercepts (spec 8.1, 8.2): HLT and IN/OUT/INS/OUTS always raise #VE; CPUID and
 RDMSR/WRMSR are answered natively or raise #VE (msr.py for the MSRs).
 
 VE info holds the VM exit's reason, qualification, instruction length and
@@ -24,6 +24,8 @@ NATIVE_CPUID_LEAVES = frozenset({
 
 def intercept(module, insn, regs, time_ns: int):
     """VeInfo to raise #VE, a vector to inject, or None once emulated."""
+    if insn.kind == "hlt":  # with its prefixes: the length counts them
+        return VeInfo(abi.EXIT_REASON_HLT, instr_len=insn.length)
     if insn.kind in ("in", "out"):
         return io_ve(insn, regs)
     if insn.kind == "cpuid":

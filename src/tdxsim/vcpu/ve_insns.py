@@ -1,5 +1,7 @@
-"""The instructions the TDX module intercepts inside a TD (spec 8.1): IN, OUT,
-INS, OUTS, CPUID, RDMSR, WRMSR.  Finding them in guest code and decoding them.
+"""The instructions the TDX module intercepts inside a TD (spec 8.1): HLT, IN,
+OUT, INS, OUTS, CPUID, RDMSR, WRMSR.  Finding them in guest code and decoding
+them, with any legal combination of prefixes (tests/test_rel_decode.py holds
+the decoder to Capstone's and Unicorn's).
 
 They must never execute natively: an intercepted instruction is fault-like,
 so it may have no side effect before the module decides (#VE, #GP or native
@@ -25,8 +27,9 @@ _TWO_BYTE = {b"\x0f\xa2": "cpuid", b"\x0f\x32": "rdmsr", b"\x0f\x30": "wrmsr",
 # the same way: Unicorn hides the STI shadow and its RDTSC reads the host's
 # clock (spec 12).
 VCPU_EMULATED = frozenset({"sti", "rdtsc"})
-_STI = 0xFB
-_MAX_PREFIXES = 14  # an instruction is at most 15 bytes long
+_STI, _HLT = 0xFB, 0xF4
+_MAX_PREFIXES = 14
+_MAX_LENGTH = 15  # longer is #UD (SDM vol. 2, 2.3.11)
 # Segment register numbers of the VM-exit instruction information (SDM vol. 3, Table 28-8)
 _SEGMENTS = {0x26: 0, 0x2E: 1, 0x36: 2, 0x3E: 3, 0x64: 4, 0x65: 5}
 
@@ -36,7 +39,7 @@ class Insn:
     """A decoded intercepted instruction.  For I/O: `size` in bytes, `port`
     (None: in DX), `string` (INS/OUTS), `rep`, `address_size` (64 or 32) and
     `segment` (the memory operand's segment register number)."""
-    kind: str  # 'in', 'out', 'cpuid', 'rdmsr', 'wrmsr'; 'sti', 'rdtsc' (VCPU_EMULATED)
+    kind: str  # 'hlt', 'in', 'out', 'cpuid', 'rdmsr', 'wrmsr'; 'sti', 'rdtsc' (VCPU_EMULATED)
     length: int
     size: int = 0
     port: int | None = None
@@ -51,7 +54,7 @@ def candidates(code: bytes, io: bool = True) -> set[int]:
     `io`, the one-byte I/O opcodes are left out: one byte value in 16, they
     are most of the candidates in large code, and Unicorn's IN/OUT hooks
     catch them exactly (cpu.py)."""
-    return _starts(code, lambda i, byte: (io and byte in _ONE_BYTE) or byte == _STI
+    return _starts(code, lambda i, byte: (io and byte in _ONE_BYTE) or byte in (_STI, _HLT)
                    or (byte == 0x0F and code[i:i + 2] in _TWO_BYTE))
 
 
@@ -80,7 +83,13 @@ def _starts(code: bytes, is_opcode) -> set[int]:
 
 def decode(code: bytes, code64: bool = True) -> Insn | None:
     """Decode the instruction at the start of `code` (64-bit or 32-bit code);
-    None if it is not one of the intercepted instructions."""
+    None if it is not one of the intercepted instructions (or longer than an
+    instruction can be)."""
+    insn = _decode(code, code64)
+    return insn if insn is None or insn.length <= _MAX_LENGTH else None
+
+
+def _decode(code: bytes, code64: bool) -> Insn | None:
     i = 0
     opsize16 = rep = addr32 = False
     segment = None
@@ -96,6 +105,8 @@ def decode(code: bytes, code64: bool = True) -> Insn | None:
         return Insn(_TWO_BYTE[code[i:i + 2]], i + 2)
     if code[i:i + 1] == bytes([_STI]):
         return Insn("sti", i + 1)
+    if code[i:i + 1] == bytes([_HLT]):
+        return Insn("hlt", i + 1)
     if i >= len(code) or code[i] not in _ONE_BYTE:
         return None
     op = code[i]
