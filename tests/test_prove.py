@@ -151,3 +151,24 @@ def test_sarif_carries_three_valued_verdicts_and_validates(cli, monkeypatch):
         "tests/check_corpus/seed_scrub_r10.S"
     assert sorted(r["ruleId"] for r in results if r["kind"] == "pass") == \
         sorted(i for i in IDS if i != "scrub")
+
+
+@pytest.mark.parametrize("insn,words", [
+    ("rdrand %rax", "the engine does not model rdrand"),  # outside Triton's x86 semantics
+    ("cpuid", "behaves differently in a TD"),  # #VE in a TD (spec 8.1)
+])
+def test_an_unmodelled_instruction_is_unknown(tmp_path, insn, words):
+    stub = tmp_path / "stub.S"
+    stub.write_text(f"        .globl f\nf:      {insn}\n        ret\n")
+    p = prove(build([str(stub)], "f", with_library=False), "f", load("linux-6.7"))
+    assert not any(v.status == "proven" and "not applicable" not in v.message
+                   for v in p.verdicts)
+    assert any(words in reason for reason in p.incomplete)
+
+
+def test_save_writes_each_counterexample_for_replay(cli, tmp_path):
+    args = ("check", CHECK / "seed_sti_nop.S", "--symbol", HC, "--abi", "seed")
+    assert cli(*args, "--prove", "--save", tmp_path)[0] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["sti-shadow.json"]
+    code, out, _ = cli(*args, "--replay", tmp_path / "sti-shadow.json")
+    assert code == 1 and "FAIL  sti-shadow" in out

@@ -2,11 +2,12 @@
 counterexample that fails when replayed concretely.
 
 world     the symbols a proof starts from (secrets, pointers, inputs, flags)
-engine    path-by-path symbolic execution on Triton, with the TDCALL modelled
+engine    symbolic execution of one path on Triton, with the TDCALL modelled
           as the module does it (spec 3.2-3.4)
+explore   every feasible path, by re-execution with solver-chosen values
 queries   each property of check/properties.py as a question about one path
 verdict   proven / counterexample (replayed concretely) / unknown
-report    text, JSON and JUnit output
+report    text, JSON, JUnit and SARIF output
 
 Triton comes with the optional extra: pip install 'tdxsim[prove]'.
 """

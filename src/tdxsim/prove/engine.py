@@ -1,11 +1,10 @@
-"""Symbolic execution of a stub, path by path, on Triton.
+"""Symbolic execution of one path of a stub, on Triton.
 
 Triton executes one path at a time, concretely and symbolically side by
-side.  Every path is enumerated by re-execution: a path records each
-decision it took (a conditional branch on a symbolic value, a TDCALL's
-module status, a symbolic RCX or RAX at the TDCALL); for every decision the
-solver is asked for values that take another way there, and those values
-start a new path.  For loop-free code this visits every feasible path once.
+side.  A path records each decision it took (a conditional branch on a
+symbolic value, a TDCALL's module status, a symbolic RCX or RAX at the
+TDCALL); explore.py asks the solver for values that take another way at each
+one, and those values start a new path.
 
 The TDCALL is not executed by Triton but modelled here, as the module does
 it (spec 3.2-3.4): RCX validation, the host seeing the selected registers,
@@ -16,10 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from triton import EXCEPTION, OPCODE, Instruction, MemoryAccess, TritonContext
+from triton import AST_NODE, EXCEPTION, OPCODE, Instruction, MemoryAccess, TritonContext
 
 from .. import abi
 from ..check.runner import FAILURE_STATUSES
+from ..module.vmcall import invalid_control
 from ..td import RETURN_TRAP
 from .world import FLAGS, HOSTV, POINTER, World
 
@@ -27,6 +27,12 @@ LOOP_BOUND = 8  # decisions per branch site on one path: a loop unrolled further
 MAX_INSNS = 10_000  # instructions per path
 MAX_PATHS = 512
 UD = {OPCODE.X86.UD2, getattr(OPCODE.X86, "UD1", -1), getattr(OPCODE.X86, "UD0", -1)}
+# What a TD does with these is not the CPU's semantics Triton knows: #VE (spec 8.1), virtual
+# time, interrupts.  A path reaching one is `unknown`.
+NOT_MODELLED = {getattr(OPCODE.X86, n) for n in (
+    "CPUID", "HLT", "IN", "OUT", "INSB", "INSW", "INSD", "OUTSB", "OUTSW", "OUTSD", "RDMSR",
+    "WRMSR", "VMCALL", "MWAIT", "MONITOR", "WBINVD", "INVD", "RDPMC", "XSETBV", "RDTSC",
+    "RDTSCP", "INT", "INT3", "IRETQ", "SYSCALL")}
 DIRECT = {OPCODE.X86.JMP, OPCODE.X86.CALL, OPCODE.X86.NOP, OPCODE.X86.PAUSE}
 
 
@@ -96,7 +102,6 @@ class Path:
 
 
 def variables(ctx: TritonContext, node) -> set[str]:
-    from triton import AST_NODE
     return {v.getSymbolicVariable().getAlias()
             for v in ctx.getAstContext().search(node, AST_NODE.VARIABLE)}
 
@@ -196,6 +201,11 @@ class Runner:
                 prev_sti, loop_seen = False, set()
                 continue
             inst = Instruction(rip, raw)
+            ctx.disassembly(inst)
+            if inst.getType() in NOT_MODELLED:
+                return self._end("unknown", f"{inst.getDisassembly()} at {rip:#x} behaves "
+                                 "differently in a TD (#VE, virtual time): not modelled",
+                                 rip, insns)
             fault = ctx.processing(inst)
             insns += 1
             kind = inst.getType()
@@ -296,7 +306,6 @@ class Runner:
         if self.symbolic(rcx):  # one path per value the control word can take
             self.decide(ast.equal(rcx, ast.bv(value, 64)), rip)
         call.rcx_value = value
-        from ..module.vmcall import invalid_control
         if invalid_control(value, world.contract.no_rbp_mod):
             self._set(abi.RAX, abi.operand_invalid(abi.RCX))
             call.failed = True
@@ -368,46 +377,3 @@ def _fetch(image, rip: int) -> bytes | None:
         if seg.executable and seg.vaddr <= rip < seg.vaddr + len(seg.data):
             return bytes(seg.data[rip - seg.vaddr:rip - seg.vaddr + 16])
     return None
-
-
-def conj(ast, nodes: list):
-    """The conjunction of boolean ASTs (true for none)."""
-    if not nodes:
-        return ast.equal(ast.bvtrue(), ast.bvtrue())
-    return nodes[0] if len(nodes) == 1 else ast.land(nodes)
-
-
-def model_values(ctx: TritonContext, node, timeout_ms: int) -> tuple[str, dict[str, int]]:
-    """('sat', values by alias), ('unsat', {}) or ('timeout', {})."""
-    from triton import SOLVER_STATE
-    model, status, _ = ctx.getModel(node, True, timeout_ms)
-    if status == SOLVER_STATE.SAT:
-        return "sat", {ctx.getSymbolicVariable(k).getAlias(): v.getValue()
-                       for k, v in model.items()}
-    return ("unsat", {}) if status == SOLVER_STATE.UNSAT else ("timeout", {})
-
-
-def explore(world: World, timeout_ms: int = 5000,
-            loop_bound: int = LOOP_BOUND) -> tuple[list[Path], list[str]]:
-    """Every feasible path from the entry, and the reasons exploration was
-    incomplete (a solver timeout, the path limit)."""
-    paths: list[Path] = []
-    problems: list[str] = []
-    work = [({}, 0)]  # (values, decisions already fixed by the parent)
-    while work:
-        if len(paths) >= MAX_PATHS:
-            problems.append(f"more than {MAX_PATHS} paths")
-            break
-        values, fixed = work.pop()
-        path = Runner(world, values, loop_bound).run()
-        paths.append(path)
-        ast = path.ctx.getAstContext()
-        for i in range(len(path.decisions) - 1, fixed - 1, -1):
-            prefix = path.assumptions + [t for t, _, _ in path.decisions[:i]]
-            for alt in path.decisions[i][1]:
-                state, found = model_values(path.ctx, conj(ast, prefix + [alt]), timeout_ms)
-                if state == "timeout":
-                    problems.append(f"solver timeout at the branch at {path.decisions[i][2]:#x}")
-                elif state == "sat":
-                    work.append(({**values, **found}, i + 1))
-    return paths, problems

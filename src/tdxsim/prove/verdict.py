@@ -18,7 +18,8 @@ from ..check.harness import Harness, Scenario
 from ..check.properties import PROPERTIES, Finding, Property
 from ..check.runner import Result, minimise
 from ..image import Image
-from .engine import LOOP_BOUND, Path, conj, explore, model_values
+from .engine import LOOP_BOUND, Path
+from .explore import conj, explore, model_values
 from .queries import JUDGES, Claim
 from .world import FLAGS, HOSTV, INPUT, SECRET, STATUS, World
 
