@@ -210,3 +210,14 @@ def test_check_passes_preprocessor_options(tdxsim, write):
     code, out, err = tdxsim("check", src, "-I", src.parent / "inc",
                             "--symbol", "__tdx_hypercall", "--abi", "seed")
     assert code == 0, out + err
+
+
+def test_replay_hint_repeats_the_preprocessor_options(tdxsim, write):
+    """A failing check's replay command builds the stub the same way."""
+    stub = open(os.path.join(CORPUS, "seed_scrub_r10.S")).read()
+    write("inc/empty.h", "\n")
+    src = write("stub.S", stub)
+    code, out, err = tdxsim("check", src, "-I", src.parent / "inc", "-D", "X=1",
+                            "--symbol", "__tdx_hypercall", "--abi", "seed")
+    assert code == 1
+    assert f"-I {src.parent / 'inc'} -D X=1 --replay FILE" in out

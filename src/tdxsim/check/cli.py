@@ -10,12 +10,12 @@ import json
 import os
 import shlex
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import image as image_mod, limits, signals
 from ..errors import TdxsimError
+from ..progress import Progress
 from ..toolchain import load_guest
 from ..toolchain.options import BuildOptions, add_arguments as add_build_arguments
 from .builtin import BUILTIN
@@ -110,6 +110,7 @@ def _writing(directory: str):
 def _replay_hint(args) -> str:
     words = ["tdxsim", "check", *args.stub, "--symbol", args.symbol, "--abi", args.abi]
     words += ["--library"] if args.library else []
+    words += BuildOptions.from_args(args).argv()
     return " ".join(shlex.quote(w) for w in words) + " --replay FILE"
 
 
@@ -142,27 +143,18 @@ def cmd_check(args) -> int:
 def cmd_fuzz(args) -> int:
     limits.count(args.runs, "--runs", 10 ** 12)
     limits.count(args.workers, "--workers", limits.MAX_WORKERS)
-    shown = [0.0, -1]  # when, and at which count, the line was last drawn
+    bar = Progress(args.runs, "fuzz", "executions", quiet=args.quiet)
 
     def progress(campaign, executed: int) -> None:
-        now = time.perf_counter()
-        finished = executed == args.runs
-        if args.quiet or executed == shown[1] or (now - shown[0] < 0.5 and not finished):
-            return
-        shown[:] = [now, executed]
-        rate = executed / max(now - start, 1e-9)
-        print(f"\rfuzz: {executed}/{args.runs} executions, {rate:,.0f}/s, "
-              f"{len(campaign.failures)} failing properties, {len(campaign.crashes)} "
-              "emulator crashes", end="", file=sys.stderr, flush=True)
+        bar.update(executed, f"{len(campaign.failures)} failing properties, "
+                             f"{len(campaign.crashes)} emulator crashes")
 
-    start = time.perf_counter()
     with signals.watch() as caught:
         contract = load(args.abi)
         image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))
         campaign = fuzz(image, args.symbol, contract, args.runs, args.seed, args.workers,
                         progress, stop=lambda: caught.number is not None)
-    if not args.quiet:
-        print(file=sys.stderr)
+    bar.close()
     with _writing(args.out):
         save(campaign, contract, args.symbol, Path(args.out))
     stopped = f" (stopped by {caught.name})" if caught.number else ""

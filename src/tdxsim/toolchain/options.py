@@ -17,6 +17,12 @@ class BuildOptions:
         return ([f"-I{d}" for d in self.include_dirs] + [f"-D{d}" for d in self.defines]
                 + [a for f in self.includes for a in ("-include", f)])
 
+    def argv(self) -> list[str]:
+        """The same options on a tdxsim command line."""
+        return ([w for d in self.include_dirs for w in ("-I", d)]
+                + [w for d in self.defines for w in ("-D", d)]
+                + [w for f in self.includes for w in ("--include", f)])
+
     @classmethod
     def from_args(cls, args) -> "BuildOptions":
         return cls(tuple(args.include_dir), tuple(args.define), tuple(args.include))
