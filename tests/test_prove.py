@@ -172,3 +172,11 @@ def test_save_writes_each_counterexample_for_replay(cli, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["sti-shadow.json"]
     code, out, _ = cli(*args, "--replay", tmp_path / "sti-shadow.json")
     assert code == 1 and "FAIL  sti-shadow" in out
+
+
+def test_proofs_are_deterministic():
+    """Same stub, same contract: the same paths, verdicts and counterexamples."""
+    from tdxsim.prove.report import render_json
+    image = build([str(CHECK / "seed_sti_nop.S")], HC, with_library=False)
+    first, second = (render_json(prove(image, HC, load("seed"))) for _ in range(2))
+    assert first == second and '"counterexample"' in first

@@ -16,7 +16,7 @@ from typing import Callable
 from .. import abi
 from triton import MemoryAccess
 
-from ..check.contracts import Contract, When, reg_name
+from ..check.contracts import When, reg_name
 from ..check.properties import callee_owned, mask_problem, padding_bytes
 from ..td import RETURN_TRAP
 from .engine import Path, variables

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from triton import ARCH, MODE, SOLVER, MemoryAccess, TritonContext
 
 from .. import abi
-from ..check.contracts import Contract
-from ..check.harness import GUARD, HOST, XMM_BASE, Harness, pattern
+from ..check.harness import GUARD, HOST, XMM_BASE, Harness, Scenario, pattern
 from ..td import RETURN_TRAP
 
 SECRET, POINTER, INPUT, FLAGS, HOSTV, STATUS = "secret", "pointer", "input", "flags", "host", \
@@ -47,8 +46,8 @@ class World:
 
     def __init__(self, harness: Harness):
         self.harness, self.contract = harness, harness.contract
-        self.layout = lay = harness.layout
-        self.base = base = harness.values(harness_scenario())
+        self.layout = harness.layout
+        self.base = base = harness.values(Scenario())  # the checker's values
         c = self.contract
         self.symbols: dict[str, Symbol] = {}
         self.cells: list[tuple[int, int, str]] = []  # (address, size, alias) in memory
@@ -203,7 +202,3 @@ class World:
             ctx.symbolizeMemory(cell, alias)
         return ctx
 
-
-def harness_scenario():
-    from ..check.harness import Scenario
-    return Scenario()
