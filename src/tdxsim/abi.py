@@ -188,8 +188,24 @@ FIELD_NUM_VCPUS = 0x9010_0002_0000_0001
 FIELD_NOTIFY_ENABLES = 0x9110_0003_0000_0010  # Linux writes it as 0x9100000000000010
 FIELD_CONFIG_FLAGS = 0x9110_0003_0000_0016
 FIELD_MRTD = 0x1310_0003_0000_0000  # 6 elements of 8 bytes
+# TD-scope controls (spec 13.2; [LX-sh] asm/shared/tdx.h; [M-api] metadata_td.c)
+FIELD_TD_CTLS = 0x1110_0003_0000_0017
+FIELD_TOPOLOGY_ENUM_CONFIGURED = 0x9110_0000_0000_0019  # 1 byte; Linux: 0x9100000000000019
 CONFIG_FLAGS_GPAW52 = 1 << 0
+CONFIG_FLAGS_FLEXIBLE_PENDING_VE = 1 << 1  # the guest may change TD_CTLS.PENDING_VE_DISABLE
 CONFIG_FLAGS_NO_RBP_MOD = 1 << 2
+TD_CTLS_PENDING_VE_DISABLE = 1 << 0  # a pending-page access exits to the host, no #VE
+TD_CTLS_ENUM_TOPOLOGY = 1 << 1  # CPUID 0xB/0x1F answered by the module
+TD_CTLS_VIRT_CPUID2 = 1 << 2  # CPUID 2 answered by the module
+TD_CTLS_REDUCE_VE = 1 << 3  # implies ENUM_TOPOLOGY and VIRT_CPUID2; unknown leaves read 0
+TD_CTLS_LOCK = 1 << 63  # no further change
+TD_CTLS_GUEST_WRITABLE = 0xF | TD_CTLS_LOCK  # [uncertain: the ABI JSON's guest write mask]
+# CPUID leaves td_cpuid.c answers only under a TD control (else #VE); 9, 0xF,
+# 0x10 and 0x1B also need their feature (DCA, RDT, PCONFIG) absent, as here
+CPUID_LEAVES_VIRT_CPUID2 = frozenset({0x2})
+CPUID_LEAVES_TOPOLOGY = frozenset({0xB, 0x1F})  # EDX = the vCPU's x2APIC ID
+CPUID_LEAVES_REDUCE_VE = frozenset({0x6, 0x9, 0xC, 0xF, 0x10, 0x16, 0x17, 0x1B,
+                                    0x8000_0002, 0x8000_0003, 0x8000_0004, 0x8000_0005})
 
 
 # --- GHCI sub-functions in R11 when R10 = 0 (spec 4.3) ---

@@ -12,7 +12,7 @@ from .. import abi, native
 from ..abi import Leaf
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
-from . import cpuidve_set, page_accept, report, rtmr_extend, veinfo, vm_rd_wr, vmcall, vp_info
+from . import cpuidve_set, page_accept, report, rtmr_extend, td_ctls, veinfo, vm_rd_wr, vmcall, vp_info
 from .common import complete
 from .ept_violation import ept_violation
 from .intercept import intercept
@@ -30,6 +30,8 @@ class NotModelled(TdxsimError):
 class TdConfig:
     """TD-scope configuration the module applies (TD_PARAMS, spec 1.3, 3.2)."""
     no_rbp_mod: bool = True  # KVM always sets TDX_CONFIG_FLAGS_NO_RBP_MOD [KVM]
+    flexible_pending_ve: bool = True  # CONFIG_FLAGS: the guest may set PENDING_VE_DISABLE (13.2)
+    topology_enum_configured: bool = True  # the VMM configured the x2APIC IDs (13.2)
     gpaw: int = abi.GPAW_DEFAULT
     attributes: int = 0
     num_vcpus: int = 1
@@ -71,6 +73,7 @@ class TdxModule:
         self.msr_policy = MsrPolicy()
         self.cpuid_ve = 0  # TDG.VP.CPUIDVE.SET controls (TDVPS)
         self.notify_enables = 0  # TDCS.NOTIFY_ENABLES
+        self.td_ctls = td_ctls.initial(config)  # TDCS.TD_CTLS (td_ctls.py)
         self.rtmr_lock = TdLock(abi.OPERAND_ID_RTMR)  # OPERAND_BUSY injection (locks.py)
         # Wired by the TD: guest memory, the CPUID values the VMM configured
         # at TD creation, and the virtual APIC (apicv.VirtualApic).

@@ -2,7 +2,8 @@
 [M-ve] td_ept_violation.c; SDM vol. 3 "Convertible EPT Violations").
 
 Two kinds become #VE:
-- a private GPA on a pending page, unless the TD has SEPT_VE_DISABLE: the
+- a private GPA on a pending page, unless TD_CTLS.PENDING_VE_DISABLE is set
+  (the SEPT_VE_DISABLE attribute, or the guest's TDG.VM.WR, td_ctls.py): the
   module injects #VE (#DF while VE info is still valid, ve.py);
 - a shared GPA with no memory behind it (MMIO): KVM's MMIO entry has
   suppress-#VE clear, so the CPU itself delivers #VE, but only while VE info
@@ -24,6 +25,7 @@ from __future__ import annotations
 from .. import abi
 from ..exits import EptExit
 from ..memory import EptViolation, Page
+from . import td_ctls
 from .ve import VeInfo
 
 _ACCESS = {"read": abi.EPT_QUAL_READ, "write": abi.EPT_QUAL_WRITE, "fetch": abi.EPT_QUAL_FETCH}
@@ -36,7 +38,7 @@ def ept_violation(module, violation: EptViolation) -> VeInfo | EptExit:
     if shared:
         convertible = state is None and module.ve.info is None
     else:
-        convertible = pending and not module.config.attributes & abi.ATTR_SEPT_VE_DISABLE
+        convertible = pending and not td_ctls.pending_ve_disabled(module)
     if not convertible:
         return EptExit(violation.gpa & ~(abi.PAGE_SIZE - 1), pending)
     qualification = (_ACCESS[violation.access] | abi.EPT_QUAL_GLA_VALID

@@ -9,13 +9,14 @@ information ([M-ve] tdx_inject_ve); GLA and GPA are 0 for these exits
 from __future__ import annotations
 
 from .. import abi
-from . import msr
+from . import msr, td_ctls
 from .ve import VeInfo
 
 # CPUID leaves the module answers itself from the TD's configured values:
 # its lookup table minus the leaves that fault without REDUCE_VE, VIRT_CPUID2
-# or ENUM_TOPOLOGY (2, 6, 0xB, 0x1F, 0x80000006) ([M-cpuid] td_cpuid.c,
-# cpuid_configurations.c).  Every other leaf raises #VE.
+# or ENUM_TOPOLOGY, which td_ctls.py adds under those controls ([M-cpuid]
+# td_cpuid.c, cpuid_configurations.c).  Every other leaf raises #VE, or reads
+# as zeros under REDUCE_VE.
 NATIVE_CPUID_LEAVES = frozenset({
     0x0, 0x1, 0x3, 0x4, 0x5, 0x7, 0x8, 0xA, 0xD, 0xE, 0x11, 0x12, 0x13, 0x14, 0x15, 0x19,
     0x1A, 0x1C, 0x1D, 0x1E, 0x20, 0x21, 0x22, 0x23,
@@ -57,10 +58,19 @@ def cpuid(module, insn, regs) -> VeInfo | None:
     the maximum to the maximum basic leaf; tdxsim does not."""
     leaf, subleaf = regs.get(abi.RAX) & 0xFFFF_FFFF, regs.get(abi.RCX) & 0xFFFF_FFFF
     forced = abi.CPUIDVE_USER if regs.cpl else abi.CPUIDVE_SUPERVISOR
-    if (abi.CPUID_HYPERVISOR_FIRST <= leaf <= abi.CPUID_HYPERVISOR_LAST
-            or module.cpuid_ve & forced or leaf not in NATIVE_CPUID_LEAVES):
+    if abi.CPUID_HYPERVISOR_FIRST <= leaf <= abi.CPUID_HYPERVISOR_LAST or module.cpuid_ve & forced:
         return VeInfo(abi.EXIT_REASON_CPUID, instr_len=insn.length)
-    values = abi.CPUID_TDX_VALUES if leaf == abi.CPUID_TDX_LEAF else module.cpuid.lookup(leaf, subleaf)
+    native = td_ctls.cpuid_native(module, leaf, leaf in NATIVE_CPUID_LEAVES)
+    if native is False:
+        return VeInfo(abi.EXIT_REASON_CPUID, instr_len=insn.length)
+    if native is None:  # REDUCE_VE: a leaf outside the module's table reads as zeros
+        values = (0, 0, 0, 0)
+    elif leaf == abi.CPUID_TDX_LEAF:
+        values = abi.CPUID_TDX_VALUES
+    else:
+        values = module.cpuid.lookup(leaf, subleaf)
+    if leaf in abi.CPUID_LEAVES_TOPOLOGY:  # EDX: the vCPU's x2APIC ID (its index here)
+        values = (*values[:3], module.config.vcpu_index)
     regs.set_gprs(dict(zip((abi.RAX, abi.RBX, abi.RCX, abi.RDX), values)))
     regs.rip = regs.rip + insn.length
     return None

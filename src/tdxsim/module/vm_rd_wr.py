@@ -6,7 +6,8 @@ Inputs: RCX = VM index (must be 0), RDX = field ID; WR: R8 = value, R9 =
 write mask.  Output R8 = the value (RD) or the old value (WR), 0 on failure;
 RD version 1 also returns the next field ID in RDX (FIELD_ID_NA at the end,
 and a null field ID asks for the first one).  The fields are the documented
-set below; any other ID is TDX_METADATA_FIELD_ID_INCORRECT.
+set below; any other ID is TDX_METADATA_FIELD_ID_INCORRECT.  TD_CTLS has
+the module's special write rules (td_ctls.py).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Callable
 
 from .. import abi
 from ..abi import Status
+from . import td_ctls
 from .common import complete
 
 _CONTEXT_CODE_MASK = 0x7 << 52
@@ -25,7 +27,7 @@ class Field:
     field_id: int  # canonical ID of the first element
     read: Callable  # (module, element) -> value
     wr_mask: int = 0  # bits the guest may write
-    write: Callable | None = None  # (module, value)
+    write: Callable | None = None  # (module, value) -> status
     elements: int = 1
 
     @property
@@ -33,8 +35,9 @@ class Field:
         return (1 << (8 << (self.field_id >> 32 & 3))) - 1
 
 
-def _set_notify(module, value):
+def _set_notify(module, value) -> int:
     module.notify_enables = value
+    return Status.SUCCESS
 
 
 FIELDS = sorted([
@@ -44,8 +47,9 @@ FIELDS = sorted([
     Field(abi.FIELD_MAX_VCPUS, lambda m, _: m.config.max_vcpus),
     Field(abi.FIELD_GPAW, lambda m, _: int(m.config.gpaw == 52)),
     Field(abi.FIELD_NOTIFY_ENABLES, lambda m, _: m.notify_enables, 1, _set_notify),
-    Field(abi.FIELD_CONFIG_FLAGS, lambda m, _: (abi.CONFIG_FLAGS_GPAW52 * (m.config.gpaw == 52)
-                                                | abi.CONFIG_FLAGS_NO_RBP_MOD * m.config.no_rbp_mod)),
+    Field(abi.FIELD_CONFIG_FLAGS, lambda m, _: td_ctls.config_flags(m.config)),
+    Field(abi.FIELD_TD_CTLS, lambda m, _: m.td_ctls, abi.TD_CTLS_GUEST_WRITABLE, td_ctls.write),
+    Field(abi.FIELD_TOPOLOGY_ENUM_CONFIGURED, lambda m, _: int(m.config.topology_enum_configured)),
     Field(abi.FIELD_MRTD, lambda m, i: int.from_bytes(m.measurements.mrtd[8 * i:8 * i + 8], "little"),
           elements=6),
 ], key=lambda f: f.field_id & abi.FIELD_ID_MATCH_MASK)  # the module's order: class, then field code
@@ -102,5 +106,5 @@ def handle_wr(module, regs, time_ns: int):
     forbidden = mask & ~field.wr_mask
     if old & forbidden != value & forbidden:
         return complete(regs, Status.METADATA_FIELD_VALUE_NOT_VALID, {abi.R8: 0})
-    field.write(module, old & ~writable | value & writable)
-    return complete(regs, Status.SUCCESS, {abi.R8: old})
+    status = field.write(module, old & ~writable | value & writable)
+    return complete(regs, status, {abi.R8: 0 if status else old})
