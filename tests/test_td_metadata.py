@@ -98,8 +98,8 @@ def test_versions_above_the_leaf_limit(probe):
 
 
 def test_vp_info_r10_and_r11(probe):
-    """Spec 1.3: R10 bit 0 = TDG.SYS.RD available (not in this model: 0),
+    """Spec 1.3: R10 bit 0 = TDG.SYS.RD available (it is, spec 13.2),
     R11 = 0, and no TD exit."""
     after = probe().tdcall(rax=1, rcx=0)
-    assert after.gprs["r10"] == 0 and after.gprs["r11"] == 0
+    assert after.gprs["r10"] == 1 and after.gprs["r11"] == 0
     assert after.result.exits == []

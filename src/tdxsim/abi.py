@@ -207,6 +207,31 @@ CPUID_LEAVES_TOPOLOGY = frozenset({0xB, 0x1F})  # EDX = the vCPU's x2APIC ID
 CPUID_LEAVES_REDUCE_VE = frozenset({0x6, 0x9, 0xC, 0xF, 0x10, 0x16, 0x17, 0x1B,
                                     0x8000_0002, 0x8000_0003, 0x8000_0004, 0x8000_0005})
 
+# TDX 1.5 metadata (spec 13.2): vCPU scope (TDG.VP.RD/WR; [M-api]
+# tdvps_fields_lookup.c) and module scope (TDG.SYS.RD/RDALL; Linux
+# arch/x86/virt/vmx/tdx/tdx.h, "global_metadata.json")
+FIELD_VP_CPUID_CONTROL = 0xA120_0000_0000_0000  # 1 byte per CPUID table entry, 128
+CPUID_CONTROL_ENTRIES = 128
+CPUID_CONTROL_GUEST_WRITABLE = 0x3  # bit 0 #VE at CPL 0, bit 1 at CPL > 0
+FIELD_SYS_VENDOR_ID = 0x0800_0002_0000_0000  # 0x8086
+FIELD_SYS_MINOR_VERSION = 0x0800_0001_0000_0003
+FIELD_SYS_MAJOR_VERSION = 0x0800_0001_0000_0004
+FIELD_SYS_UPDATE_VERSION = 0x0800_0001_0000_0005
+FIELD_SYS_INTERNAL_VERSION = 0x0800_0001_0000_0006
+FIELD_SYS_BUILD_DATE = 0x8800_0002_0000_0001
+FIELD_SYS_BUILD_NUM = 0x8800_0001_0000_0002
+FIELD_SYS_ATTRIBUTES = 0x0A00_0002_0000_0000
+FIELD_SYS_TDX_FEATURES0 = 0x0A00_0003_0000_0008
+TDX_FEATURES0_PENDING_EPT_VIOLATION_V2 = 1 << 16
+TDX_FEATURES0_ENUM_TOPOLOGY = 1 << 20
+TDX_VENDOR_INTEL = 0x8086
+MD_LIST_SIZE = 4096  # TDG.SYS.RDALL: one 4 KiB private page, 4 KiB aligned
+# TDG.MEM.PAGE.ATTR.RD/WR ([M-api] gpa_mapping_and_flags_t): level 2:0, GPA
+# 51:12, PENDING bit 62; attributes: one 16-bit word per VM, none for a TD
+# without L2 VMs
+PAGE_ATTR_PENDING = 1 << 62
+PAGE_ATTR_MAX_LEVEL = 2  # verify_page_info_input(.., LVL_PT, LVL_PDPT)
+
 
 # --- GHCI sub-functions in R11 when R10 = 0 (spec 4.3) ---
 class SubFn(IntEnum):

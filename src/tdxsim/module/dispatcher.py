@@ -12,7 +12,8 @@ from .. import abi, native
 from ..abi import Leaf
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
-from . import cpuidve_set, page_accept, report, rtmr_extend, td_ctls, veinfo, vm_rd_wr, vmcall, vp_info
+from . import (cpuidve_set, page_accept, page_attr, report, rtmr_extend, sys_rd, td_ctls, veinfo,
+               vm_rd_wr, vmcall, vp_info, vp_rd_wr)
 from .common import complete
 from .ept_violation import ept_violation
 from .intercept import intercept
@@ -55,6 +56,12 @@ LEAF_HANDLERS: dict[int, Callable] = {
     Leaf.MEM_PAGE_ACCEPT: page_accept.handle,
     Leaf.VM_RD: vm_rd_wr.handle_rd,
     Leaf.VM_WR: vm_rd_wr.handle_wr,
+    Leaf.VP_RD: vp_rd_wr.handle_rd,
+    Leaf.VP_WR: vp_rd_wr.handle_wr,
+    Leaf.SYS_RD: sys_rd.handle_rd,
+    Leaf.SYS_RDALL: sys_rd.handle_rdall,
+    Leaf.MEM_PAGE_ATTR_RD: page_attr.handle_rd,
+    Leaf.MEM_PAGE_ATTR_WR: page_attr.handle_wr,
 }
 
 
@@ -72,6 +79,7 @@ class TdxModule:
         self.measurements = Measurements(config)
         self.msr_policy = MsrPolicy()
         self.cpuid_ve = 0  # TDG.VP.CPUIDVE.SET controls (TDVPS)
+        self.cpuid_control: dict[int, int] = {}  # TDVPS.CPUID_CONTROL per leaf (vp_rd_wr.py)
         self.notify_enables = 0  # TDCS.NOTIFY_ENABLES
         self.td_ctls = td_ctls.initial(config)  # TDCS.TD_CTLS (td_ctls.py)
         self.rtmr_lock = TdLock(abi.OPERAND_ID_RTMR)  # OPERAND_BUSY injection (locks.py)

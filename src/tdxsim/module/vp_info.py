@@ -12,6 +12,6 @@ def handle(module, regs, time_ns: int):
         abi.RDX: cfg.attributes,
         abi.R8: cfg.num_vcpus | cfg.max_vcpus << 32,
         abi.R9: cfg.vcpu_index,
-        abi.R10: 0,  # bit 0: TDG.SYS.RD not available in this model
+        abi.R10: 1,  # bit 0: TDG.SYS.RD available (sys_rd.py)
         abi.R11: 0,
     })
