@@ -24,7 +24,7 @@ from tdxsim.memory import Page
 from tdxsim.trace import render_all
 
 GUEST = Path(__file__).parent / "guests" / "ept_ve.S"
-WINDOW_DEF = ".globl mmio_window\n.set mmio_window, 0x40000000\n"
+WINDOW_DEF = ".globl mmio_window\n.set mmio_window, 0xFFFFFFFF80200000\n"  # kernel half
 SHARED = 1 << 47
 WINDOW = 0xFFFF_8000_0000_0000
 BUF = 0x200000

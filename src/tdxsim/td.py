@@ -312,14 +312,19 @@ class TD:
         self.host.arm_fast_paths(None if own_host else self.answer_all)
 
     def _interruptible(self) -> bool:
-        return self.vcpu.interrupts_enabled and not self.vcpu.in_sti_shadow
+        """IF = 1, no STI shadow, and no #VE whose info the guest has not yet
+        read: the module blocks interrupts and NMIs from #VE delivery until
+        TDG.VP.VEINFO.GET (spec 13.3)."""
+        return (self.vcpu.interrupts_enabled and not self.vcpu.in_sti_shadow
+                and self.module.ve.info is None)
 
     def _slice_limit(self, waiting: bool) -> int:
         """The next timer deadline; one instruction in the STI shadow while an
         interrupt waits.  (While it waits for IF = 1, the vCPU stops at the
         instructions that can set IF: STI, POPF and IRET.)"""
         count = self.vcpu.instructions
-        if waiting and self.vcpu.in_sti_shadow:
+        if waiting and (self.vcpu.in_sti_shadow or self.module.ve.info is not None
+                        and self.vcpu.interrupts_enabled):  # until VEINFO.GET
             return min(self._budget_end, count + 1)
         due = self.host.next_deadline()
         if due is None:

@@ -8,9 +8,11 @@
 # to df_stop.
 
 .set MMIO_WINDOW, 0x40000000            # linear page own_tables maps by one PTE
-# window_riprel needs the same address as a link-time symbol `mmio_window`
-# (an assembly-time constant would become a plain displacement): the test
-# links a second source that defines it.
+# own_tables maps the same PTE at the kernel-half address 0xFFFFFFFF80200000
+# (in reach of RIP-relative code at 1 MiB): MMIO emulation needs a kernel
+# address (spec 13.3).  window_riprel needs it as a link-time symbol
+# `mmio_window` (an assembly-time constant would become a plain
+# displacement): the test links a second source that defines it.
 
         .text
         .globl  stop_gates, library_gates, nested_gates, user_gates
@@ -73,10 +75,19 @@ own_tables:
         lea     pd(%rip), %rcx
         or      $3, %rcx
         mov     %rcx, 8(%rax)
+        lea     pml4(%rip), %rax                # the same PDPT at PML4[511] ...
+        lea     pdpt(%rip), %rcx
+        or      $3, %rcx
+        mov     %rcx, 511*8(%rax)
+        lea     pdpt(%rip), %rax                # ... whose PDPT[510] is the PD too:
+        lea     pd(%rip), %rcx                  # kernel window 0xFFFFFFFF80200000
+        or      $3, %rcx
+        mov     %rcx, 510*8(%rax)
         lea     pd(%rip), %rax
         lea     pt(%rip), %rcx
         or      $3, %rcx
         mov     %rcx, (%rax)
+        mov     %rcx, 8(%rax)                   # PD[1]: the same PT
         lea     pt(%rip), %rax
         mov     %rdi, (%rax)
         lea     pml4(%rip), %rax

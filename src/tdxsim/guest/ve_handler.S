@@ -12,12 +12,17 @@
 #        HLT 12     Instruction.HLT, R12 = 1 if the interrupted context had
 #                   IF = 0 (irqs_disabled);
 #        IO 30      Instruction.IO; string I/O (qualification bit 4) is
-#                   rejected.  IN: the low `size` bytes of RAX are cleared,
-#                   then OR'd with the data; OUT sends RAX cut to `size`;
+#                   rejected.  IN writes the data as the instruction would
+#                   (spec 13.3, Linux's 2026 port-I/O fixes): sizes 1 and 2
+#                   replace exactly the low 8/16 bits of RAX, size 4 writes
+#                   EAX and so zero-extends RAX[63:32]; OUT sends RAX cut to
+#                   `size`;
 #        CPUID 10   leaves 0x40000000-0x4FFFFFFF go to the VMM, every other
 #                   leaf reads as zeros (what Linux does);
 #        RDMSR 31   EDX:EAX = the VMM's value;   WRMSR 32  sends EDX:EAX;
-#        EPT violation 48, kernel mode only: a private GPA is fatal (Linux
+#        EPT violation 48, kernel mode (CPL 0) and a kernel-half linear
+#                   address only (spec 13.3, CVE-2024-47727: a user-half GLA
+#                   is refused); a private GPA is fatal (Linux
 #                   panics); a shared one is MMIO, emulated like Linux's
 #                   handle_mmio: the handler decodes the instruction itself
 #                   (VE info has no length for EPT violations) and issues
@@ -86,6 +91,7 @@
 # slot for the VMM's answers.  64 bytes keep RSP 16-byte aligned.
 .set VE_REASON, -64             # RCX: exit reason
 .set VE_QUAL,   -56             # RDX: exit qualification
+.set VE_GLA,    -48             # R8: guest linear address
 .set VE_GPA,    -40             # R9: guest-physical address
 .set VE_LEN,    -32             # R10: instruction length (31:0)
 .set SCRATCH,   -16             # u64, or u32[4] for CPUID (-16..0)
@@ -169,14 +175,20 @@ tdx_ve_entry:
         call    tdx_io_read
         test    %rax, %rax
         jnz     .Lve_failed
+        mov     SCRATCH(%rbx), %rax     # already cut to `size`
+        cmp     $4, %r12d
+        je      .Lve_in32               # a 32-bit register write
         lea     0(, %r12, 8), %ecx
         mov     $1, %rdx
         shl     %cl, %rdx
-        dec     %rdx                    # mask of the low `size` bytes
-        mov     SCRATCH(%rbx), %rax     # already cut to `size`
+        dec     %rdx                    # GENMASK(size * 8 - 1, 0)
         not     %rdx
         and     %rdx, F_RAX(%rbx)
         or      %rax, F_RAX(%rbx)
+        jmp     .Lve_done
+.Lve_in32:
+        mov     %eax, %eax              # zero-extends RAX[63:32]
+        mov     %rax, F_RAX(%rbx)
         jmp     .Lve_done
 
 .Lve_cpuid:
@@ -236,6 +248,9 @@ tdx_ve_entry:
         call    tdx_shared_mask
         test    %rax, VE_GPA(%rbx)
         jz      .Lve_private
+        lea     msg_ve_user_gla(%rip), %rdi
+        cmpq    $0, VE_GLA(%rbx)
+        jge     .Lve_fatal                      # only to kernel addresses
         mov     F_RIP(%rbx), %rsi
         xor     %r8d, %r8d                      # no REX
         mov     $4, %r15d                       # operand size
@@ -526,6 +541,7 @@ msg_ve_string:          .asciz "tdx_ve: string I/O is not supported"
 msg_ve_failed:          .asciz "tdx_ve: the VMM refused the request"
 msg_ve_private:         .asciz "tdx_ve: unexpected EPT violation on private memory"
 msg_ve_user_mmio:       .asciz "tdx_ve: MMIO from user mode"
+msg_ve_user_gla:        .asciz "tdx_ve: MMIO to a user-space address"
 msg_ve_mmio_insn:       .asciz "tdx_ve: MMIO through an unsupported instruction"
 msg_ve_mmio_split:      .asciz "tdx_ve: MMIO access crosses a page"
 # Offsets from %rbx of the saved RAX, RCX, ..., R15
