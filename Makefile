@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test wheel-test bench check-tools clean
+.PHONY: demo test soak wheel-test bench check-tools clean
 
 $(BIN)/.installed: pyproject.toml setup.py $(wildcard src/tdxsim/*.[ch] src/tdxsim/*/*.c)
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: check-tools $(BIN)/.installed
 
 test: check-tools $(BIN)/.installed
 	$(BIN)/python -m pytest -q
+
+soak: check-tools $(BIN)/.installed
+	TDXSIM_SOAK_SEEDS=1000 $(BIN)/python -m pytest -q tests/test_hostile.py tests/test_heckler.py
 
 # builds a wheel and an sdist, installs each into a fresh venv without a C compiler
 wheel-test: check-tools $(BIN)/.installed

@@ -16,8 +16,9 @@ from tdxsim.trace import render
 
 from conftest import GUEST
 
-SEEDS = 1000
-BUNDLED = ("demo", "idle", "quote")
+# `make test` runs a seeded sample; `make soak` sets TDXSIM_SOAK_SEEDS=1000.
+SEEDS = int(os.environ.get("TDXSIM_SOAK_SEEDS", "200"))
+BUNDLED = ("demo", "idle", "quote", "legacy", "early-init", "heckler")
 
 
 def test_every_exposed_register_is_written(probe):
@@ -74,9 +75,10 @@ def run_seeds(guest: str, seeds: range) -> list[tuple[int, str, str]]:
     return bad
 
 
-def test_bundled_guests_survive_1000_hostile_seeds():
+def test_bundled_guests_survive_hostile_seeds():
     """Every seed ends with the guest's own exit or its own fatal error
-    (with a message): no crash, no hang, no Python exception."""
+    (with a message): no crash, no hang, no Python exception, although the
+    host also injects any vector 32-255 and NMIs (spec 13.1)."""
     workers = min(2, os.cpu_count() or 1)
     jobs = [(guest, range(k, SEEDS, workers)) for guest in BUNDLED for k in range(workers)]
     with ProcessPoolExecutor(workers) as pool:

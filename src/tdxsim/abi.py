@@ -207,13 +207,12 @@ CPUID_LEAVES_TOPOLOGY = frozenset({0xB, 0x1F})  # EDX = the vCPU's x2APIC ID
 CPUID_LEAVES_REDUCE_VE = frozenset({0x6, 0x9, 0xC, 0xF, 0x10, 0x16, 0x17, 0x1B,
                                     0x8000_0002, 0x8000_0003, 0x8000_0004, 0x8000_0005})
 
-# TDX 1.5 metadata (spec 13.2): vCPU scope (TDG.VP.RD/WR; [M-api]
-# tdvps_fields_lookup.c) and module scope (TDG.SYS.RD/RDALL; Linux
-# arch/x86/virt/vmx/tdx/tdx.h, "global_metadata.json")
+# TDX 1.5 metadata (spec 13.2): vCPU scope ([M-api] tdvps_fields_lookup.c),
+# module scope (Linux arch/x86/virt/vmx/tdx/tdx.h, "global_metadata.json")
 FIELD_VP_CPUID_CONTROL = 0xA120_0000_0000_0000  # 1 byte per CPUID table entry, 128
 CPUID_CONTROL_ENTRIES = 128
 CPUID_CONTROL_GUEST_WRITABLE = 0x3  # bit 0 #VE at CPL 0, bit 1 at CPL > 0
-FIELD_SYS_VENDOR_ID = 0x0800_0002_0000_0000  # 0x8086
+FIELD_SYS_VENDOR_ID = 0x0800_0002_0000_0000
 FIELD_SYS_MINOR_VERSION = 0x0800_0001_0000_0003
 FIELD_SYS_MAJOR_VERSION = 0x0800_0001_0000_0004
 FIELD_SYS_UPDATE_VERSION = 0x0800_0001_0000_0005
@@ -226,9 +225,7 @@ TDX_FEATURES0_PENDING_EPT_VIOLATION_V2 = 1 << 16
 TDX_FEATURES0_ENUM_TOPOLOGY = 1 << 20
 TDX_VENDOR_INTEL = 0x8086
 MD_LIST_SIZE = 4096  # TDG.SYS.RDALL: one 4 KiB private page, 4 KiB aligned
-# TDG.MEM.PAGE.ATTR.RD/WR ([M-api] gpa_mapping_and_flags_t): level 2:0, GPA
-# 51:12, PENDING bit 62; attributes: one 16-bit word per VM, none for a TD
-# without L2 VMs
+# TDG.MEM.PAGE.ATTR.RD/WR ([M-api] gpa_mapping_and_flags_t): level 2:0, GPA 51:12
 PAGE_ATTR_PENDING = 1 << 62
 PAGE_ATTR_MAX_LEVEL = 2  # verify_page_info_input(.., LVL_PT, LVL_PDPT)
 
@@ -296,8 +293,11 @@ TDREPORT_SIZE = 1024
 REPORTDATA_OFFSET = 128
 REPORTDATA_SIZE = 64
 
-# SetupEventNotifyInterrupt (spec 4.7; [QEMU])
-EVENT_NOTIFY_VECTORS = range(32, 256)
+# SetupEventNotifyInterrupt (spec 4.7; [QEMU]); the vectors a TDX host can make
+# pending, NMI besides, never exceptions 0-31 (spec 13.1; [KVM] posted interrupts)
+EVENT_NOTIFY_VECTORS = EXTERNAL_VECTORS = range(32, 256)
+NMI_VECTOR = 2  # IDT vector of NMIs (SDM vol. 3, 6.3)
+INT80_VECTOR = 0x80  # the 32-bit syscall gate Heckler reached from outside (spec 13.4 B14)
 FATAL_MESSAGE_REGS = (R14, R15, RBX, RDI, RSI, R8, R9, RDX)
 
 # GetTdVmCallInfo leaf 1 bitmap in R11 (spec 4.7, 13.1): current KVM/QEMU set

@@ -25,6 +25,7 @@ BUNDLED = {
     "idle": "timer interrupts and tdx_safe_halt: an idle loop of 5 ticks in virtual time",
     "legacy": "the demo with plain out/cpuid/rdmsr/hlt, turned into TDVMCALLs by a #VE handler",
     "quote": "MapGPA a buffer to shared, GetQuote through it, print the quote header",
+    "heckler": "Heckler (CVE-2024-25744): a naive int 0x80 gate reached from outside, the defended one not",
     "early-init": "Linux's boot-time TDCALLs: VP.INFO, NOTIFY_ENABLES, SEPT #VE and TD_CTLS setup",
 }
 

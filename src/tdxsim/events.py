@@ -16,10 +16,20 @@ class InterruptPosted:
 
 @dataclass(frozen=True)
 class InterruptDelivered:
+    """An external interrupt, or an NMI (vector 2), entered the guest's handler."""
     time_ns: int
     vector: int
     rip: int  # the interrupted instruction boundary
     handler: int
+    handler_name: str = ""  # the handler's symbol, for traces
+
+
+@dataclass(frozen=True)
+class SoftwareInterrupt:
+    """The guest executed `int n` (delivered through IDT[n], RIP past it)."""
+    time_ns: int
+    vector: int
+    rip: int  # the instruction after the `int`
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from pathlib import Path
 from . import abi, image as image_mod, limits
 from .errors import TdxsimError
 from .eventlog import EventLog, ExitBuffer
-from .events import ExceptionInjected, Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
+from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
+                     SoftwareInterrupt, VeRaised, Woke)
 from .exits import EptExit, FatalError, GuestExit, Halt, VmResume
 from .host import Host
 from .memory import EptViolation, HostMemory, TdMemory, default_page_tables
@@ -28,7 +29,8 @@ from .trace import render
 from .vcpu.cpu import MemoryFault, Stop, VCpu
 from .vcpu.crash import CrashReport, backtrace, disassemble
 from .vcpu import ve_insns
-from .vcpu.interrupts import DeliveryError, deliver, install_gdt
+from .devices.lapic import NMI
+from .vcpu.interrupts import DeliveryError, deliver, install_gdt, is_iret
 from .vcpu.regs import RFLAGS_RF
 
 MiB = 1 << 20
@@ -284,14 +286,22 @@ class TD:
             if remaining <= 0:
                 return self._after(Stop("timeout", self.vcpu.regs.rip), max_insns, timeout)
             self._fire_timers()
+            if self._nmi_deliverable():
+                result = self._deliver(NMI)
+                if result is not None:
+                    return result
+                continue
             if self.lapic.deliverable() is not None and self._interruptible():
                 result = self._deliver(self.lapic.deliverable())
                 if result is not None:
                     return result
                 continue
             waiting = self.lapic.deliverable() is not None  # for IF = 1, or the shadow to end
-            stop = self.vcpu.run(self._slice_limit(waiting), until,
-                                 remaining if timeout else 0.0, watch_if=waiting)
+            # NMI blocking lasts until the next IRET: watch for it (SDM 6.7.1)
+            stop = self.vcpu.run(self._slice_limit(waiting), until, remaining if timeout else 0.0,
+                                 watch_if=waiting or self.vcpu.nmi_blocked)
+            if self.vcpu.nmi_blocked and is_iret(self.vcpu, self.vcpu.watched):
+                self.vcpu.nmi_blocked = False
             result = self._after(stop, max_insns, timeout)
             if result is not None:
                 return result
@@ -318,13 +328,21 @@ class TD:
         return (self.vcpu.interrupts_enabled and not self.vcpu.in_sti_shadow
                 and self.module.ve.info is None)
 
+    def _nmi_deliverable(self) -> bool:
+        """An NMI is pending and not blocked: by an earlier NMI until IRET,
+        or from #VE delivery until VEINFO.GET (spec 13.3).  IF and the STI
+        shadow do not block it."""
+        return (self.lapic.nmi_pending and not self.vcpu.nmi_blocked
+                and self.module.ve.info is None)
+
     def _slice_limit(self, waiting: bool) -> int:
         """The next timer deadline; one instruction in the STI shadow while an
         interrupt waits.  (While it waits for IF = 1, the vCPU stops at the
         instructions that can set IF: STI, POPF and IRET.)"""
         count = self.vcpu.instructions
-        if waiting and (self.vcpu.in_sti_shadow or self.module.ve.info is not None
-                        and self.vcpu.interrupts_enabled):  # until VEINFO.GET
+        ve_blocked = self.module.ve.info is not None and (
+            self.vcpu.interrupts_enabled and waiting or self.lapic.nmi_pending)
+        if waiting and self.vcpu.in_sti_shadow or ve_blocked:  # until VEINFO.GET
             return min(self._budget_end, count + 1)
         due = self.host.next_deadline()
         if due is None:
@@ -340,14 +358,28 @@ class TD:
             self.events.append(InterruptPosted(self.now_ns(), vector, self.vcpu.regs.rip, source))
 
     def _deliver(self, vector: int) -> RunResult | None:
+        """An external interrupt, or an NMI through IDT vector 2."""
         rip = self.vcpu.regs.rip
         try:
             handler = deliver(self.vcpu, vector)
         except DeliveryError as exc:
-            return self._crash(Stop("fault", rip, f"cannot deliver interrupt: {exc}"))
-        self.lapic.acknowledge(vector)
-        self.events.append(InterruptDelivered(self.now_ns(), vector, rip, handler))
+            what = "an NMI" if vector == NMI else "interrupt"
+            return self._crash(Stop("fault", rip, f"cannot deliver {what}: {exc}"))
+        if vector == NMI:
+            self.lapic.nmi_pending, self.vcpu.nmi_blocked = False, True
+        else:
+            self.lapic.acknowledge(vector)
+        self.events.append(InterruptDelivered(self.now_ns(), vector, rip, handler,
+                                              self._handler_name(handler)))
         return None
+
+    def _handler_name(self, handler: int) -> str:
+        """The handler's symbol for traces, looked up once per address."""
+        names = self.__dict__.setdefault("_handler_names", {})
+        if handler not in names:
+            hit = self.image.symbol_at(handler)
+            names[handler] = "" if hit is None else hit[0] + (f"+{hit[1]:#x}" if hit[1] else "")
+        return names[handler]
 
     def _after(self, stop: Stop, max_insns: int, timeout: float) -> RunResult | None:
         """Turn a vCPU stop into the end of the run, or None to keep going."""
@@ -380,6 +412,9 @@ class TD:
             return self.ept_violation(stop.rip, stop.info)
         if stop.kind == "ve-insn":
             return self._intercept(stop.rip)
+        if stop.kind == "int":  # `int n`: trap-like, through IDT[n]; the APIC takes no part
+            self.events.append(SoftwareInterrupt(self.now_ns(), stop.address, stop.rip))
+            return self._fault(stop.rip, stop.address, None, f"int {stop.address:#x}", trap=True)
         return self._crash(stop)
 
     def _intercept(self, rip: int) -> RunResult | None:
@@ -428,11 +463,14 @@ class TD:
         kind = "#VE" if vector == VE_VECTOR else f"vector {vector} (nested #VE)"
         return self._fault(rip, vector, error_code, f"{kind} for the {cause}" if cause else kind)
 
-    def _fault(self, rip: int, vector: int, error_code: int | None, kind: str) -> RunResult | None:
+    def _fault(self, rip: int, vector: int, error_code: int | None, kind: str,
+               trap: bool = False) -> RunResult | None:
         """Fault-like delivery: the saved RIP is the instruction itself, and
-        the module sets RF in the saved RFLAGS (spec 8.3)."""
+        the module sets RF in the saved RFLAGS (spec 8.3).  trap: a software
+        interrupt, delivered with RIP past it as the CPU does."""
         self.vcpu.regs.rip = rip
-        self.vcpu.regs.rflags |= RFLAGS_RF
+        if not trap:
+            self.vcpu.regs.rflags |= RFLAGS_RF
         try:
             deliver(self.vcpu, vector, error_code)
         except DeliveryError as exc:
@@ -459,13 +497,14 @@ class TD:
     def _halt(self, halt: Halt) -> RunResult | None:
         """Block the vCPU as KVM does for Instruction.HLT (spec 7.4): with
         R12 = 0 a pending interrupt wakes it at once, otherwise virtual time
-        jumps to the next timer deadline; with R12 != 0 only NMI/INIT could
-        wake it, and tdxsim has no source of either."""
+        jumps to the next timer deadline; with R12 != 0 only an NMI (or
+        INIT, not modelled) wakes it."""
         rip = self.vcpu.regs.rip - abi.TDCALL_LEN  # the HLT TDCALL: trap-like, RIP is past it
         start = self.now_ns()
         self.events.append(Halted(start, rip, halt.irq_blocked))
-        while not halt.irq_blocked:
-            vector = self.lapic.deliverable()
+        while not halt.irq_blocked or self.lapic.nmi_coming:
+            vector = NMI if self.lapic.nmi_pending else \
+                None if halt.irq_blocked else self.lapic.deliverable()
             if vector is not None:
                 self.events.append(Woke(self.now_ns(), vector, self.now_ns() - start))
                 return None

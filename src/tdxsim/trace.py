@@ -4,7 +4,7 @@ from __future__ import annotations
 from . import abi
 from .abi import SubFn, VmcallStatus
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
-                     MemoryConverted, QuoteCompleted, VeRaised, Woke)
+                     MemoryConverted, QuoteCompleted, SoftwareInterrupt, VeRaised, Woke)
 from .module.vmcall import VmcallRecord
 
 _STATUS_NAMES = {v: k for k, v in vars(VmcallStatus).items() if k.isupper()}
@@ -99,8 +99,12 @@ def render(event) -> str:
         return (f"{stamp} {event.source:<8} vector {event.vector:#x} pending "
                 f"(vCPU at rip={event.rip:#x})")
     if isinstance(event, InterruptDelivered):
-        return (f"{stamp} irq      vector {event.vector:#x} delivered at rip={event.rip:#x}"
-                f" -> handler {event.handler:#x}")
+        kind = "nmi      NMI (vector 2)" if event.vector == 2 else f"irq      vector {event.vector:#x}"
+        name = f" ({event.handler_name})" if event.handler_name else ""
+        return (f"{stamp} {kind} delivered at rip={event.rip:#x}"
+                f" -> handler {event.handler:#x}{name}")
+    if isinstance(event, SoftwareInterrupt):
+        return f"{stamp} int      vector {event.vector:#x} by the guest (int n), returns to rip={event.rip:#x}"
     if isinstance(event, Halted):
         return f"{stamp} halt     vCPU halted at rip={event.rip:#x} (irq_blocked={int(event.irq_blocked)})"
     if isinstance(event, Woke):

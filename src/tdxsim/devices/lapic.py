@@ -14,6 +14,7 @@ LVT_VECTOR_MASK = 0xFF
 LVT_MASKED = 1 << 16
 LVT_MODE_SHIFT = 17
 LVT_MODE_TSC_DEADLINE = 2
+NMI = abi.NMI_VECTOR  # schedule(time, NMI) makes an NMI pending (external vectors are 32-255)
 
 
 class LocalApic:
@@ -23,6 +24,7 @@ class LocalApic:
         self.lvt_timer = LVT_MASKED
         self.tsc_deadline = 0  # 0 = disarmed
         self.scheduled: list[tuple[int, int]] = []  # (time, vector) from outside
+        self.nmi_pending = False  # TD_VCPU_PEND_NMI: one NMI latched (spec 13.1)
 
     # --- interrupt state ---
     def post(self, vector: int) -> None:
@@ -37,6 +39,11 @@ class LocalApic:
         if self.isr and vector >> 4 <= max(self.isr) >> 4:
             return None
         return vector
+
+    @property
+    def nmi_coming(self) -> bool:
+        """An NMI is pending or scheduled: what wakes a HLT with R12 != 0."""
+        return self.nmi_pending or any(v == NMI for _, v in self.scheduled)
 
     def acknowledge(self, vector: int) -> None:
         self.irr.discard(vector)
@@ -88,7 +95,10 @@ class LocalApic:
         while self.scheduled and self.scheduled[0][0] <= now:
             fired.append(("injected", self.scheduled.pop(0)[1]))
         for _, vector in fired:
-            self.post(vector)
+            if vector == NMI:
+                self.nmi_pending = True
+            else:
+                self.post(vector)
         return fired
 
     def install_msrs(self, msrs) -> None:

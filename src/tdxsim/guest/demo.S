@@ -16,7 +16,8 @@
 #            -o demo.elf demo.o tdcall.o
 #
 # Entry state (set by tdxsim): CPL0, 64-bit mode, RSP = top of RAM
-# (16-byte aligned), no IDT.  Nothing here takes an interrupt or a #VE.
+# (16-byte aligned), no IDT.  IF stays 0, so only an NMI could arrive; the
+# library's default IDT takes it (and anything else a host injects).
 
 .set MSR_IA32_APIC_BASE, 0x1B
 
@@ -35,6 +36,7 @@
 _start:
         # RSP is 16-byte aligned here, as the ABI wants at a call.  RBP is
         # left as the simulator set it (the end of the frame chain).
+        call    tdx_default_idt         # a host may inject NMIs (irq.S)
         call    demo_main
         mov     %rax, %rdi
         call    tdx_debug_exit          # ends the run

@@ -13,8 +13,9 @@
 #      properly"
 #
 # It prints what it configured (TD_CTLS read back, as Linux's boot log does),
-# then CPUID 0xB, which the module now answers itself (no IDT here: a #VE
-# would end the run), and exits with 0.  A TDCALL that must succeed and does
+# then CPUID 0xB, which the module now answers itself (the library's
+# default IDT sends #VE to tdx_ve_entry, which would answer zeros through a
+# hypercall instead), and exits with 0.  A TDCALL that must succeed and does
 # not is reported as a fatal error, as Linux panics ("Buggy TDX module!").
 
 # TDCALL leaves and TD-scope field IDs as Linux spells them ([LX-sh])
@@ -46,6 +47,7 @@
         .globl  _start
         .type   _start, @function
 _start:
+        call    tdx_default_idt         # a host may inject NMIs (irq.S)
         call    early_init_main
         mov     %rax, %rdi
         call    tdx_debug_exit

@@ -16,6 +16,8 @@
         .text
         .globl  _start
 _start:
+        lea     idt(%rip), %rdi         # NMIs and unexpected vectors (irq.S)
+        call    tdx_default_gates
         lea     idt(%rip), %rdi
         mov     $TIMER_VECTOR, %esi
         lea     timer_irq(%rip), %rdx

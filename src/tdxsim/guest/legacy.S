@@ -31,6 +31,8 @@
         .text
         .globl  _start
 _start:
+        lea     idt(%rip), %rdi         # NMIs and unexpected vectors (irq.S)
+        call    tdx_default_gates
         lea     idt(%rip), %rdi
         mov     $VE_VECTOR, %esi
         lea     tdx_ve_entry(%rip), %rdx

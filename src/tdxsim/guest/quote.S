@@ -42,6 +42,8 @@
         .text
         .globl  _start
 _start:
+        lea     idt(%rip), %rdi         # NMIs and unexpected vectors (irq.S)
+        call    tdx_default_gates
         lea     idt(%rip), %rdi
         mov     $NOTIFY_VECTOR, %esi
         lea     irq_eoi(%rip), %rdx

@@ -8,8 +8,9 @@ answers MapGPA with RETRY storms, stalls without progress (as user space
 refusing with EAGAIN may, spec 13.1) and resume GPAs outside the range, wakes a
 halted vCPU at once, resumes a TD that reported a fatal error, scribbles over
 the shared GetQuote buffer, holds the TD's RTMR lock (OPERAND_BUSY from
-TDG.MR.REPORT/RTMR.EXTEND, spec 13.2), and injects the vectors the guest armed (timer,
-event notify) at the worst moments.  It never sees unexposed registers and
+TDG.MR.REPORT/RTMR.EXTEND, spec 13.2), and injects interrupts at the worst
+moments: the vectors the guest armed (timer, event notify), vector 0x80, any
+other vector 32-255 and NMIs (_interrupt).  It never sees unexposed registers and
 reaches memory only through HostMemory, which refuses private pages.
 
 One random.Random(seed) drives every choice, so a seed names one run.
@@ -21,7 +22,7 @@ import struct
 
 from .. import abi
 from ..abi import SubFn, VmcallStatus
-from ..devices.lapic import LVT_MASKED, LVT_VECTOR_MASK
+from ..devices.lapic import LVT_MASKED, LVT_VECTOR_MASK, NMI
 from ..errors import HostError
 from ..exits import FatalError, Halt, VmExit, VmResume
 
@@ -109,16 +110,30 @@ class Adversary:
                 lambda: _write(host, gpa, header))
 
     def _interrupt(self, host, halting: bool) -> None:
-        """Mostly while the vCPU halts (the host sees that; it cannot see IF):
-        a wakeup at once or a little later, or an extra tick."""
+        """Mostly while the vCPU halts (the host sees that; it cannot see IF),
+        sometimes at a random later instruction boundary: a vector the guest
+        armed (a wakeup, an extra tick), the syscall vector 0x80 (Heckler),
+        any other vector 32-255, armed or not, or an NMI (spec 13.1, 13.4
+        B14).  Never an exception 0-31: posted interrupts cannot carry one."""
         rng = self.rng
-        if rng.random() >= (0.5 if halting else 0.005):
+        if rng.random() >= (0.5 if halting else 0.02):
             return
+        delay = rng.choice(DELAYS_NS) if rng.random() < 0.7 else rng.randrange(100_000)
+        host.lapic.schedule(host.clock() + delay, self._vector(host))
+
+    def _vector(self, host) -> int:
+        rng = self.rng
         lvt = host.lapic.lvt_timer
         timer = None if lvt & LVT_MASKED else lvt & LVT_VECTOR_MASK
-        vectors = sorted({v for v in (host.notify_vector, timer) if v is not None})
-        if vectors:
-            host.lapic.schedule(host.clock() + rng.choice(DELAYS_NS), rng.choice(vectors))
+        armed = sorted({v for v in (host.notify_vector, timer) if v is not None})
+        pick = rng.random()
+        if armed and pick < 0.4:
+            return rng.choice(armed)
+        if pick < 0.6:
+            return abi.INT80_VECTOR
+        if pick < 0.85:
+            return rng.choice(abi.EXTERNAL_VECTORS)
+        return NMI
 
 
 def _write(host, gpa: int, data: bytes) -> None:

@@ -46,7 +46,7 @@ CFLAGS = ("-ffreestanding", "-fno-pic", "-fno-pie", "-mno-red-zone", "-mgeneral-
 LDFLAGS = ("-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,noexecstack",
            "-Wl,-e,_start")
 
-LIBRARY = ("tdcall.S", "ve_handler.S")
+LIBRARY = ("tdcall.S", "ve_handler.S", "irq.S")
 RUNTIME = "crt0.S"
 
 

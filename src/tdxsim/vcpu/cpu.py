@@ -95,6 +95,8 @@ class VCpu:
         self._until = 0  # the stop address of run(), trapped like the others
         self._until_hook: int | None = None
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
+        self.nmi_blocked = False  # from NMI delivery until the next IRET (SDM 6.7.1)
+        self.watched: int | None = None  # the POPF/IRET the last slice ended after
         self.uc.ctl_exits_enabled(True)  # with no exit addresses: see _set_stop_address
         self.uc.ctl_set_exits([])
         # Every guest-physical address the page walk produces goes through
@@ -413,9 +415,11 @@ class VCpu:
             stop = self._emulate(until, watchdog)
         finally:
             self._if_watch.armed = 0
+        self.watched = None
         if stop is None and self._if_watch.hit:  # in front of a POPF or IRET: run just it
             limit = self.counter.count + 1
             self.counter.set_limit(limit)
+            self.watched = self._if_watch.rip
         while stop is None and self.counter.count < limit and not self.stop_requested:
             refused = self.counter.refused_block(self.regs.rip)
             stop = self._run_to_boundary(refused, limit, until) if refused \
@@ -569,7 +573,10 @@ class VCpu:
 
     def _interrupt(self, uc, intno, _user) -> None:
         rip = self.regs.rip
-        self._stop = Stop("fault", rip, f"exception or software interrupt, vector {intno}")
+        if self.fetched(rip - 2, 2) == bytes((0xCD, intno)):  # `int n`, RIP already past it
+            self._stop = Stop("int", rip, f"software interrupt, vector {intno}", intno)
+        else:
+            self._stop = Stop("fault", rip, f"exception or software interrupt, vector {intno}")
         uc.emu_stop()
 
     def _unmapped_access(self, uc, access, address, size, value, _user) -> bool:

@@ -57,6 +57,14 @@ def read_gate(vcpu, vector: int) -> tuple[int, int]:
     return low | mid << 16 | high << 32, kind
 
 
+def is_iret(vcpu, address: int | None) -> bool:
+    """Whether the instruction at `address` is IRET/IRETQ (CF, 48 CF)."""
+    if address is None:
+        return False
+    code = vcpu.fetched(address, 2)
+    return code[:1] == b"\xcf" or code == b"\x48\xcf"
+
+
 def deliver(vcpu, vector: int, error_code: int | None = None) -> int:
     """Push the 64-bit interrupt frame and enter the handler; returns its address."""
     handler, kind = read_gate(vcpu, vector)
