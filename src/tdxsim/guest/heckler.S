@@ -45,8 +45,8 @@ _start:
         mov     $INT80, %esi
         lea     tdx_int80_entry(%rip), %rdx
         call    tdx_set_gate
-        lea     defended_body(%rip), %rax
-        mov     %rax, tdx_int80_handler(%rip)
+        lea     defended_body(%rip), %rdi
+        call    tdx_set_int80_handler
         int     $INT80                  # the guest's own syscall
         call    idle_phase
         lea     msg_defended(%rip), %rdi
@@ -55,7 +55,8 @@ _start:
         call    tdx_put_dec
         lea     msg_refused(%rip), %rdi
         call    tdx_puts
-        mov     tdx_int80_refused(%rip), %rdi
+        call    tdx_int80_refused
+        mov     %rax, %rdi
         call    tdx_put_dec
         lea     msg_newline(%rip), %rdi
         call    tdx_puts

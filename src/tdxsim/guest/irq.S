@@ -14,18 +14,20 @@
 #                                      sets its own gates over them)
 #   void *tdx_default_idt(void)        loads a library IDT with those gates
 #                                      and #VE -> tdx_ve_entry; returns it
-#   tdx_nmi_entry                      counts tdx_nmi_count, iretq
-#   tdx_spurious_entry                 counts tdx_spurious_count, EOI, iretq
+#   tdx_nmi_entry                      counts NMIs, iretq
+#   tdx_spurious_entry                 counts, EOI, iretq
 #   tdx_int80_entry                    the defended int 0x80 gate: if the
 #                                      x2APIC in-service register has bit 0x80
 #                                      set, the vector came from outside (an
 #                                      external interrupt is in service; `int`
-#                                      never sets ISR): count it in
-#                                      tdx_int80_refused, EOI, iretq, nothing
-#                                      else.  Otherwise call the function in
-#                                      tdx_int80_handler (if any) with the
+#                                      never sets ISR): count it, EOI, iretq,
+#                                      nothing else.  Otherwise call the
+#                                      function set with
+#                                      tdx_set_int80_handler (if any) with the
 #                                      caller's RDI, RSI, RDX; its RAX is
 #                                      returned in RAX.
+#   u64 tdx_nmi_count(void), u64 tdx_spurious_count(void),
+#   u64 tdx_int80_refused(void)        the counters
 #
 # x2APIC registers are MSRs (Intel SDM vol. 3, 11.12.1): ISR bits 255:0 at
 # 0x810-0x817, 32 per MSR; EOI at 0x80B.  In a TD both are virtualized by
@@ -84,17 +86,19 @@ tdx_default_idt:
         ret
         .size   tdx_default_idt, . - tdx_default_idt
 
+# void tdx_nmi_entry(void) - IDT vector 2.  Not called; returns with iretq.
         .globl  tdx_nmi_entry
         .type   tdx_nmi_entry, @function
 tdx_nmi_entry:
-        lock incq tdx_nmi_count(%rip)
+        lock incq nmi_count(%rip)
         iretq
         .size   tdx_nmi_entry, . - tdx_nmi_entry
 
+# void tdx_spurious_entry(void) - IDT vectors 32-255 by default.  Not called.
         .globl  tdx_spurious_entry
         .type   tdx_spurious_entry, @function
 tdx_spurious_entry:
-        lock incq tdx_spurious_count(%rip)
+        lock incq spurious_count(%rip)
         push    %rax
         push    %rcx
         push    %rdx
@@ -105,8 +109,9 @@ tdx_spurious_entry:
         iretq
         .size   tdx_spurious_entry, . - tdx_spurious_entry
 
-# The defended int 0x80 gate (see the header).  Caller-saved registers other
-# than RAX are preserved across the handler call, as a syscall entry does.
+# void tdx_int80_entry(void) - the defended int 0x80 gate (see the header).
+# Not called.  Caller-saved registers other than RAX are preserved across
+# the handler call, as a syscall entry does.
         .globl  tdx_int80_entry
         .type   tdx_int80_entry, @function
 tdx_int80_entry:
@@ -128,7 +133,7 @@ tdx_int80_entry:
         push    %r10
         push    %r11
         push    %rdx
-        mov     tdx_int80_handler(%rip), %rax
+        mov     int80_handler(%rip), %rax
         test    %rax, %rax
         jz      1f
         call    *%rax
@@ -142,13 +147,45 @@ tdx_int80_entry:
         pop     %rcx
         iretq
 .Lint80_external:
-        lock incq tdx_int80_refused(%rip)
+        lock incq int80_refused(%rip)
         call    eoi
         pop     %rax
         pop     %rdx
         pop     %rcx
         iretq
         .size   tdx_int80_entry, . - tdx_int80_entry
+
+# void tdx_set_int80_handler(void *fn)
+        .globl  tdx_set_int80_handler
+        .type   tdx_set_int80_handler, @function
+tdx_set_int80_handler:
+        mov     %rdi, int80_handler(%rip)
+        ret
+        .size   tdx_set_int80_handler, . - tdx_set_int80_handler
+
+# u64 tdx_nmi_count(void)
+        .globl  tdx_nmi_count
+        .type   tdx_nmi_count, @function
+tdx_nmi_count:
+        mov     nmi_count(%rip), %rax
+        ret
+        .size   tdx_nmi_count, . - tdx_nmi_count
+
+# u64 tdx_spurious_count(void)
+        .globl  tdx_spurious_count
+        .type   tdx_spurious_count, @function
+tdx_spurious_count:
+        mov     spurious_count(%rip), %rax
+        ret
+        .size   tdx_spurious_count, . - tdx_spurious_count
+
+# u64 tdx_int80_refused(void)
+        .globl  tdx_int80_refused
+        .type   tdx_int80_refused, @function
+tdx_int80_refused:
+        mov     int80_refused(%rip), %rax
+        ret
+        .size   tdx_int80_refused, . - tdx_int80_refused
 
 # EOI to the x2APIC; clobbers RAX, RCX, RDX.
         .type   eoi, @function
@@ -167,11 +204,10 @@ tdx_idt_ptr:
 
         .data
         .balign 8
-        .globl  tdx_nmi_count, tdx_spurious_count, tdx_int80_refused, tdx_int80_handler
-tdx_nmi_count:          .quad 0
-tdx_spurious_count:     .quad 0
-tdx_int80_refused:      .quad 0
-tdx_int80_handler:      .quad 0
+nmi_count:              .quad 0
+spurious_count:         .quad 0
+int80_refused:          .quad 0
+int80_handler:          .quad 0
         .balign 16
 tdx_idt:                .fill IDT_VECTORS * 16, 1, 0
 
