@@ -12,7 +12,7 @@ import pytest
 from tdxsim.conversion_explorer import explore_conversion
 
 MiB = 1 << 20
-START, END = 0x400000, 0x400000 + 5 * MiB  # three 2 MiB steps (spec 6.3)
+START, END = 0x400000, 0x400000 + 2 * MiB + 0x4000  # two steps: 2 MiB, then 16 KiB (spec 6.3)
 
 GUEST = """
         .text

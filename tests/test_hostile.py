@@ -17,7 +17,7 @@ from tdxsim.trace import render
 from conftest import GUEST
 
 # `make test` runs a seeded sample; `make soak` sets TDXSIM_SOAK_SEEDS=1000.
-SEEDS = int(os.environ.get("TDXSIM_SOAK_SEEDS", "200"))
+SEEDS = int(os.environ.get("TDXSIM_SOAK_SEEDS", "100"))
 BUNDLED = ("demo", "idle", "quote", "legacy", "early-init", "heckler")
 
 
