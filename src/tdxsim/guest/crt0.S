@@ -6,7 +6,8 @@
 #
 #   _start   clears .bss (linker-script symbols __bss_start/__bss_end),
 #            switches to the runtime's own 64 KiB stack, loads tdx_idt with
-#            the library's #VE handler at vector 20, calls main() and turns
+#            the library's default gates (NMI, vectors 32-255: irq.S) and
+#            its #VE handler at vector 20, calls main() and turns
 #            its return value into a debug exit (tdx_debug_exit).
 #   tdx_set_interrupt(vector, handler)   a gate in tdx_idt
 #   memcpy, memmove, memset, memcmp      what a C compiler may call by itself
@@ -29,6 +30,8 @@ _start:
         rep stosb                       # no stack yet: it is in .bss too
         lea     tdx_stack_top(%rip), %rsp
         xor     %ebp, %ebp              # the frame-pointer chain ends here
+        lea     tdx_idt(%rip), %rdi     # NMIs and any vector a host injects (irq.S)
+        call    tdx_default_gates
         mov     $VE_VECTOR, %edi
         lea     tdx_ve_entry(%rip), %rsi
         call    tdx_set_interrupt
