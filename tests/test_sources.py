@@ -221,3 +221,13 @@ def test_replay_hint_repeats_the_preprocessor_options(tdxsim, write):
                             "--symbol", "__tdx_hypercall", "--abi", "seed")
     assert code == 1
     assert f"-I {src.parent / 'inc'} -D X=1 --replay FILE" in out
+
+
+def test_check_with_library_checks_the_users_definition(tdxsim):
+    """--library links tdxsim's own (clean) __tdx_hypercall too: the stub's
+    definition wins, so its defect is still found (issue 12 item 8)."""
+    stub = os.path.join(CORPUS, "seed_scrub_r10.S")
+    code, out, err = tdxsim("check", stub, "--library", "--symbol", "__tdx_hypercall",
+                            "--abi", "seed")
+    assert code == 1, err
+    assert "FAIL  scrub" in out
