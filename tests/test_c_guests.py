@@ -142,3 +142,11 @@ def test_check_a_stub_written_in_c(tdxsim):
     for prop in ("leaf", "mask-valid", "no-leak", "scrub", "stack", "frame-pointer",
                  "sti-shadow", "failure-traps", "output-copy", "return-value"):
         assert status[prop] == "pass", (prop, out)
+
+
+def test_an_unwritable_cache_falls_back_to_the_temporary_directory(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    root = sdk.sdk_dir()
+    assert root.parent.name == f"tdxsim-{os.getuid()}" and (root / "crt0.o").is_file()

@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -68,23 +69,35 @@ def _cache_root() -> Path:
     return Path(base) / "tdxsim"
 
 
+@lru_cache(maxsize=1)
+def _content() -> tuple[str, str]:
+    """tdx.h's text and the digest naming the directory (once per process:
+    tdxsim's own files do not change under a running tdxsim)."""
+    text = render_header()
+    digest = hashlib.sha256(LINKER_SCRIPT.encode() + text.encode() + b"".join(
+        s.read_bytes() for s in _sources())).hexdigest()[:16]
+    return text, digest
+
+
+def _sources() -> list[Path]:
+    return [*library_sources(), guest_file(RUNTIME)]
+
+
 def sdk_dir() -> Path:
     """The prepared directory (made on first use): include/tdx.h, td.ld,
     tdcall.o, ve_handler.o, crt0.o."""
-    sources = [*library_sources(), guest_file(RUNTIME)]
-    text = render_header()
-    digest = hashlib.sha256(LINKER_SCRIPT.encode() + text.encode() + b"".join(
-        s.read_bytes() for s in sources)).hexdigest()[:16]
+    text, digest = _content()
     for root in (_cache_root(), Path(tempfile.gettempdir()) / f"tdxsim-{os.getuid()}"):
         target = root / f"sdk-{digest}"
         if (target / "done").is_file():
             return target
         try:
             root.mkdir(parents=True, exist_ok=True)
-            return _prepare(root, target, sources, text)
-        except PermissionError:
+            return _prepare(root, target, _sources(), text)
+        except OSError:  # not writable: the next place
             continue
-    raise BuildError(f"cannot write tdxsim's build cache under {_cache_root()}")
+    raise BuildError(f"cannot write tdxsim's build cache under {_cache_root()} or "
+                     f"{tempfile.gettempdir()}")
 
 
 def _prepare(root: Path, target: Path, sources: list[Path], text: str) -> Path:
