@@ -38,6 +38,12 @@ def test_hello(tdxsim):
     assert "max leaf 0x000000000000001f" in out  # tdxsim's CPUID leaf 0 (README)
 
 
+def test_hello_through_the_plugins_fixture(td_from):
+    result = td_from(EXAMPLES / "hello.c").run()
+    assert result.ok and result.exit_code == 0, result.describe()
+    assert result.console.startswith("Hello from a C guest in a TD\n")
+
+
 def test_mapgpa_and_accept(tdxsim):
     """MapGPA to shared and back, then TDG.MEM.PAGE.ACCEPT: the page reads
     as zeros after accept (spec 1.3)."""
