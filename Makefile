@@ -23,8 +23,12 @@ demo: check-tools $(BIN)/.installed
 test: check-tools $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
+# the robustness properties of tests/test_rel_hypothesis.py get SOAK examples each
+# (5 properties: SOAK=20000 is 100,000 generated inputs, about 40 min on one core)
+SOAK ?= 20000
 soak: check-tools $(BIN)/.installed
 	TDXSIM_SOAK_SEEDS=1000 $(BIN)/python -m pytest -q tests/test_hostile.py tests/test_heckler.py
+	TDXSIM_SOAK=$(SOAK) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_rel_hypothesis.py
 
 # builds a wheel and an sdist, installs each into a fresh venv without a C compiler
 wheel-test: check-tools $(BIN)/.installed

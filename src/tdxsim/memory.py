@@ -85,7 +85,15 @@ class _Region:
     def __init__(self, vcpu, start: int, end: int):
         self.start, self.end = start, end
         self.states = bytearray([Page.PRIVATE]) * ((end - start) // PAGE)
-        self.backing = mmap.mmap(-1, end - start, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        # MAP_NORESERVE: the kernel's overcommit check would refuse a large
+        # guest it never has to back; still refused, the size is bad input.
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
+        try:
+            self.backing = mmap.mmap(-1, end - start, flags=flags)
+        except OSError as exc:
+            raise TdxsimError(f"cannot reserve {(end - start) >> 20} MiB of host address space "
+                              f"for guest RAM ({exc.strerror}); choose a smaller --memory") \
+                from None
         address = ctypes.addressof(ctypes.c_char.from_buffer(self.backing))
         vcpu.map_ptr(start, end - start, address)
 
