@@ -77,6 +77,14 @@ def tdxsim(capsys, *argv) -> int:
     return code
 
 
+def check_stub(files, capsys, document: str, *options: str) -> int:
+    """`tdxsim check` of the seed stub with `document` as the file of the last option."""
+    path = files / "document"
+    path.write_text(document, encoding="utf-8", errors="surrogateescape")
+    return tdxsim(capsys, "check", str(files / "stub.elf"), "--symbol", "__tdx_hypercall",
+                  *options, str(path))
+
+
 # --- random ELF headers ---
 EHDR = {"e_type": (16, "H"), "e_machine": (18, "H"), "e_entry": (24, "Q"), "e_phoff": (32, "Q"),
         "e_shoff": (40, "Q"), "e_phentsize": (54, "H"), "e_phnum": (56, "H"),
@@ -161,10 +169,7 @@ contracts = st.one_of(
 @examples(40)
 @given(contracts)
 def test_random_contract_files(files, capsys, document):
-    path = files / "contract.toml"
-    path.write_text(document, encoding="utf-8", errors="surrogateescape")
-    assert tdxsim(capsys, "check", str(files / "stub.elf"), "--symbol", "__tdx_hypercall",
-                  "--abi", str(path)) in (0, 1, 2)
+    assert check_stub(files, capsys, document, "--abi") in (0, 1, 2)
 
 
 # --- random option values ---
@@ -206,10 +211,7 @@ replays = st.one_of(scenarios.map(json.dumps), scenarios.map(lambda s: json.dump
 @examples(40)
 @given(replays)
 def test_random_replay_documents(files, capsys, document):
-    path = files / "replay.json"
-    path.write_text(document, encoding="utf-8", errors="surrogateescape")
-    assert tdxsim(capsys, "check", str(files / "stub.elf"), "--symbol", "__tdx_hypercall",
-                  "--abi", "seed", "--replay", str(path)) in (0, 1, 2)
+    assert check_stub(files, capsys, document, "--abi", "seed", "--replay") in (0, 1, 2)
 
 
 # --- random guest byte strings ---
