@@ -179,3 +179,13 @@ def test_replay_of_the_wrong_shape_is_refused(tmp_path, capsys, doc):
                  "--abi", "seed", "--replay", str(replay)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("option,value", [("--workers", "0"), ("--workers", "100000"),
+                                          ("--runs", "0"), ("--runs", str(10 ** 13))])
+def test_fuzz_counts_out_of_range(tmp_path, capsys, option, value):
+    """main: accepted (100,000 worker processes; 10**13 runs)."""
+    code = main(["fuzz", str(CORPUS / "seed_good.S"), "--symbol", "__tdx_hypercall",
+                 "--abi", "seed", "--out", str(tmp_path), option, value])
+    err = capsys.readouterr().err
+    assert code == 2 and option in err, err
