@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from tdxsim import TD
 from tdxsim.check.schema import KEYS
@@ -183,6 +183,7 @@ numbers = st.one_of(st.integers(-(1 << 70), 1 << 70).map(str),
 @examples(40)
 @given(timeout=numbers, budget=numbers, memory=numbers, entry=st.text(max_size=10),
        seed=numbers)
+@example(timeout="1", budget="1", memory="0", entry="\0", seed="0")  # found by the soak
 def test_random_option_values(files, capsys, timeout, budget, memory, entry, seed):
     options = ["--timeout", timeout, "--max-insns", budget, "--memory", memory,
                "--seed", seed, "--host", "hostile"]

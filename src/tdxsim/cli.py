@@ -159,7 +159,8 @@ def parser() -> argparse.ArgumentParser:
                      help="host personality (default: kvm)")
     run.add_argument("--seed", type=int, default=None,
                      help="seed of the hostile host's choices (default 0)")
-    run.add_argument("--entry", default="_start", help="entry symbol (default: _start)")
+    run.add_argument("--entry", default="_start", type=limits.symbol_name,
+                     help="entry symbol (default: _start)")
     run.add_argument("--memory", type=_size, default=None,
                      help="guest RAM (default 64M; 256M with --firmware)")
     run.add_argument("--firmware", metavar="FILE.fd",

@@ -3,6 +3,7 @@
 a TdxsimError naming the option, which the CLI prints with exit code 2."""
 from __future__ import annotations
 
+import argparse
 import math
 
 from .errors import TdxsimError
@@ -46,6 +47,14 @@ def timeout(value: float, what: str = "--timeout", zero_means_none: bool = False
         raise TdxsimError(f"{what} must be a finite number of seconds, {low} and at most "
                           f"{MAX_TIMEOUT:.0f} (a year), not {value!r}")
     return float(value)
+
+
+def symbol_name(text: str) -> str:
+    """An ELF symbol named on the command line (argparse type): no NUL
+    byte, which no symbol holds and no tool can be passed."""
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a symbol name: it holds a NUL byte")
+    return text
 
 
 def count(value: int, what: str, high: int) -> int:

@@ -64,7 +64,8 @@ def load_replay(path: str) -> Scenario:
 def _common(p) -> None:
     p.add_argument("stub", nargs="+", help="the stub: .S/.s source, .o objects or an ELF "
                    "executable")
-    p.add_argument("--symbol", required=True, help="the routine to check")
+    p.add_argument("--symbol", required=True, type=limits.symbol_name,
+                   help="the routine to check")
     p.add_argument("--abi", required=True, metavar="ABI",
                    help=f"calling contract: {', '.join(BUILTIN)}, or a contract file (.toml)")
     p.add_argument("--library", action="store_true",
