@@ -21,6 +21,7 @@ from unicorn import x86_const as X
 
 from .check.bench import check_loop, measure as measure_check, row as _row
 from .explore import explore_wakeups
+from .firmware.bench import measure as measure_firmware
 from .prove.bench import measure as measure_prove
 from .td import TD
 
@@ -136,7 +137,7 @@ def measure() -> list[dict]:
     explore_s = _median_time(lambda: explore_wakeups(explore_td, "halt50"))
     rss_base, rss_td, rss_1g = _rss_mib(0), _rss_mib(64 << 20), _rss_mib(1 << 30)
     hook = "bare Unicorn + Python TDCALL hook (RIP += 4 only)"
-    return [
+    return measure_firmware(_row, spin_base) + [
         _row("null TDVMCALL round trips", "calls/s", null, hook_base, hook,
              ">= 250k/s and >= 3.5x", null >= 250e3 and null / hook_base >= 3.5),
         _row("serial IO write TDVMCALLs (full dispatch)", "calls/s", serial, hook_base, hook,

@@ -215,6 +215,7 @@ class TdMemory:
         to one (refused accesses are never cached), and accepting memory
         page by page, as firmware does, stays cheap."""
         start, end = gpa & ~(PAGE - 1), gpa + size
+        changed = range(start, end)  # backing addresses are GPAs
         flush = False
         while start < end:
             region = self._region(start)
@@ -225,7 +226,7 @@ class TdMemory:
             region.discard(region.start + first * PAGE, (last - first) * PAGE)
             start = region.start + last * PAGE
         if flush:
-            self.vcpu.flush_translations()
+            self.vcpu.flush_translations(changed)
 
     def pages(self, gpa: int, size: int) -> list[Page | None]:
         gpa &= ~self.shared_bit

@@ -1,8 +1,9 @@
 """QEMU's firmware configuration device (QEMU docs/specs/fw_cfg.rst,
 hw/nvram/fw_cfg.c), x86 I/O interface: selector at port 0x510 (16-bit
 write), data at 0x511 (byte reads advance through the selected item), DMA
-address at 0x514 (64-bit big-endian, written high half at 0x514 then low
-half at 0x518, which starts the transfer; reading 0x514 gives "QEMU CFG").
+address at 0x514 (64-bit big-endian: the guest writes the byte-swapped
+high half to 0x514, then the low half to 0x518, which starts the transfer;
+reading 0x514 gives "QEMU CFG").
 
 Items: signature "QEMU" (0x0000), ID with the traditional and DMA features
 (0x0001), RAM size (0x0003), CPU counts (0x0005, 0x000F), the file
@@ -23,6 +24,12 @@ DMA_SIGNATURE = b"QEMU CFG"
 DMA_ERROR, DMA_READ, DMA_SKIP, DMA_SELECT, DMA_WRITE = 0x01, 0x02, 0x04, 0x08, 0x10
 _ACCESS = struct.Struct(">IIQ")
 FILE_NAME_SIZE = 56
+
+
+def _big_endian(value: int) -> int:
+    """The DMA address register is big-endian: the bytes of a 32-bit port
+    write, most significant first."""
+    return int.from_bytes(value.to_bytes(4, "little"), "big")
 
 
 class FwCfg:
@@ -75,9 +82,9 @@ class FwCfg:
         if port == SELECTOR:
             self.select(value & 0xFFFF)
         elif port == DMA_HIGH and size == 4:
-            self.dma_high = value
+            self.dma_high = _big_endian(value)
         elif port == DMA_LOW and size == 4:
-            self._dma(self.dma_high << 32 | value)
+            self._dma(self.dma_high << 32 | _big_endian(value))
             self.dma_high = 0
         # writes to the data port are ignored (QEMU >= 2.4)
 

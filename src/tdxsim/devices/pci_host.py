@@ -61,7 +61,11 @@ class PciHost:
         target = self._target(port) if port >= CONFIG_DATA else None
         if target is None:
             return
-        space, offset = target
-        for i, byte in enumerate(value.to_bytes(size, "little")):
+        self.store(*target, value.to_bytes(size, "little"))
+
+    @staticmethod
+    def store(space: bytearray, offset: int, data: bytes) -> None:
+        """A config write: the identification header stays as it is."""
+        for i, byte in enumerate(data):
             if _READ_ONLY <= offset + i < len(space):
                 space[offset + i] = byte

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..devices.cmos import Cmos
 from ..devices.debug_console import DebugConsole
 from ..devices.fw_cfg import FwCfg
+from ..devices.pci_ecam import PciEcam
 from ..devices.pci_host import PciHost
 from ..devices.pm_timer import PmTimer
 
@@ -21,6 +22,13 @@ X2APIC_REGISTERS = {0x802: 0, 0x803: 0x50014, 0x80D: 0, 0x80F: 0xFF, 0x828: 0,
                     0x835: 0x10000, 0x836: 0x10000, 0x837: 0x10000, 0x838: 0,
                     0x839: 0, 0x83E: 0}
 
+# MTRRs, which KVM emulates for a TD as for any VM (tdx_has_emulated_msr):
+# MTRRcap = 8 variable ranges, fixed ranges and WC supported (KVM's
+# kvm_mtrr_get_msr); the ranges and MTRRdefType are plain storage.
+MSR_MTRRCAP = 0xFE
+MTRRS = {MSR_MTRRCAP: 0x508, 0x2FF: 0, 0x250: 0, 0x258: 0, 0x259: 0,
+         **{0x200 + i: 0 for i in range(16)}, **{0x268 + i: 0 for i in range(8)}}
+
 
 def install(td) -> None:
     host = td.host
@@ -28,8 +36,10 @@ def install(td) -> None:
                                         "bootorder": b""})
     td.fw_cfg.memory = host.memory
     td.debug_console = DebugConsole()
-    host.io_devices += [td.fw_cfg, PciHost(), Cmos(td.memory, clock=td.now_ns),
+    pci = PciHost()
+    host.io_devices += [td.fw_cfg, pci, Cmos(td.memory, clock=td.now_ns),
                         PmTimer(td.now_ns), td.debug_console]
-    for index, value in X2APIC_REGISTERS.items():
+    host.mmio_devices.append(PciEcam(pci))
+    for index, value in {**X2APIC_REGISTERS, **MTRRS}.items():
         if index not in host.msrs.msrs:
-            host.msrs.define(index, value)
+            host.msrs.define(index, value, writable=index != MSR_MTRRCAP)

@@ -119,6 +119,7 @@ class VCpu:
         # rather than by a scan of the image (firmware: _scan_code_page).
         self.scan_fetched = False
         self._scanned: dict[tuple[int, int], int] = {}  # (page, backing) -> crc32 of its code
+        self._code_pages: set[int] = set()  # backing page numbers code was fetched from
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self.uc.hook_add(UC_HOOK_TLB_FILL, self._tlb_fill)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
@@ -163,11 +164,18 @@ class VCpu:
     def _forget_code_pages(self) -> None:
         ctypes.memset(self.fast.shadow_pages, 0, ctypes.sizeof(self.fast.shadow_pages))
 
-    def flush_translations(self) -> None:
+    def flush_translations(self, backing: range | None = None) -> None:
         """Forget cached translations and code after guest memory changed
-        behind the emulator (a conversion discards pages)."""
+        behind the emulator (a conversion discards pages).  When code pages
+        are scanned as they are fetched, translated code is kept if no page
+        of `backing` (backing addresses) ever held fetched code: firmware
+        converts bounce buffers page by page, and retranslating all code
+        each time would dominate its run."""
         self._flush_tlb()
-        self._tb_stale = True
+        if backing is None or not self.scan_fetched or any(
+                page in self._code_pages for page in range(backing.start // PAGE,
+                                                           -(-backing.stop // PAGE))):
+            self._tb_stale = True
 
     def translate(self, la: int, access: str = "read"):
         """(backing address, Unicorn permissions) of a linear address, or the
@@ -292,6 +300,7 @@ class VCpu:
         if seen == digest:
             return
         self._scanned[(la, backing)] = digest
+        self._code_pages.add(backing // PAGE)
         before = len(self.ve_traps)
         self.install_traps([(la, code)], io=False)
         if seen is not None and len(self.ve_traps) != before:

@@ -1,0 +1,32 @@
+"""`tdxsim bench` rows for booting Debian's TDVF (skipped without the image):
+the wall time to milestone 1 (see README, firmware), and the guest's
+instruction rate during that boot against bare Unicorn's."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..module import TdConfig
+
+OVMF = Path("/usr/share/ovmf/OVMF.fd")
+BOOT_INSNS = 50_000_000
+BOOT_MEMORY = 128 << 20
+
+
+def boot_seconds() -> float:
+    from .boot import FirmwareTD
+    td = FirmwareTD.from_path(OVMF, memory=BOOT_MEMORY, config=TdConfig(no_rbp_mod=False))
+    start = time.perf_counter()
+    td.run(max_insns=BOOT_INSNS, timeout=600)
+    return time.perf_counter() - start
+
+
+def measure(row, spin_base: float) -> list[dict]:
+    """One boot (not a median: it takes seconds)."""
+    if not OVMF.exists():
+        return []
+    seconds = boot_seconds()
+    return [row(f"firmware: boot to milestone 1 ({BOOT_INSNS // 10**6} M insns, 128 MiB)", "s",
+                seconds, None, "(one run; apt-get install ovmf)", "< 60 s", seconds < 60),
+            row("  firmware: guest instructions during that boot", "insns/s",
+                BOOT_INSNS / seconds, spin_base, "bare Unicorn, no hooks", "-", None)]
