@@ -16,7 +16,8 @@ from ..image import build, library_sources
 from ..td import TD
 from .schema import load
 from .fuzz import boundaries, fuzz, scenario
-from .harness import Harness, Scenario
+from .harness import Harness
+from .scenario import Scenario
 from .properties import judge_all
 from .runner import check
 

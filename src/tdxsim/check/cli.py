@@ -20,11 +20,11 @@ from ..toolchain import load_guest
 from ..toolchain.options import BuildOptions, add_arguments as add_build_arguments
 from .builtin import BUILTIN
 from .schema import load
-from .fuzz import fuzz, reproducer, save
-from .harness import Scenario
+from .fuzz import fuzz, save
 from .properties import IDS
 from .report import RENDERERS
 from .runner import check
+from .scenario import Scenario, reproducer
 
 
 def load_stub(paths: list[str], symbol: str, library: bool,

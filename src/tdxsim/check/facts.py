@@ -9,8 +9,9 @@ from typing import Callable, Sequence
 
 from .. import abi
 from ..td import PAGE, RETURN_TRAP
-from .contracts import reg_name
-from .harness import Observation
+from .contracts import Contract, reg_name
+from .observation import Observation
+from .values import GUARD
 
 
 def u64(data: bytes, offset: int) -> int:
@@ -107,3 +108,28 @@ def ending(o: Observation) -> str:
     if not o.returned:
         return f"did not return ({how_it_ended(o)})"
     return "returned"
+
+
+def copies(c: Contract, o: Observation, t) -> bool:
+    """Whether this run's outputs are copied back: by the flags word, or
+    (copy_outputs = "on-success") when R10 came back 0."""
+    return c.copy_outputs.holds(o.scenario.flags, t.after[abi.R10])
+
+
+def padding_bytes(c: Contract) -> list[int]:
+    """Offsets inside the struct that belong to no field."""
+    used = {o + i for r, o in c.fields.items() for i in range(c.size(r))}
+    used |= {f.offset + i for f in c.fixed for i in range(f.size)}
+    return [i for i in range(c.struct_size) if i not in used]
+
+
+def expected_struct(c: Contract, o: Observation, t, copy: bool) -> bytes:
+    """The guarded struct as a correct stub leaves it: the inputs, with the
+    outputs the TDCALL returned copied in when the contract copies."""
+    if not copy:
+        return o.values.struct
+    struct = bytearray(o.values.struct)
+    for r, offset, size in c.output_fields:
+        at = GUARD + offset
+        struct[at:at + size] = (t.after[r] & ((1 << 8 * size) - 1)).to_bytes(size, "little")
+    return struct

@@ -28,9 +28,10 @@ from ..errors import TdxsimError
 from ..image import Image
 from ..signals import STOP_SIGNALS, held, worker_setup
 from .contracts import Contract
-from .harness import Harness, Scenario
+from .harness import Harness
 from .properties import PROPERTIES, judge_all
 from .runner import minimise
+from .scenario import Scenario, reproducer
 
 BY_ID = {p.id: p for p in PROPERTIES}
 STOPPED_BY = {-sig for sig in STOP_SIGNALS}  # a worker's exit code when a signal ended it
@@ -230,12 +231,3 @@ def save(campaign: Campaign, c: Contract, symbol: str, out: Path) -> None:
                                               "worker process", c, symbol, sc, campaign.seed,
                                               index), indent=2) + "\n")
         campaign.saved.append(path)
-
-
-def reproducer(prop: str, message: str, c: Contract, symbol: str, sc: Scenario,
-               seed: int | None = None, index: int | None = None) -> dict:
-    data = {"tool": "tdxsim", "property": prop, "message": message, "contract": c.name,
-            "symbol": symbol, "scenario": sc.to_json()}
-    if seed is not None:
-        data.update(seed=seed, index=index)
-    return data

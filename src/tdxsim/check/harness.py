@@ -1,18 +1,14 @@
 """Runs a hypercall stub once per scenario and records what happened.
 
 One TD is built per harness and reused for every run (a fresh TD costs
-~1.5 ms, a run tens of microseconds).  Before each run every register, XMM
-and memory cell the stub can read gets a distinctive value: secrets the
-host must never see, inputs it may see, and markers the host writes back
-(spec 10 B1, B3).  Each value carries its kind and index in both 32-bit
-halves, so a 32-bit copy is recognised too.  Every TDCALL is observed on
-the way in and out; the host is the checker's marker host unless another
-one is plugged in.
+~1.5 ms, a run tens of microseconds).  Each run loads the values of
+values.py, calls the routine, observes every TDCALL on the way in and out
+and returns an Observation (observation.py); the host is the checker's
+marker host unless another one is plugged in.
 """
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 from struct import Struct
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE, UcError
@@ -25,131 +21,21 @@ from ..exits import VmExit, VmResume
 from ..explore import EXPLORER_HANDLER, install_idt_stub
 from ..image import Image
 from ..module import TdConfig
-from ..module.vmcall import VmcallRecord
 from ..native import library
 from ..td import PAGE, RETURN_TRAP, TD, RunResult
 from ..vcpu.observer import TdcallObserver
 from ..vcpu.regs import GPR_IDS, RFLAGS, RIP, XMM_IDS
-from .contracts import Contract, Stack, reg_name
+from .contracts import Contract
+from .observation import Observation, TdcallSeen
+from .scenario import Scenario
+from .values import (ARGS_BELOW_TOP, CALLER_FRAME, CALLER_RBP, GUARD, POISON, Layout,
+                     ValueFactory, Values, code_extent)
 
-SECRET, HOST, INPUT = 0x5EC7, 0xB057, 0x1A9C  # value kinds
-XMM_BASE, POISON_BASE, GUARD_BASE, FRAME_BASE = 0x100, 0x200, 0x300, 0x400
-POISON = 0x400  # bytes of poisoned, uninitialised stack below the entry RSP
-GUARD = 64  # canary bytes on both sides of the args struct
-ARGS_BELOW_TOP = 0x10000  # the args struct lives this far below the stack top
-CALLER_FRAME = 0x100  # bytes above the return address: stack-passed arguments, the caller's
-CALLER_RBP = 0xA0  # frame record, this far above the return address (past 16 arguments)
 VECTOR = 0xEC  # the injected interrupt
 STRAY_WRITES = 64  # stores outside the stack and args struct kept per run
-RFLAGS_AT_ENTRY = 0x2  # IF = 0: the caller runs with interrupts off
-
-
-def pattern(kind: int, index: int) -> int:
-    """Kind and index in both halves: 4 GiB apart from each other, so a
-    fault address tells which one was used as a pointer."""
-    return (kind << 16 | index) * (1 << 32 | 1)
-
-
-def low_half_key(value: int) -> int | None:
-    """The low 32 bits, when distinctive enough to recognise a truncated copy."""
-    low = value & 0xFFFF_FFFF
-    return low if low >= 0x10000 else None
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One run: the flags word, an optional module failure, an optional
-    interrupt, and values that replace the default patterns."""
-    flags: int = 0
-    module_status: int = 0  # nonzero: the module fails the TDCALL with this RAX
-    inject: int | None = None  # interrupt pending after this many instructions
-    inputs: tuple[tuple[int, int], ...] = ()  # (register, input value)
-    host: tuple[tuple[int, int], ...] = ()  # (register, value the host writes)
-
-    def to_json(self) -> dict:
-        return {"flags": self.flags, "module_status": f"{self.module_status:#x}",
-                "inject": self.inject,
-                "inputs": {abi.GPR_NAMES[r]: f"{v:#x}" for r, v in self.inputs},
-                "host": {abi.GPR_NAMES[r]: f"{v:#x}" for r, v in self.host}}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Scenario":
-        if not isinstance(data, dict) or not set(data) <= {"flags", "module_status", "inject",
-                                                            "inputs", "host"}:
-            raise TdxsimError("a reproducer scenario is an object with the keys flags, "
-                              "module_status, inject, inputs and host")
-        inject = data.get("inject")
-        return cls(flags=_number(data.get("flags", 0), "flags"),
-                   module_status=_number(data.get("module_status", 0), "module_status"),
-                   inject=None if inject is None else _number(inject, "inject"),
-                   inputs=_registers(data.get("inputs", {}), "inputs"),
-                   host=_registers(data.get("host", {}), "host"))
-
-
-def _number(value, what: str) -> int:
-    try:
-        number = int(value, 0) if isinstance(value, str) else value
-    except ValueError:
-        number = None
-    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= abi.MASK64:
-        raise TdxsimError(f"reproducer: {what} must be a 64-bit number, not {value!r}")
-    return number
-
-
-def _registers(table, what: str) -> tuple[tuple[int, int], ...]:
-    if not isinstance(table, dict) or not all(k in abi.GPR_NAMES for k in table):
-        raise TdxsimError(f"reproducer: {what} must map register names (rax ... r15) to values")
-    return tuple(sorted((abi.GPR_NAMES.index(k), _number(v, f"{what}.{k}"))
-                        for k, v in table.items()))
-
-
-@dataclass(frozen=True)
-class Layout:
-    entry_rsp: int  # the return-address slot
-    caller_rbp: int  # the caller's frame: [rbp] = 0 ends the chain
-    stack_low: int  # start of the poisoned stack
-    stack_top: int
-    args: int  # the args struct
-
-
-@dataclass
-class Values:
-    """What one run starts from, and what each distinctive value means."""
-    entry: list[int]  # GPRs at entry, spec order
-    inputs: dict[int, int]  # register -> the input value it must carry
-    xmm: bytes  # XMM0..15, 16 bytes each
-    registers: bytes  # the register file at entry: GPRs, RFLAGS, XMMs (RegisterBank order)
-    struct: bytes  # guard + args struct + guard
-    stack: bytes  # stack_low .. stack_top
-    host_gprs: dict[int, int]
-    host_xmms: dict[int, int]
-    answer: VmResume  # the marker host's answer: host_gprs and host_xmms
-    secrets: dict[int, str]  # value -> where it came from
-    secret_lows: dict[int, str]
-    guest_known: set[int]  # values the guest itself holds (never host markers)
-    pointers: tuple[tuple[int, int, str], ...]  # ranges that are guest addresses
-
-
-@dataclass(slots=True)  # not frozen: that makes each of these ~1 us slower to build
-class TdcallSeen:
-    rip: int
-    before: tuple[int, ...]  # GPRs at the TDCALL
-    after: tuple[int, ...]  # GPRs right after it
-    rflags: int
-    ret_slot: int  # the return address slot at the TDCALL
-    rbp_chain: bool  # RBP leads through the stub's frames to the caller's
-    time_ns: int  # virtual time at the TDCALL, its own instruction counted
-    insns: int  # instructions of the routine up to and including the TDCALL
-
-
-NO_XMMS = (0,) * 16
 # native.TdcallSeen up to its stack window: rip, rflags, count, time_ns, before, after
 SEEN_HEAD = Struct("<4Q16Q16Q")
 SEEN_STACK_AT = native.TdcallSeen.stack.offset
-U64 = Struct("<Q")
-RAX, VP_VMCALL = abi.RAX, int(abi.Leaf.VP_VMCALL)
-VMM_GPR = tuple(f"the VMM's {reg_name(r)}" for r in range(16))
-VMM_XMM = tuple(f"the VMM's XMM{j}" for j in range(16))
 
 
 def over_budget(result: RunResult) -> RunResult:
@@ -158,134 +44,6 @@ def over_budget(result: RunResult) -> RunResult:
                      "the checker's TDCALL budget per run, and was stopped there",
                      console=result.console, events=result.events,
                      instructions=result.instructions, time_ns=result.time_ns)
-
-
-class lazy:
-    """Like functools.cached_property, without the lock it takes on every
-    first access before Python 3.12."""
-
-    def __init__(self, compute):
-        self.compute = compute
-        self.name = compute.__name__
-        self.__doc__ = compute.__doc__
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        value = obj.__dict__[self.name] = self.compute(obj)
-        return value
-
-
-@dataclass
-class Observation:
-    scenario: Scenario
-    values: Values
-    layout: Layout
-    result: RunResult
-    tdcalls: list[TdcallSeen]
-    served: list[VmExit]  # the exits Python's path gave the host, in order
-    answers: list[VmResume]  # what the host answered to those
-    compiled: bool  # the compiled path may have answered other exits (with values.answer)
-    after: tuple[int, ...]  # GPRs at the end of the run
-    rflags: int
-    xmm_after: bytes
-    struct_after: bytes
-    frame_after: bytes  # entry RSP .. stack top: return address and caller's frame
-    last_pc: int  # the last instruction started: the RET when the stub returned
-    writes: list[tuple[int, int]]  # (rip, address) of stores after a TDCALL that hit
-    # neither the stack nor the args struct
-    escape: tuple[int, int] | None = None  # (value, slot) a RET popped to leave the code
-
-    def __post_init__(self):
-        # What nearly every judge reads, worked out once: cheaper than a lazy attribute each.
-        self.returned: bool = self.result.reason == "return"
-        self.records: list[VmcallRecord] = self.result.exits  # the module's record of each exit
-        self.vmcalls: list[TdcallSeen] = [t for t in self.tdcalls if t.before[RAX] == VP_VMCALL]
-        done = [t for t in self.vmcalls if t.after[RAX] == 0]
-        failed = [t for t in self.vmcalls if t.after[RAX] != 0]
-        # The last TDG.VP.VMCALL that reached the host and succeeded; the first one failed.
-        self.exchange: TdcallSeen | None = done[-1] if done and self.exited else None
-        self.failure: TdcallSeen | None = failed[0] if failed else None
-
-    @property
-    def exited(self) -> bool:
-        """The host saw a TD exit: `bool(exits)` without building them."""
-        return bool(self.records if self.compiled else self.served)
-
-    @property
-    def exits(self) -> list[VmExit]:
-        """What the host saw, per TD exit."""
-        return self.exchanges[0]
-
-    @property
-    def resumes(self) -> list[VmResume]:
-        """What the host answered, per TD exit."""
-        return self.exchanges[1]
-
-    @lazy
-    def exchanges(self) -> tuple[list[VmExit], list[VmResume]]:
-        """Per TD exit, the exit and answer Python served, else the compiled
-        path's marker answer to an exit without XMMs.  Built only when read:
-        judges need them for XMM exits and in some failure messages."""
-        if not self.compiled:
-            return self.served, self.answers
-        by_python = {e.time_ns: (e, r) for e, r in zip(self.served, self.answers)}
-        exits, resumes = [], []
-        for record in self.records:
-            exit, resume = by_python.get(record.time_ns) or (
-                VmExit(record.gpr_select, record.xmm_select, record.exposed, NO_XMMS,
-                       record.time_ns), self.values.answer)
-            exits.append(exit)
-            resumes.append(resume)
-        return exits, resumes
-
-    @lazy
-    def host_written(self) -> list[tuple[int, str]]:
-        """Every value the guest took back from the host: only what the
-        module let through counts."""
-        taken = []
-        for i, record in enumerate(self.records):
-            taken += [(v, VMM_GPR[r]) for r, v in record.returned.items()]
-            if record.xmm_select:
-                xmms = self.resumes[i].xmms
-                taken += [(v >> s & abi.MASK64, VMM_XMM[j]) for j, v in xmms.items()
-                          if record.xmm_select >> j & 1 for s in (0, 64)]
-        return taken
-
-    @lazy
-    def host_values(self) -> dict[int, str]:
-        """The distinctive host-written values (and their 32-bit halves):
-        finding one of them in a register proves where it came from.  None
-        is below 0x10000 or a value the guest holds (see `host_value`)."""
-        found: dict[int, str] = {}
-        known = self.values.guest_known
-        for value, what in self.host_written:
-            if value > 0xFFFF_FFFF and distinctive(value) and value not in known \
-                    and value not in found:
-                found[value] = what
-                low = value & 0xFFFF_FFFF
-                if distinctive(low) and low not in known:
-                    found.setdefault(low, what + " (low 32 bits)")
-        return found
-
-    def host_value(self, value: int) -> str | None:
-        """`host_values.get(value)`, without building them for a value that
-        cannot be one: the common case of a scrubbed or restored register."""
-        if value < 0x10000 or value in self.values.guest_known:
-            return None
-        return self.host_values.get(value)
-
-    @property
-    def xmm_exchanged(self) -> bool:
-        return any(record.xmm_select for record in self.records)
-
-
-def distinctive(value: int) -> bool:
-    """Whether finding a value proves it came from the host: not a small
-    number, a small negative one, all-ones or a power of two, which guest
-    code makes itself (zeroing, `mov $-1`, masks)."""
-    return (0x10000 <= value <= abi.MASK64 - 0x10000 and value & (value - 1) != 0
-            and value != 0xFFFF_FFFF)
 
 
 def _bare(name: str):
@@ -322,11 +80,6 @@ class _RegisterBank:
         self._entry_ids = (ctypes.c_int * 33)(*(self.ORDER[:17] + self.ORDER[18:]))
         self._entry_ptrs = (ctypes.c_void_p * 33)(*(self._ptrs[:17] + self._ptrs[18:]))
         self._all, self._entry = ctypes.c_int(18), ctypes.c_int(33)  # register counts
-
-    @staticmethod
-    def entry_image(gprs: list[int], rflags: int, xmm: bytes) -> bytes:
-        """What `load` writes: GPRs, RFLAGS, (RIP, unused) and the XMMs."""
-        return _RegisterBank.GPRS_FLAGS_RIP.pack(*gprs, rflags, 0) + xmm
 
     def load(self, image: bytes) -> None:
         self._bytes[:len(image)] = image
@@ -386,8 +139,7 @@ class Harness:
         self.native = native if native is not None else bool(library())
         self._setup()
         self.entry = self.td.symbol(symbol)
-        self._base = self._make_base()
-        self._by_flags: dict[int, Values] = {}
+        self.factory = ValueFactory(image, contract, self.layout)
         self.runs = 0
 
     def _setup(self) -> None:
@@ -427,7 +179,7 @@ class Harness:
         # Code run outside the image (and the return and interrupt traps) is
         # watched: reaching it by a RET is a stack fault.  Ranges cost nothing
         # until they are entered.
-        low, high = self._text()
+        low, high = code_extent(self.image)
         for begin, end in ((0, RETURN_TRAP - 1), (RETURN_TRAP + 2, EXPLORER_HANDLER - 1),
                            (EXPLORER_HANDLER + 2, low - 1), (high, abi.MASK64)):
             td.vcpu.uc.hook_add(UC_HOOK_CODE, self._on_escape, None, begin, end)
@@ -546,136 +298,6 @@ class Harness:
             rbp = saved
         return False
 
-    # --- the values a run starts from ---
-    def values(self, sc: Scenario) -> Values:
-        """The base values with this scenario's flags and fuzzed values; only
-        these few pieces change between runs."""
-        if not (sc.inputs or sc.host):
-            cached = self._by_flags.get(sc.flags)
-            if cached is None:
-                cached = self._by_flags[sc.flags] = self._with(sc)
-            return cached
-        return self._with(sc)
-
-    def _with(self, sc: Scenario) -> Values:
-        c, base = self.contract, self._base
-        inputs = {**base.inputs, **{r: v & self._field_mask(r) for r, v in sc.inputs}}
-        entry, stack = list(base.entry), base.stack
-        placed = [(c.flags, sc.flags)] if c.flags is not None else []
-        placed += [(src, inputs[dst]) for dst, src in c.reg_args.items()]
-        for loc, value in placed:
-            if isinstance(loc, Stack):
-                stack = stack if isinstance(stack, bytearray) else bytearray(stack)
-                U64.pack_into(stack, self.layout.entry_rsp + loc.offset - self.layout.stack_low,
-                              value)
-            else:
-                entry[loc] = value
-        stack = bytes(stack)
-        struct = base.struct
-        if sc.inputs:
-            struct = bytearray(struct)
-            for r, value in sc.inputs:
-                if r in c.fields:
-                    size = c.size(r)
-                    offset = GUARD + c.fields[r]
-                    struct[offset:offset + size] = (value & self._field_mask(r)).to_bytes(
-                        size, "little")
-            struct = bytes(struct)
-        host_gprs = {**base.host_gprs, **dict(sc.host)} if sc.host else base.host_gprs
-        # The constructor, not dataclasses.replace: this runs once per fuzz execution.
-        return Values(entry, inputs, base.xmm,
-                      _RegisterBank.entry_image(entry, RFLAGS_AT_ENTRY, base.xmm), struct,
-                      stack, host_gprs, base.host_xmms,
-                      VmResume(gprs=host_gprs, xmms=base.host_xmms) if sc.host else base.answer,
-                      base.secrets, base.secret_lows,
-                      base.guest_known.union(inputs.values(), (sc.flags,)), base.pointers)
-
-    def _field_mask(self, register: int) -> int:
-        """An input loaded from a narrow struct field arrives zero-extended."""
-        c = self.contract
-        return (1 << 8 * c.size(register)) - 1 if register in c.fields else abi.MASK64
-
-    def _make_base(self) -> Values:
-        c, lay = self.contract, self.layout
-        inputs = {r: pattern(INPUT, r) & self._field_mask(r)
-                  for r in list(c.fields) + list(c.reg_args)}
-        entry = {r: pattern(SECRET, r) for r in range(16) if r != abi.RSP}
-        secrets = {v: f"the caller's {reg_name(r)}" for r, v in entry.items()}
-        carried = {abi.RBP: lay.caller_rbp}  # entry registers that carry no secret
-        if c.args is not None:
-            carried[c.args] = lay.args
-        if c.flags is not None:
-            carried[c.flags] = 0
-        carried.update({src: inputs[dst] for dst, src in c.reg_args.items()})
-        on_stack = {lay.entry_rsp + loc.offset: carried.pop(loc) for loc in list(carried)
-                    if isinstance(loc, Stack)}
-        for r, value in carried.items():
-            secrets.pop(entry[r], None)
-            entry[r] = value
-        secrets[lay.args] = "the args pointer"
-        secrets[RETURN_TRAP] = "the routine's return address"
-        xmm = b""
-        for j in range(16):
-            value = pattern(SECRET, XMM_BASE + j)
-            secrets[value] = f"the caller's XMM{j}"
-            xmm += value.to_bytes(8, "little") * 2
-        stack = self._stack_image(secrets, on_stack)
-        struct = self._struct_image(inputs, secrets)
-        host_gprs = {r: pattern(HOST, r) for r in range(abi.RDX, 16) if r != abi.RSP}
-        host_xmms = {j: pattern(HOST, XMM_BASE + j) * (1 << 64 | 1) for j in range(16)}
-        lows = {low_half_key(v): what for v, what in secrets.items() if low_half_key(v)}
-        pointers = ((lay.stack_low - 0x1000, lay.stack_top, "a stack address"),
-                    (lay.args - GUARD, lay.args + c.struct_size + GUARD,
-                     "a pointer into the args struct"),
-                    (RETURN_TRAP, RETURN_TRAP + 1, "the routine's return address"),
-                    (*self._text(), "an address in the loaded code (defeats KASLR)"))
-        known = set(entry.values()) | set(inputs.values()) | {lay.args} | set(on_stack.values())
-        entry[abi.RSP] = lay.entry_rsp
-        gprs = [entry[r] for r in range(16)]
-        return Values(gprs, inputs, xmm, _RegisterBank.entry_image(gprs, RFLAGS_AT_ENTRY, xmm),
-                      struct, stack, host_gprs, host_xmms,
-                      VmResume(gprs=host_gprs, xmms=host_xmms), secrets, lows, known, pointers)
-
-    def _text(self) -> tuple[int, int]:
-        """The loaded image's extent: its addresses are code addresses."""
-        segments = [s for s in self.image.segments if s.executable] or self.image.segments
-        return (min(s.vaddr for s in segments),
-                max(s.vaddr + max(s.memsz, len(s.data)) for s in segments))
-
-    def _stack_image(self, secrets: dict[int, str], on_stack: dict[int, int]) -> bytes:
-        lay = self.layout
-        out = bytearray()
-        for address in range(lay.stack_low, lay.stack_top, 8):
-            slot = (address - lay.stack_low) // 8
-            if address in on_stack:
-                value = on_stack[address]  # a stack-passed argument
-            elif lay.entry_rsp < address <= lay.entry_rsp + self.contract.shadow_space:
-                value = pattern(SECRET, FRAME_BASE + slot)
-                secrets[value] = "the shadow space (uninitialised)"
-            elif address < lay.entry_rsp:
-                value = pattern(SECRET, POISON_BASE + slot)
-                secrets[value] = f"uninitialised stack (entry RSP-{lay.entry_rsp - address:#x})"
-            elif address == lay.entry_rsp:
-                value = RETURN_TRAP
-            elif address in (lay.caller_rbp, lay.caller_rbp + 8):
-                value = 0  # the caller's frame record: end of the RBP chain
-            else:
-                value = pattern(SECRET, FRAME_BASE + slot)
-                secrets[value] = "the caller's stack frame"
-            out += value.to_bytes(8, "little")
-        return bytes(out)
-
-    def _struct_image(self, inputs: dict[int, int], secrets: dict[int, str]) -> bytes:
-        c = self.contract
-        if not c.fields:
-            return b""
-        out = bytearray()
-        for i, offset in enumerate(range(-GUARD, c.struct_size + GUARD, 8)):
-            value = pattern(SECRET, GUARD_BASE + i)
-            secrets[value] = ("memory next to the args struct" if not
-                              0 <= offset < c.struct_size else "padding in the args struct")
-            out += value.to_bytes(8, "little")
-        fields = [(o, c.size(r), inputs[r]) for r, o in c.fields.items()]
-        for offset, size, value in fields + [(f.offset, f.size, f.value) for f in c.fixed]:
-            out[GUARD + offset:GUARD + offset + size] = value.to_bytes(size, "little")
-        return bytes(out)
+    def values(self, scenario: Scenario) -> Values:
+        """The values a run of this scenario starts from."""
+        return self.factory.values(scenario)

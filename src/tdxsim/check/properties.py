@@ -16,9 +16,10 @@ from ..events import InterruptDelivered
 from ..td import RETURN_TRAP
 from ..vcpu.regs import RFLAGS_IF
 from .contracts import Contract, reg_name
-from .facts import (bits, host_pointer_use, how_it_ended, listed, names, origin, picker,
-                    stack_fault, u64)
-from .harness import GUARD, Observation
+from .facts import (bits, copies, expected_struct, host_pointer_use, how_it_ended, listed,
+                    names, origin, padding_bytes, picker, stack_fault, u64)
+from .observation import Observation
+from .values import GUARD
 
 LEAF = abi.Leaf.VP_VMCALL
 
@@ -271,12 +272,6 @@ def failure_traps(c: Contract, o: Observation):
                    "(spec 10 B9).", t.rip)
 
 
-def copies(c: Contract, o: Observation, t) -> bool:
-    """Whether this run's outputs are copied back: by the flags word, or
-    (copy_outputs = "on-success") when R10 came back 0."""
-    return c.copy_outputs.holds(o.scenario.flags, t.after[abi.R10])
-
-
 def output_copy(c: Contract, o: Observation):
     t = o.exchange
     if t is None or not o.returned or not c.struct_size:
@@ -317,25 +312,6 @@ def output_copy(c: Contract, o: Observation):
         return True
     return Finding("output-copy", f"With {when}: {listed(list(wrong.values()))}.", o.last_pc,
                    tuple(wrong))
-
-
-def padding_bytes(c: Contract) -> list[int]:
-    """Offsets inside the struct that belong to no field."""
-    used = {o + i for r, o in c.fields.items() for i in range(c.size(r))}
-    used |= {f.offset + i for f in c.fixed for i in range(f.size)}
-    return [i for i in range(c.struct_size) if i not in used]
-
-
-def expected_struct(c: Contract, o: Observation, t, copy: bool) -> bytes:
-    """The guarded struct as a correct stub leaves it: the inputs, with the
-    outputs the TDCALL returned copied in when the contract copies."""
-    if not copy:
-        return o.values.struct
-    struct = bytearray(o.values.struct)
-    for r, offset, size in c.output_fields:
-        at = GUARD + offset
-        struct[at:at + size] = (t.after[r] & ((1 << 8 * size) - 1)).to_bytes(size, "little")
-    return struct
 
 
 def return_value(c: Contract, o: Observation):

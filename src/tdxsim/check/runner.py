@@ -24,7 +24,9 @@ from .. import abi
 from ..image import Image
 from ..limits import PLAN_INJECTIONS
 from .contracts import Contract
-from .harness import Harness, Observation, Scenario
+from .harness import Harness
+from .observation import Observation
+from .scenario import Scenario
 from .facts import ending
 from .properties import PROPERTIES, Finding, Property
 

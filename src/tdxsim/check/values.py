@@ -1,0 +1,220 @@
+"""The values a checker run starts from, and what each one means.
+
+Before each run every register, XMM and memory cell the stub can read gets
+a distinctive value: secrets the host must never see, inputs it may see,
+and markers the host writes back (spec 10 B1, B3).  Each value carries its
+kind and index in both 32-bit halves, so a 32-bit copy is recognised too.
+Addresses are secrets by range: the stack, the args struct, the return
+address and the loaded code (a leaked code address defeats KASLR).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from struct import Struct
+
+from .. import abi
+from ..exits import VmResume
+from ..image import Image
+from ..td import RETURN_TRAP
+from .contracts import Contract, Stack, reg_name
+from .scenario import Scenario
+
+SECRET, HOST, INPUT = 0x5EC7, 0xB057, 0x1A9C  # value kinds
+XMM_BASE, POISON_BASE, GUARD_BASE, FRAME_BASE = 0x100, 0x200, 0x300, 0x400
+POISON = 0x400  # bytes of poisoned, uninitialised stack below the entry RSP
+GUARD = 64  # canary bytes on both sides of the args struct
+ARGS_BELOW_TOP = 0x10000  # the args struct lives this far below the stack top
+CALLER_FRAME = 0x100  # bytes above the return address: stack-passed arguments, the caller's
+CALLER_RBP = 0xA0  # frame record, this far above the return address (past 16 arguments)
+RFLAGS_AT_ENTRY = 0x2  # IF = 0: the caller runs with interrupts off
+U64 = Struct("<Q")
+GPRS_FLAGS_RIP = Struct("<18Q")
+
+
+def pattern(kind: int, index: int) -> int:
+    """Kind and index in both halves: 4 GiB apart from each other, so a
+    fault address tells which one was used as a pointer."""
+    return (kind << 16 | index) * (1 << 32 | 1)
+
+
+def low_half_key(value: int) -> int | None:
+    """The low 32 bits, when distinctive enough to recognise a truncated copy."""
+    low = value & 0xFFFF_FFFF
+    return low if low >= 0x10000 else None
+
+
+@dataclass(frozen=True)
+class Layout:
+    entry_rsp: int  # the return-address slot
+    caller_rbp: int  # the caller's frame: [rbp] = 0 ends the chain
+    stack_low: int  # start of the poisoned stack
+    stack_top: int
+    args: int  # the args struct
+
+
+@dataclass
+class Values:
+    """What one run starts from, and what each distinctive value means."""
+    entry: list[int]  # GPRs at entry, spec order
+    inputs: dict[int, int]  # register -> the input value it must carry
+    xmm: bytes  # XMM0..15, 16 bytes each
+    registers: bytes  # the register file at entry: GPRs, RFLAGS, XMMs (RegisterBank order)
+    struct: bytes  # guard + args struct + guard
+    stack: bytes  # stack_low .. stack_top
+    host_gprs: dict[int, int]
+    host_xmms: dict[int, int]
+    answer: VmResume  # the marker host's answer: host_gprs and host_xmms
+    secrets: dict[int, str]  # value -> where it came from
+    secret_lows: dict[int, str]
+    guest_known: set[int]  # values the guest itself holds (never host markers)
+    pointers: tuple[tuple[int, int, str], ...]  # ranges that are guest addresses
+
+
+def register_image(gprs: list[int], rflags: int, xmm: bytes) -> bytes:
+    """The register file at entry as the harness loads it: GPRs, RFLAGS,
+    (RIP, unused) and the XMMs."""
+    return GPRS_FLAGS_RIP.pack(*gprs, rflags, 0) + xmm
+
+
+def code_extent(image: Image) -> tuple[int, int]:
+    """The loaded image's code: any address in it is a code address."""
+    segments = [s for s in image.segments if s.executable] or image.segments
+    return (min(s.vaddr for s in segments),
+            max(s.vaddr + max(s.memsz, len(s.data)) for s in segments))
+
+
+class ValueFactory:
+    """Builds each run's Values for one contract and layout: the base
+    patterns once, then per scenario only the pieces that change."""
+
+    def __init__(self, image: Image, contract: Contract, layout: Layout):
+        self.image, self.contract, self.layout = image, contract, layout
+        self._base = self._make_base()
+        self._by_flags: dict[int, Values] = {}
+
+    def values(self, sc: Scenario) -> Values:
+        """The base values with this scenario's flags and fuzzed values; only
+        these few pieces change between runs."""
+        if not (sc.inputs or sc.host):
+            cached = self._by_flags.get(sc.flags)
+            if cached is None:
+                cached = self._by_flags[sc.flags] = self._with(sc)
+            return cached
+        return self._with(sc)
+
+    def _with(self, sc: Scenario) -> Values:
+        c, base = self.contract, self._base
+        inputs = {**base.inputs, **{r: v & self._field_mask(r) for r, v in sc.inputs}}
+        entry, stack = list(base.entry), base.stack
+        placed = [(c.flags, sc.flags)] if c.flags is not None else []
+        placed += [(src, inputs[dst]) for dst, src in c.reg_args.items()]
+        for loc, value in placed:
+            if isinstance(loc, Stack):
+                stack = stack if isinstance(stack, bytearray) else bytearray(stack)
+                U64.pack_into(stack, self.layout.entry_rsp + loc.offset - self.layout.stack_low,
+                              value)
+            else:
+                entry[loc] = value
+        stack = bytes(stack)
+        struct = base.struct
+        if sc.inputs:
+            struct = bytearray(struct)
+            for r, value in sc.inputs:
+                if r in c.fields:
+                    size = c.size(r)
+                    offset = GUARD + c.fields[r]
+                    struct[offset:offset + size] = (value & self._field_mask(r)).to_bytes(
+                        size, "little")
+            struct = bytes(struct)
+        host_gprs = {**base.host_gprs, **dict(sc.host)} if sc.host else base.host_gprs
+        # The constructor, not dataclasses.replace: this runs once per fuzz execution.
+        return Values(entry, inputs, base.xmm,
+                      register_image(entry, RFLAGS_AT_ENTRY, base.xmm), struct,
+                      stack, host_gprs, base.host_xmms,
+                      VmResume(gprs=host_gprs, xmms=base.host_xmms) if sc.host else base.answer,
+                      base.secrets, base.secret_lows,
+                      base.guest_known.union(inputs.values(), (sc.flags,)), base.pointers)
+
+    def _field_mask(self, register: int) -> int:
+        """An input loaded from a narrow struct field arrives zero-extended."""
+        c = self.contract
+        return (1 << 8 * c.size(register)) - 1 if register in c.fields else abi.MASK64
+
+    def _make_base(self) -> Values:
+        c, lay = self.contract, self.layout
+        inputs = {r: pattern(INPUT, r) & self._field_mask(r)
+                  for r in list(c.fields) + list(c.reg_args)}
+        entry = {r: pattern(SECRET, r) for r in range(16) if r != abi.RSP}
+        secrets = {v: f"the caller's {reg_name(r)}" for r, v in entry.items()}
+        carried = {abi.RBP: lay.caller_rbp}  # entry registers that carry no secret
+        if c.args is not None:
+            carried[c.args] = lay.args
+        if c.flags is not None:
+            carried[c.flags] = 0
+        carried.update({src: inputs[dst] for dst, src in c.reg_args.items()})
+        on_stack = {lay.entry_rsp + loc.offset: carried.pop(loc) for loc in list(carried)
+                    if isinstance(loc, Stack)}
+        for r, value in carried.items():
+            secrets.pop(entry[r], None)
+            entry[r] = value
+        secrets[lay.args] = "the args pointer"
+        secrets[RETURN_TRAP] = "the routine's return address"
+        xmm = b""
+        for j in range(16):
+            value = pattern(SECRET, XMM_BASE + j)
+            secrets[value] = f"the caller's XMM{j}"
+            xmm += value.to_bytes(8, "little") * 2
+        stack = self._stack_image(secrets, on_stack)
+        struct = self._struct_image(inputs, secrets)
+        host_gprs = {r: pattern(HOST, r) for r in range(abi.RDX, 16) if r != abi.RSP}
+        host_xmms = {j: pattern(HOST, XMM_BASE + j) * (1 << 64 | 1) for j in range(16)}
+        lows = {low_half_key(v): what for v, what in secrets.items() if low_half_key(v)}
+        pointers = ((lay.stack_low - 0x1000, lay.stack_top, "a stack address"),
+                    (lay.args - GUARD, lay.args + c.struct_size + GUARD,
+                     "a pointer into the args struct"),
+                    (RETURN_TRAP, RETURN_TRAP + 1, "the routine's return address"),
+                    (*code_extent(self.image), "an address in the loaded code (defeats KASLR)"))
+        known = set(entry.values()) | set(inputs.values()) | {lay.args} | set(on_stack.values())
+        entry[abi.RSP] = lay.entry_rsp
+        gprs = [entry[r] for r in range(16)]
+        return Values(gprs, inputs, xmm, register_image(gprs, RFLAGS_AT_ENTRY, xmm),
+                      struct, stack, host_gprs, host_xmms,
+                      VmResume(gprs=host_gprs, xmms=host_xmms), secrets, lows, known, pointers)
+
+    def _stack_image(self, secrets: dict[int, str], on_stack: dict[int, int]) -> bytes:
+        lay = self.layout
+        out = bytearray()
+        for address in range(lay.stack_low, lay.stack_top, 8):
+            slot = (address - lay.stack_low) // 8
+            if address in on_stack:
+                value = on_stack[address]  # a stack-passed argument
+            elif lay.entry_rsp < address <= lay.entry_rsp + self.contract.shadow_space:
+                value = pattern(SECRET, FRAME_BASE + slot)
+                secrets[value] = "the shadow space (uninitialised)"
+            elif address < lay.entry_rsp:
+                value = pattern(SECRET, POISON_BASE + slot)
+                secrets[value] = f"uninitialised stack (entry RSP-{lay.entry_rsp - address:#x})"
+            elif address == lay.entry_rsp:
+                value = RETURN_TRAP
+            elif address in (lay.caller_rbp, lay.caller_rbp + 8):
+                value = 0  # the caller's frame record: end of the RBP chain
+            else:
+                value = pattern(SECRET, FRAME_BASE + slot)
+                secrets[value] = "the caller's stack frame"
+            out += value.to_bytes(8, "little")
+        return bytes(out)
+
+    def _struct_image(self, inputs: dict[int, int], secrets: dict[int, str]) -> bytes:
+        c = self.contract
+        if not c.fields:
+            return b""
+        out = bytearray()
+        for i, offset in enumerate(range(-GUARD, c.struct_size + GUARD, 8)):
+            value = pattern(SECRET, GUARD_BASE + i)
+            secrets[value] = ("memory next to the args struct" if not
+                              0 <= offset < c.struct_size else "padding in the args struct")
+            out += value.to_bytes(8, "little")
+        fields = [(o, c.size(r), inputs[r]) for r, o in c.fields.items()]
+        for offset, size, value in fields + [(f.offset, f.size, f.value) for f in c.fixed]:
+            out[GUARD + offset:GUARD + offset + size] = value.to_bytes(size, "little")
+        return bytes(out)
