@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..check import load
-from ..check.fuzz import reproducer
+from ..check.scenario import reproducer
 from ..errors import TdxsimError
 from . import prove, require
 

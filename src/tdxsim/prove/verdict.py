@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 from .. import abi
 from ..check.contracts import Contract
-from ..check.harness import Harness, Scenario
+from ..check.harness import Harness
 from ..check.properties import PROPERTIES, Finding, Property
 from ..check.runner import Result, minimise
+from ..check.scenario import Scenario
 from ..image import Image
 from .engine import LOOP_BOUND, Path
 from .explore import conj, explore, model_values

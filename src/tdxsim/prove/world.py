@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from triton import ARCH, MODE, SOLVER, MemoryAccess, TritonContext
 
 from .. import abi
-from ..check.harness import GUARD, HOST, XMM_BASE, Harness, Scenario, pattern
+from ..check.harness import Harness
+from ..check.scenario import Scenario
+from ..check.values import GUARD, HOST, XMM_BASE, pattern
 from ..td import RETURN_TRAP
 
 SECRET, POINTER, INPUT, FLAGS, HOSTV, STATUS = "secret", "pointer", "input", "flags", "host", \
