@@ -29,6 +29,7 @@ SOAK ?= 20000
 soak: check-tools $(BIN)/.installed
 	TDXSIM_SOAK_SEEDS=1000 $(BIN)/python -m pytest -q tests/test_hostile.py tests/test_heckler.py
 	TDXSIM_SOAK=$(SOAK) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_rel_hypothesis.py
+	TDXSIM_SOAK_FIRMWARE=1 $(BIN)/python -m pytest -q tests/test_firmware.py
 
 # builds a wheel and an sdist, installs each into a fresh venv without a C compiler
 wheel-test: check-tools $(BIN)/.installed

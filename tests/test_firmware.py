@@ -161,7 +161,8 @@ def test_hostile_host_ends_the_firmware_run_cleanly(seed):
     assert result.message
 
 
-@pytest.mark.skipif(not os.environ.get("TDXSIM_SOAK"), reason="soak: TDXSIM_SOAK=1 (~60 s)")
+@pytest.mark.skipif(not os.environ.get("TDXSIM_SOAK_FIRMWARE"),
+                    reason="make soak (TDXSIM_SOAK_FIRMWARE=1, ~60 s)")
 def test_hostile_host_100_seeds():
     from tdxsim.host import Host
     for seed in range(100):
