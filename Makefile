@@ -1,4 +1,5 @@
-# make demo: run the bundled demo guest.  make test: run the test suite.
+# make demo: run the bundled demo guest.  make test: run the test suite, with
+# tdxsim's compiled hooks and without (TDXSIM_NATIVE=0).
 # Both create .venv and install tdxsim and its dependencies into it.
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,8 +21,10 @@ check-tools:
 demo: check-tools $(BIN)/.installed
 	$(BIN)/tdxsim run --trace demo
 
+# The whole suite twice: with the compiled hooks, then Python only.
 test: check-tools $(BIN)/.installed
 	$(BIN)/python -m pytest -q
+	TDXSIM_NATIVE=0 $(BIN)/python -m pytest -q
 
 # the robustness properties of tests/test_rel_hypothesis.py get SOAK examples each
 # (5 properties: SOAK=20000 is 100,000 generated inputs, about 40 min on one core)

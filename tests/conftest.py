@@ -19,6 +19,7 @@ The standard probe guest (PROBE_SRC) has three functions:
 from __future__ import annotations
 
 import itertools
+import os
 import textwrap
 from dataclasses import dataclass
 
@@ -28,6 +29,14 @@ from tdxsim import TD, RunResult, VmResume
 
 # A guest project of its own, run by test_plugin.py in a pytest of its own.
 collect_ignore = ["external_project"]
+
+# `make test` runs the suite twice: with tdxsim's compiled hooks, and with
+# TDXSIM_NATIVE=0, where everything runs on the Python path.  Tests that hold
+# the compiled path against the Python one (they build TD(native=True)) run
+# in the first pass only.
+PYTHON_ONLY = os.environ.get("TDXSIM_NATIVE") == "0"
+compiled = pytest.mark.skipif(PYTHON_ONLY, reason="compares the compiled hooks with "
+                              "Python: runs in the pass with them (TDXSIM_NATIVE unset)")
 
 GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")

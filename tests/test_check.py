@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import compiled
 from tdxsim.check import Harness, Scenario, check, load
 from tdxsim.check.properties import judge_all
 from tdxsim.check.report import render_json, render_junit, render_text
@@ -338,6 +339,7 @@ def _observed(harness, scenarios):
 OBSERVER_CASES = [c for c in CASES[:21] if c[3]] + [c for c in CASES if not c[3]]
 
 
+@compiled
 @pytest.mark.parametrize("stub,symbol,abi,expected", OBSERVER_CASES)
 def test_compiled_observer_sees_what_the_python_observer_sees(stub, symbol, abi, expected):
     """The checker's plan and 60 fuzzed scenarios, observed in C (where the
@@ -372,6 +374,7 @@ __tdx_hypercall:                # retries while R10 != 0: the marker host never 
 """
 
 
+@compiled
 def test_more_tdcalls_than_the_compiled_observer_holds(tmp_path):
     """A stub that retries forever is stopped at its 17th TDCALL, the
     checker's TDCALL budget per run (16, README "Limits and failure modes"),

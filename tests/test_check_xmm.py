@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import compiled
 from tdxsim.check import Harness, check, load
 from tdxsim.check.fuzz import boundaries, scenario
 from tdxsim.check.properties import judge_all
@@ -103,6 +104,7 @@ def test_xmm_stub_fails_exactly_its_property(tmp_path, before, after, expected):
         assert messages["scrub"].startswith("After return XMM1 holds the VMM's XMM1")
 
 
+@compiled
 @pytest.mark.parametrize("before,after,expected", CASES)
 def test_xmm_runs_look_the_same_to_both_observers(tmp_path, before, after, expected):
     """What the host saw and answered, and every finding, run for run."""

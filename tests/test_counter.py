@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import compiled
 from tdxsim import TD
 from tdxsim.image import bundled_guest
 from tdxsim.trace import render
@@ -28,7 +29,8 @@ budget:
 """
 
 
-@pytest.fixture(params=[True, False], ids=["c-hook", "python-hook"])
+@pytest.fixture(params=[pytest.param(True, marks=compiled), False],
+                ids=["c-hook", "python-hook"])
 def native(request):
     return request.param
 
@@ -60,6 +62,7 @@ def test_the_budget_stops_exactly(asm, native, budget):
     assert result.reason == "budget" and result.instructions == budget
 
 
+@compiled
 def test_both_counters_give_the_same_idle_run():
     runs = [TD.from_source(bundled_guest("idle"), native=n).run() for n in (True, False)]
     assert [render(e) for e in runs[0].events] == [render(e) for e in runs[1].events]

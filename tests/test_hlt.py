@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import compiled
 from tdxsim import TD, VmResume
 from tdxsim import explore as explore_mod
 from tdxsim.host import Host
 from tdxsim.events import Halted, InterruptDelivered, InterruptPosted, Woke
-from tdxsim.explore import explore_wakeups, install_idt_stub
+from tdxsim.explore import explore_wakeups
+from tdxsim.vcpu.interrupts import install_idt_stub
 from tdxsim.image import bundled_guest
 from tdxsim.trace import render
 
@@ -40,7 +42,7 @@ def deliveries(result):
 
 
 def with_pending(td: TD, at_boundary: int = 0) -> TD:
-    install_idt_stub(td, VECTOR)
+    install_idt_stub(td.vcpu, VECTOR)
     td.lapic.schedule(td.now_ns() + at_boundary * td.ns_per_insn, VECTOR)
     return td
 
@@ -109,13 +111,13 @@ def test_popf_and_iret_that_set_if_deliver_at_the_next_boundary(asm):
     assert [d.rip for d in deliveries(result)] == [td.symbol("iret_target")]
 
 
-@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("native", [pytest.param(True, marks=compiled), False])
 def test_a_timer_inside_a_block_fires_at_its_exact_instruction(asm, native):
     """With IF = 1 the interrupt is taken at the instruction boundary where
     the deadline falls, even in the middle of a translation block."""
     for boundary in (5, 13, 21):
         td = asm(IF_SETTERS_SRC, native=native)
-        install_idt_stub(td, VECTOR)
+        install_idt_stub(td.vcpu, VECTOR)
         start = td.now_ns()
         td.lapic.schedule(start + boundary * td.ns_per_insn, VECTOR)
         result = td.call_result("timer_mid_block")
@@ -171,7 +173,7 @@ def test_halt_with_nothing_to_wake_is_a_diagnostic_not_a_hang(asm):
 def test_halt_sleeps_until_the_timer_in_virtual_time(asm):
     """The vCPU sleeps until the TSC deadline; virtual time jumps there."""
     td = asm("nop\n")
-    install_idt_stub(td, VECTOR)
+    install_idt_stub(td.vcpu, VECTOR)
     td.host.lapic.write_lvt_timer(2 << 17 | VECTOR)
     td.host.lapic.write_tsc_deadline(5_000_000)
     result = td.call_result("tdx_safe_halt")

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GUEST
+from conftest import GUEST, compiled
 from tdxsim import TD, VmResume
 from tdxsim.image import bundled_guest
 from tdxsim.trace import render_all
 
+pytestmark = compiled
 GUESTS = Path(__file__).parent / "guests"
 KVM_HC_VAPIC_POLL_IRQ = 1  # spec 5: no-op, returns 0
 INSTRUCTION_IO = 30  # spec 4.3: R12 size, R13 direction (1 = OUT), R14 port, R15 data
@@ -201,11 +202,18 @@ def test_a_device_in_front_of_the_uart_gets_its_ports(asm):
 def test_observers_failures_and_hostile_hosts_use_python(asm):
     td = asm(LOOP, native=True)
     observed = []
-    own = td.vcpu.on_tdcall
-    td.vcpu.on_tdcall = lambda regs: observed.append(regs.rip) or own(regs)
+
+    class Observer:
+        def tdcall_before(self, regs):
+            observed.append(regs.rip)
+
+        def tdcall_after(self, regs):
+            pass
+
+    td.observe_tdcalls(Observer())
     td.call_result("loop", 2, 0, 0x64)
     assert len(observed) == 2 and served(td) == 0
-    td.vcpu.on_tdcall = own
+    td.observe_tdcalls(None)
     td.module.vmcall_failure = 0x8000_0000_0000_0000 | 0x123
     result = td.call_result("loop", 1, 0, 0x64)
     assert result.exits == [] and served(td) == 0

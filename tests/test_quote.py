@@ -9,7 +9,7 @@ import pytest
 
 from tdxsim.cli import main
 from tdxsim.events import InterruptDelivered, QuoteCompleted
-from tdxsim.explore import install_idt_stub
+from tdxsim.vcpu.interrupts import install_idt_stub
 
 SUCCESS = 0x0000000000000000              # spec 4.2
 RETRY = 0x0000000000000001
@@ -60,7 +60,7 @@ def test_completion_writes_the_quote_then_raises_the_notify_vector(probe):
     then out_len and status, then raises the registered vector."""
     p = probe()
     p.td.host.quote_service.delay_ns = 5000
-    install_idt_stub(p.td, VECTOR)
+    install_idt_stub(p.td.vcpu, VECTOR)
     assert p.td.call("tdx_setup_event_notify", VECTOR) == SUCCESS
     setup(p)
     queued_at = p.td.now_ns()
@@ -167,7 +167,7 @@ def test_unreadable_header_is_invalid_operand(probe):
 
 def test_buffer_made_private_before_completion_is_out_of_the_hosts_reach(probe):
     p = probe()
-    install_idt_stub(p.td, VECTOR)
+    install_idt_stub(p.td.vcpu, VECTOR)
     p.td.call("tdx_setup_event_notify", VECTOR)
     setup(p)
     assert get_quote(p) == SUCCESS

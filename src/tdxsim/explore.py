@@ -16,9 +16,8 @@ from .events import Halted, InterruptDelivered, InterruptPosted
 from .host import Host
 from .td import TD, RunResult
 from .vcpu.crash import disassemble
+from .vcpu.interrupts import install_idt_stub
 
-EXPLORER_IDT = 0x3000  # used when the guest has not loaded an IDT of its own
-EXPLORER_HANDLER = 0x4000  # iretq
 DEFAULT_VECTOR = 0xEC
 
 
@@ -50,18 +49,6 @@ class ExploreReport:
         return "\n".join(lines)
 
 
-def install_idt_stub(td: TD, vector: int) -> None:
-    from unicorn import x86_const as X
-    base = td.vcpu.uc.reg_read(X.UC_X86_REG_IDTR)[1]
-    if base:
-        return
-    td.write(EXPLORER_HANDLER, bytes.fromhex("48 cf"))  # iretq
-    gate = (EXPLORER_HANDLER & 0xFFFF | 0x08 << 16 | 0x8E00 << 32
-            | (EXPLORER_HANDLER >> 16 & 0xFFFF) << 48)
-    td.write(EXPLORER_IDT + 16 * vector, gate.to_bytes(8, "little") + bytes(8))
-    td.vcpu.uc.reg_write(X.UC_X86_REG_IDTR, (0, EXPLORER_IDT, 256 * 16 - 1, 0))
-
-
 def _fresh(template: TD, vector: int) -> TD:
     """A new TD like the template: its host personality and seed, and the
     handlers the user put in place of the host's own."""
@@ -71,7 +58,7 @@ def _fresh(template: TD, vector: int) -> TD:
     host.handlers, host.kvm_handlers = dict(model.handlers), dict(model.kvm_handlers)
     td = TD(template.image, memory=template.memory, config=template.config, host=host,
             ns_per_insn=template.ns_per_insn)
-    install_idt_stub(td, vector)
+    install_idt_stub(td.vcpu, vector)
     return td
 
 

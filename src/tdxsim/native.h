@@ -69,8 +69,8 @@ struct tdxsim_host {
     uint64_t vapic_poll_irq; /* KVM_HC_VAPIC_POLL_IRQ is KVM's own handler */
     uint64_t serial_io;      /* Instruction.IO on the UART's ports is KVM's and the UART's */
     struct tdxsim_serial *serial;
-    /* A host that answers every exit with the same registers (the checker's
-     * marker host, td.py answer_all): */
+    /* A host that answers every exit with the same registers
+     * (host/constant.py ConstantHost, the checker's marker host): */
     uint64_t answer_all, answer_mask, answer[16];
 };
 

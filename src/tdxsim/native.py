@@ -4,11 +4,13 @@ they share with Python (native.h).
 
 The structures exist with or without the compiled library: Python keeps its
 own state in them either way, so there is one copy of each value.  Without
-the library (no C compiler at install time) every hook falls back to Python.
+the library (no C compiler at install time, or TDXSIM_NATIVE=0 in the
+environment) every hook falls back to Python.
 """
 from __future__ import annotations
 
 import ctypes
+import os
 
 from unicorn.unicorn_py3 import unicorn as _binding
 
@@ -22,9 +24,12 @@ uc_emu_stop = ctypes.cast(_binding.uclib.uc_emu_stop, ptr)
 
 
 def library():
-    """The compiled library, loaded once per process (or None)."""
+    """The compiled library, loaded once per process (or None).
+    TDXSIM_NATIVE=0 turns it off: the test suite runs both ways."""
     global _library
-    if _library is None:
+    if _library is None and os.environ.get("TDXSIM_NATIVE") == "0":
+        _library = False
+    elif _library is None:
         try:
             from . import _native
         except ImportError:

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import abi, image as image_mod, limits
+from .layout import GDT, PAGE, PAGE_TABLES, RESERVED_END, RETURN_TRAP
 from .errors import TdxsimError
 from .eventlog import EventLog, ExitBuffer
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
                      SoftwareInterrupt, VeRaised, Woke)
-from .exits import EptExit, FatalError, GuestExit, Halt, VmResume
+from .exits import EptExit, FatalError, GuestExit, Halt
 from .host import Host
 from .memory import EptViolation, HostMemory, TdMemory, default_page_tables
 from .module import TdConfig, TdxModule
@@ -31,16 +32,10 @@ from .vcpu.crash import CrashReport, backtrace, disassemble
 from .vcpu import ve_insns
 from .devices.lapic import NMI
 from .vcpu.interrupts import DeliveryError, deliver, install_gdt, is_iret
+from .vcpu.observer import TdcallObserver
 from .vcpu.regs import RFLAGS_RF
 
 MiB = 1 << 20
-PAGE = 0x1000
-# td.call() returns here.  Page 0 stays unmapped (NULL), and the trap is not
-# page-aligned: Unicorn probes the page before a page-aligned stop address.
-RETURN_TRAP = 0x1800
-GDT_ADDRESS = 0x2000  # tdxsim's flat GDT (vcpu/interrupts.py)
-PAGE_TABLES = 0x8000  # tdxsim's default page tables, 3 pages (memory.py)
-RESERVED_END = 0x10000  # guest images start above tdxsim's own pages
 SYSV_ARGS = (abi.RDI, abi.RSI, abi.RDX, abi.RCX, abi.R8, abi.R9)
 DEFAULT_MAX_INSNS = 200_000_000
 DEFAULT_TIMEOUT = 30.0
@@ -106,7 +101,7 @@ class TD:
         self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw)
         self.host.gpaw = self.config.gpaw
         self.ns_per_insn = ns_per_insn
-        self.module = TdxModule(self.config, self.host.handle, self._record)
+        self.module = TdxModule(self.config, self.host, self._record)
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer)
         self.vcpu = VCpu(native)
@@ -130,15 +125,11 @@ class TD:
             self.module.rtmr_lock.contender = self.host.adversary.holds_td_lock
         self.module.measurements.mrtd = mrtd(self._image_pages(image))
         self.module.fast.counter = ctypes.pointer(self.vcpu.counter.state)
-        self.module.fast.host = ctypes.pointer(self.host.fast)
         self.module.fast.ns_per_insn = ns_per_insn
         self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._action = None
         self._error: Exception | None = None
-        # A host plugged in as module.exit_to_host that answers every TD
-        # exit with the same registers (the checker's marker host) sets this
-        # to its answer, so that the compiled path may give it too.
-        self.answer_all: VmResume | None = None
+        self._observer = None  # a Python TDCALL observer (observe_tdcalls)
         self.reset()
 
     # --- construction ---
@@ -177,7 +168,7 @@ class TD:
         self.vcpu.regs.set_gprs({i: 0 for i in range(16)} | {abi.RSP: self.stack_top})
         self.vcpu.regs.rip = self.image.entry
         self.vcpu.regs.rflags = 0x2  # IF = 0, as after INIT
-        install_gdt(self.vcpu, GDT_ADDRESS)
+        install_gdt(self.vcpu, GDT)
 
     @property
     def stack_top(self) -> int:
@@ -194,6 +185,30 @@ class TD:
             return self.image.symbols[name]
         except KeyError:
             raise TdxsimError(f"the guest image has no symbol '{name}'") from None
+
+    # --- seams for tools that drive the TD (the checker, the explorer) ---
+    def plug_host(self, host=None) -> None:
+        """Send TD exits to `host` (anything with `handle(VmExit) -> VmResume`,
+        e.g. host.ConstantHost) instead of the TD's own host; None: back to
+        it.  Timers, devices and EPT exits stay with the TD's own host."""
+        self.module.plug_host(host if host is not None else self.host)
+
+    def observe_tdcalls(self, observer=None) -> None:
+        """Show every TDCALL to `observer`.  A vcpu.observer.TdcallObserver
+        records them in C, whichever path serves them; any other object gets
+        `tdcall_before(regs)` and `tdcall_after(regs)` from Python (False
+        from tdcall_after stops the vCPU there), and the compiled path stays
+        off so that it sees every call.  None: nobody."""
+        native_observer = isinstance(observer, TdcallObserver)
+        self.vcpu.attach_observer(observer if native_observer else None)
+        self._observer = None if native_observer else observer
+
+    def reset_call_state(self) -> None:
+        """Forget what an earlier call left behind for the next one (the
+        checker makes thousands of calls on one TD): VE information not yet
+        read, and pending, in-service and scheduled interrupts."""
+        self.module.ve.take()
+        self.lapic.clear()
 
     # --- state access ---
     def now_ns(self) -> int:
@@ -312,14 +327,9 @@ class TD:
         self.vcpu.request_stop()
 
     def _arm_fast_path(self) -> None:
-        """The compiled TDG.VP.VMCALL path (module/vmcall.c, host/fast.c)
-        serves this run's calls only where it does exactly what the Python
-        path would: nobody observes TDCALLs or replaced the host.  Handler
-        and device tables are read here, when a run starts."""
-        own_host = self.module.exit_to_host == self.host.handle
-        self.module.arm_compiled_vmcall(self.vcpu.on_tdcall == self._on_tdcall
-                                        and (own_host or self.answer_all is not None))
-        self.host.arm_fast_paths(None if own_host else self.answer_all)
+        """Handler and device tables are read when a run starts
+        (module/dispatcher.py arm_compiled_vmcall decides)."""
+        self.module.arm_compiled_vmcall(observed=self._observer is not None)
 
     def _interruptible(self) -> bool:
         """IF = 1, no STI shadow, and no #VE whose info the guest has not yet
@@ -548,9 +558,13 @@ class TD:
 
     def _on_tdcall(self, regs) -> bool:
         """Called by the vCPU for each TDCALL; False stops the CPU."""
+        observer = self._observer
+        if observer is not None:
+            observer.tdcall_before(regs)
         try:
             self._action = self.module.tdcall(regs, self.now_ns())
         except Exception as exc:  # reported by _after, never lost inside Unicorn
             self._error = exc
-            return False
-        return self._action is None
+        if observer is not None and observer.tdcall_after(regs) is False:
+            return False  # the observer ends the run here
+        return self._action is None and self._error is None

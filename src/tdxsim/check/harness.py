@@ -8,23 +8,21 @@ marker host unless another one is plugged in.
 """
 from __future__ import annotations
 
-import ctypes
 from struct import Struct
-
-from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE, UcError
-from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import abi, native
 from ..limits import TDCALLS_PER_RUN
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
-from ..explore import EXPLORER_HANDLER, install_idt_stub
+from ..host import ConstantHost
 from ..image import Image
+from ..layout import PAGE, RETURN_TRAP, STUB_HANDLER
 from ..module import TdConfig
 from ..native import library
-from ..td import PAGE, RETURN_TRAP, TD, RunResult
+from ..td import TD, RunResult
+from ..vcpu.batch import MemoryRange, RegisterBank
+from ..vcpu.interrupts import install_idt_stub
 from ..vcpu.observer import TdcallObserver
-from ..vcpu.regs import GPR_IDS, RFLAGS, RIP, XMM_IDS
 from .contracts import Contract
 from .observation import Observation, TdcallSeen
 from .scenario import Scenario
@@ -46,78 +44,22 @@ def over_budget(result: RunResult) -> RunResult:
                      instructions=result.instructions, time_ns=result.time_ns)
 
 
-def _bare(name: str):
-    """Unicorn's C function `name`, called with ready-made ctypes values:
-    the binding's argument conversion costs ~0.3 us a call, and a run makes
-    six of these calls."""
-    function = _binding.uclib[name]  # a new function object: the binding's keeps its argtypes
-    function.restype = ctypes.c_int
-    return function
+class _Served:
+    """The host plugged into the TD: records each exit Python's path served
+    and the answer; with `compiled`, the host's C fast paths may answer too."""
 
+    def __init__(self, host, compiled: bool):
+        self.host = host
+        self.exits: list[VmExit] = []
+        self.resumes: list[VmResume] = []
+        if compiled:
+            self.compiled_paths = host.compiled_paths
 
-UC_REG_READ_BATCH, UC_REG_WRITE_BATCH = _bare("uc_reg_read_batch"), _bare("uc_reg_write_batch")
-UC_MEM_READ, UC_MEM_WRITE = _bare("uc_mem_read"), _bare("uc_mem_write")
-
-
-class _RegisterBank:
-    """The registers a run sets and observes, moved in one Unicorn batch
-    call each way: the Python binding costs ~2 us per register.  Buffer
-    layout: GPRs in spec order, RFLAGS, RIP, XMM0..15."""
-    ORDER = GPR_IDS + (RFLAGS, RIP) + XMM_IDS
-    GPRS_FLAGS_RIP = Struct("<18Q")
-    GPRS_AND_FLAGS = Struct("<17Q")
-    XMM_AT = 18 * 8
-
-    def __init__(self, uc):
-        self._uc = uc._uch
-        self._buf = ctypes.create_string_buffer(self.XMM_AT + 256)
-        self._bytes = memoryview(self._buf).cast("B")  # filled without a foreign call
-        base = ctypes.addressof(self._buf)
-        offsets = [8 * i for i in range(18)] + [self.XMM_AT + 16 * j for j in range(16)]
-        self._ids = (ctypes.c_int * len(self.ORDER))(*self.ORDER)
-        self._ptrs = (ctypes.c_void_p * len(self.ORDER))(*(base + at for at in offsets))
-        # The same slots without RIP, which td.call_prepared sets: GPRs, RFLAGS, XMMs.
-        self._entry_ids = (ctypes.c_int * 33)(*(self.ORDER[:17] + self.ORDER[18:]))
-        self._entry_ptrs = (ctypes.c_void_p * 33)(*(self._ptrs[:17] + self._ptrs[18:]))
-        self._all, self._entry = ctypes.c_int(18), ctypes.c_int(33)  # register counts
-
-    def load(self, image: bytes) -> None:
-        self._bytes[:len(image)] = image
-        UC_REG_WRITE_BATCH(self._uc, self._entry_ids, self._entry_ptrs, self._entry)
-
-    def gprs_flags_rip(self) -> tuple[tuple[int, ...], int, int]:
-        UC_REG_READ_BATCH(self._uc, self._ids, self._ptrs, self._all)
-        values = self.GPRS_FLAGS_RIP.unpack_from(self._buf)
-        return values[:16], values[16], values[17]
-
-    def gprs_flags_xmms(self) -> tuple[tuple[int, ...], int, bytes]:
-        UC_REG_READ_BATCH(self._uc, self._entry_ids, self._entry_ptrs, self._entry)
-        values = self.GPRS_AND_FLAGS.unpack_from(self._buf)
-        return values[:16], values[16], self._buf.raw[self.XMM_AT:]
-
-
-class _Region:
-    """A fixed range of the checker's identity-mapped guest RAM (the stack,
-    the args struct), read and written straight through Unicorn: td.read
-    allocates two buffers per call."""
-
-    def __init__(self, uc, address: int, size: int):
-        self._uc = uc._uch
-        self._address, self._size = ctypes.c_uint64(address), ctypes.c_size_t(size)
-        self._buf = ctypes.create_string_buffer(size)
-
-    def read(self) -> bytes:
-        status = UC_MEM_READ(self._uc, self._address, self._buf, self._size)
-        if status:
-            raise UcError(status)
-        return self._buf.raw
-
-    def write(self, data: bytes) -> None:
-        if len(data) != self._size.value:
-            raise ValueError(f"{len(data)} bytes for a region of {self._size.value}")
-        status = UC_MEM_WRITE(self._uc, self._address, data, self._size)
-        if status:
-            raise UcError(status)
+    def handle(self, exit: VmExit) -> VmResume:
+        self.exits.append(exit)
+        resume = self.host.handle(exit)
+        self.resumes.append(resume)
+        return resume
 
 
 class Harness:
@@ -135,7 +77,7 @@ class Harness:
         if contract.struct_size > ARGS_BELOW_TOP // 2:
             raise TdxsimError(f"contract {contract.name}: the args struct is too large")
         self._marker = host is None
-        self._answer = self._marker_answer if self._marker else host.handle
+        self._host = ConstantHost(VmResume()) if self._marker else host
         self.native = native if native is not None else bool(library())
         self._setup()
         self.entry = self.td.symbol(symbol)
@@ -149,7 +91,8 @@ class Harness:
         self.td = td = TD(self.image, config=TdConfig(no_rbp_mod=self.contract.no_rbp_mod),
                           native=self.native or None)
         td.crash_details = False  # the report shows its own listing
-        td.module.exit_to_host = self._exit
+        self._served = _Served(self._host, compiled=self._marker)
+        td.plug_host(self._served)
         rsp, top = td.call_rsp - CALLER_FRAME, td.stack_top  # RSP + 8 stays 16-byte aligned
         self.layout = lay = Layout(entry_rsp=rsp, caller_rbp=rsp + CALLER_RBP,
                                    stack_low=rsp - POISON, stack_top=top,
@@ -157,32 +100,31 @@ class Harness:
         # The stack window up to the return address, seen at each TDCALL: the RBP chain lies below.
         self._stack_len = lay.entry_rsp + 8 - lay.stack_low
         if self.native:
-            self._observer = TdcallObserver(td.vcpu, lay.stack_low, self._stack_len,
-                                            TDCALLS_PER_RUN)
+            self._observer = TdcallObserver(lay.stack_low, self._stack_len, TDCALLS_PER_RUN)
+            td.observe_tdcalls(self._observer)
         else:
-            self._td_tdcall = td.vcpu.on_tdcall
-            td.vcpu.on_tdcall = self._on_tdcall
-        install_idt_stub(td, VECTOR)
-        self._registers = _RegisterBank(td.vcpu.uc)
-        uc = td.vcpu.uc
-        self._stack = _Region(uc, lay.stack_low, lay.stack_top - lay.stack_low)
-        self._window = _Region(uc, lay.stack_low, self._stack_len)
-        self._frame = _Region(uc, lay.entry_rsp, lay.stack_top - lay.entry_rsp)
-        self._struct = _Region(uc, lay.args - GUARD, self.contract.struct_size + 2 * GUARD)
+            td.observe_tdcalls(self)  # tdcall_before, tdcall_after
+        install_idt_stub(td.vcpu, VECTOR)
+        vcpu = td.vcpu
+        self._registers = RegisterBank(vcpu)
+        self._stack = MemoryRange(vcpu, lay.stack_low, lay.stack_top - lay.stack_low)
+        self._window = MemoryRange(vcpu, lay.stack_low, self._stack_len)
+        self._frame = MemoryRange(vcpu, lay.entry_rsp, lay.stack_top - lay.entry_rsp)
+        self._struct = MemoryRange(vcpu, lay.args - GUARD, self.contract.struct_size + 2 * GUARD)
         # Stores outside the stack (generously: 32 KiB) and the args struct
         # are rare, so watching them costs nothing in the common case.
         top, args = td.stack_top, td.stack_top - ARGS_BELOW_TOP
         for low, high in ((PAGE, args - GUARD),
                           (args + self.contract.struct_size + GUARD, top - 0x8000)):
-            td.vcpu.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write, None, low, high - 1)
+            vcpu.watch_writes(low, high - 1, self._on_write)
         self._stray: list[tuple[int, int, bool]] = []  # (rip, address, after a TDCALL)
         # Code run outside the image (and the return and interrupt traps) is
         # watched: reaching it by a RET is a stack fault.  Ranges cost nothing
         # until they are entered.
         low, high = code_extent(self.image)
-        for begin, end in ((0, RETURN_TRAP - 1), (RETURN_TRAP + 2, EXPLORER_HANDLER - 1),
-                           (EXPLORER_HANDLER + 2, low - 1), (high, abi.MASK64)):
-            td.vcpu.uc.hook_add(UC_HOOK_CODE, self._on_escape, None, begin, end)
+        for begin, end in ((0, RETURN_TRAP - 1), (RETURN_TRAP + 2, STUB_HANDLER - 1),
+                           (STUB_HANDLER + 2, low - 1), (high, abi.MASK64)):
+            vcpu.watch_code(begin, end, self._on_escape)
         self._escape: tuple[int, int] | None = None
 
     # --- one run ---
@@ -197,17 +139,18 @@ class Harness:
         # Every register but RIP (call_prepared sets it); the stack image holds the
         # return address at the entry RSP.
         self._registers.load(v.registers)
-        td.module.ve.info = None
+        td.reset_call_state()
         td.module.vmcall_failure = scenario.module_status
-        for pending in (td.lapic.irr, td.lapic.isr, td.lapic.scheduled):
-            pending.clear()
         self._start = td.vcpu.instructions
         if scenario.inject is not None:
             td.lapic.schedule(td.now_ns() + scenario.inject * td.ns_per_insn, VECTOR)
-        self._seen, self._exits, self._resumes = [], [], []
+        self._seen = []
         self._escaped = False
         self._escape = None
-        td.answer_all = v.answer if self._marker else None
+        served = self._served
+        served.exits, served.resumes = [], []
+        if self._marker:
+            self._host.answer = v.answer
         result = td.call_prepared(self.entry, max_insns=self.contract.max_insns, timeout=0)
         self.runs += 1
         if self.native:
@@ -220,7 +163,7 @@ class Harness:
             result = over_budget(result)
         after, rflags, xmm_after = self._registers.gprs_flags_xmms()
         return Observation(
-            scenario, v, lay, result, self._seen, self._exits, self._resumes, self.native,
+            scenario, v, lay, result, self._seen, served.exits, served.resumes, self.native,
             after=after, rflags=rflags, xmm_after=xmm_after,
             struct_after=self._struct.read() if v.struct else b"",
             frame_after=self._frame.read(),
@@ -229,44 +172,34 @@ class Harness:
             writes=[(rip, address) for rip, address, late in self._stray if late],
             escape=self._escape)
 
-    def _on_escape(self, uc, address, size, _user) -> None:
+    def _on_escape(self, address: int) -> None:
         """The first instruction run outside the code: when the 8 bytes
         just below RSP hold its address, a RET popped it."""
         if self._escaped:
             return
         self._escaped = True
-        rsp = self.td.vcpu.regs.gprs()[abi.RSP]
-        try:
-            popped = int.from_bytes(uc.mem_read(rsp - 8, 8), "little")
-        except UcError:
-            return
-        if popped == address:
+        rsp = self.td.vcpu.regs.get(abi.RSP)
+        below = self.td.peek(rsp - 8, 8)
+        if below and int.from_bytes(below, "little") == address:
             self._escape = (address, rsp - 8)
 
-    def _on_write(self, uc, access, address, size, value, _user) -> None:
+    def _on_write(self, address: int) -> None:
         if len(self._stray) >= STRAY_WRITES:  # bounded: the first ones tell the story
             return
         after_tdcall = self._observer.count > 0 if self.native else bool(self._seen)
         self._stray.append((self.td.vcpu.regs.rip, address, after_tdcall))
 
-    def _exit(self, exit: VmExit) -> VmResume:
-        self._exits.append(exit)
-        resume = self._answer(exit)
-        self._resumes.append(resume)
-        return resume
-
-    def _marker_answer(self, exit: VmExit) -> VmResume:
-        return self._values.answer
-
-    def _on_tdcall(self, regs) -> bool:
-        """The Python observer (the reference for vcpu/observer.py)."""
+    # --- the Python TDCALL observer (the reference for vcpu/observer.py) ---
+    def tdcall_before(self, regs) -> None:
         before, rflags, rip = self._registers.gprs_flags_rip()
-        stack = self._window.read()
-        time_ns, insns = self.td.now_ns(), self.td.vcpu.instructions - self._start
-        go_on = self._td_tdcall(regs)
+        self._before = (rip, before, rflags, self._window.read(), self.td.now_ns(),
+                        self.td.vcpu.instructions - self._start)
+
+    def tdcall_after(self, regs) -> bool:
+        rip, before, rflags, stack, time_ns, insns = self._before
         self._seen.append(self._seen_at(rip, before, tuple(regs.gprs()), rflags, stack, time_ns,
                                         insns))
-        return go_on and len(self._seen) <= TDCALLS_PER_RUN  # over the budget: the run ends
+        return len(self._seen) <= TDCALLS_PER_RUN  # over the budget: the run ends
 
     def _seen_natively(self, r) -> TdcallSeen:
         # One copy and one unpack instead of a ctypes access per field.

@@ -45,6 +45,13 @@ class LocalApic:
         """An NMI is pending or scheduled: what wakes a HLT with R12 != 0."""
         return self.nmi_pending or any(v == NMI for _, v in self.scheduled)
 
+    def clear(self) -> None:
+        """Forget pending, in-service and scheduled interrupts (NMI too)."""
+        self.irr.clear()
+        self.isr.clear()
+        self.scheduled.clear()
+        self.nmi_pending = False
+
     def acknowledge(self, vector: int) -> None:
         self.irr.discard(vector)
         self.isr.add(vector)

@@ -1,3 +1,4 @@
+from .constant import ConstantHost
 from .vmm import Host, PERSONALITIES
 
-__all__ = ["Host", "PERSONALITIES"]
+__all__ = ["ConstantHost", "Host", "PERSONALITIES"]

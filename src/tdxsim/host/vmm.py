@@ -82,19 +82,12 @@ class Host:
         self._work: list[tuple[int, int, Callable[[], None]]] = []  # heap of (time, seq, action)
         self._seq = itertools.count()
         self.fast = native.Host()  # what host/fast.c may serve
-        self._fast_serial = self._fast_answer = None
+        self._fast_serial = None
 
-    def arm_fast_paths(self, answer_all: VmResume | None = None) -> None:
-        """Let host/fast.c serve a hypercall only while this host still uses
-        the Python handler and device it mirrors, and tells no lies; or, for
-        a plugged-in host that answers every exit alike, give `answer_all`
-        (its XMMs stay with Python: the compiled path takes no XMM exits)."""
-        self.fast.answer_all = answer_all is not None
-        if answer_all is not None and answer_all.gprs != self._fast_answer:
-            self.fast.answer_mask = sum(1 << r for r in answer_all.gprs)
-            for r, value in answer_all.gprs.items():
-                self.fast.answer[r] = value
-            self._fast_answer = dict(answer_all.gprs)
+    def compiled_paths(self) -> native.Host:
+        """What host/fast.c may serve for this host, read from its tables
+        when a run starts: a hypercall only while the host still uses the
+        Python handler and device it mirrors, and tells no lies."""
         honest = self.adversary is None
         self.fast.vapic_poll_irq = honest and \
             self.kvm_handlers.get(KvmHc.VAPIC_POLL_IRQ) is kvm.vapic_poll_irq
@@ -104,6 +97,7 @@ class Host:
         if self._fast_serial is not serial:
             self.fast.serial = ctypes.pointer(serial.state)
             self._fast_serial = serial
+        return self.fast
 
     def handle(self, exit: VmExit) -> VmResume:
         if exit.r10 != 0:

@@ -5,8 +5,9 @@ a status, never #UD, and every status return resumes after the TDCALL.
 """
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from .. import abi, native
 from ..abi import Leaf
@@ -65,14 +66,23 @@ LEAF_HANDLERS: dict[int, Callable] = {
 }
 
 
+class HostLike(Protocol):
+    """What the module needs of a host: an answer to each TD exit.  A host
+    may also offer `compiled_paths() -> native.Host`, what host/fast.c may
+    serve for it (host/vmm.py, host/constant.py)."""
+
+    def handle(self, exit: VmExit) -> VmResume: ...
+
+
 class TdxModule:
     """Applies the architectural TDCALL rules; talks to the host only through
-    `exit_to_host(VmExit) -> VmResume`."""
+    `host.handle(VmExit) -> VmResume`."""
 
-    def __init__(self, config: TdConfig, exit_to_host: Callable[[VmExit], VmResume],
+    def __init__(self, config: TdConfig, host: HostLike,
                  record: Callable[[object], None] | None = None):
         self.config = config
-        self.exit_to_host = exit_to_host
+        self.host = host
+        self._fast_host = None  # the native.Host that fast.host points to
         self.record = record or (lambda event: None)
         self.handlers = dict(LEAF_HANDLERS)
         self.ve = VeState(config.legacy_nested_ve_gp)
@@ -91,12 +101,23 @@ class TdxModule:
         self.vmcall_failure = 0
         self.fast = native.Module()  # the compiled TDG.VP.VMCALL path (vmcall.c)
 
-    def arm_compiled_vmcall(self, allowed: bool) -> None:
-        """Let vmcall.c serve TDG.VP.VMCALL while it would do exactly what
-        vmcall.handle does: that handler is in place, no failure is
-        injected, and the caller allows it (nothing else is customised)."""
-        self.fast.enabled = allowed and not self.vmcall_failure \
-            and self.handlers.get(Leaf.VP_VMCALL) is vmcall.handle
+    def plug_host(self, host: HostLike) -> None:
+        """Send TD exits to `host` from now on."""
+        self.host = host
+
+    def arm_compiled_vmcall(self, observed: bool) -> None:
+        """The one place that decides whether vmcall.c serves this run's
+        TDG.VP.VMCALLs: only where it does exactly what vmcall.handle would.
+        That handler is in place, no failure is injected, no Python observer
+        must see each call (`observed`), and the host says what its C fast
+        paths serve (compiled_paths); anything they decline goes to Python."""
+        paths = getattr(self.host, "compiled_paths", None)
+        fast_host = paths() if paths is not None else None
+        self.fast.enabled = fast_host is not None and not observed \
+            and not self.vmcall_failure and self.handlers.get(Leaf.VP_VMCALL) is vmcall.handle
+        if fast_host is not None and fast_host is not self._fast_host:
+            self.fast.host = ctypes.pointer(fast_host)
+            self._fast_host = fast_host
         self.fast.no_rbp_mod = self.config.no_rbp_mod
 
     def tdcall(self, regs, time_ns: int = 0):

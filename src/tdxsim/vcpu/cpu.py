@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Callable, NamedTuple
 
 from unicorn import (UC_ARCH_X86, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_CODE, UC_HOOK_INSN,
-                     UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_TLB_FILL,
+                     UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE,
+                     UC_HOOK_TLB_FILL,
                      UC_MEM_FETCH, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE,
                      UC_MODE_64, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
                      UC_TLB_VIRTUAL, Uc, UcError)
@@ -22,6 +23,7 @@ from unicorn import x86_const as X
 from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import abi, native
+from ..errors import TdxsimError
 from . import modes, paging
 from .counter import InstructionCounter
 from .crash import decode
@@ -132,6 +134,27 @@ class VCpu:
         self.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._unmapped_access)
         for insn in _VE_INSNS:
             self.uc.hook_add(UC_HOOK_INSN, self._ve_insn, insn, 1, 0, insn)
+
+    # --- for tools that watch the guest (the checker) ---
+    def attach_observer(self, observer) -> None:
+        """Record every TDCALL into `observer` (a vcpu.observer.TdcallObserver),
+        in C; None detaches it."""
+        if observer is not None and not self.counter.native:
+            raise TdxsimError("the TDCALL observer needs the compiled hooks (native=True)")
+        self._observer = observer  # kept alive while C points to it
+        self.fast.observer = ctypes.pointer(observer.state) if observer is not None else None
+
+    def watch_writes(self, low: int, high: int, on_write: Callable[[int], None]) -> None:
+        """Call on_write(address) for every guest store to an address in
+        low..high (inclusive)."""
+        self.uc.hook_add(UC_HOOK_MEM_WRITE, lambda uc, access, address, size, value, user:
+                         on_write(address), None, low, high)
+
+    def watch_code(self, begin: int, end: int, on_run: Callable[[int], None]) -> None:
+        """Call on_run(address) before every instruction at begin..end
+        (inclusive)."""
+        self.uc.hook_add(UC_HOOK_CODE, lambda uc, address, size, user: on_run(address),
+                         None, begin, end)
 
     # --- memory: guest-physical (backing) addresses ---
     def map_ptr(self, address: int, size: int, host_address: int) -> None:

@@ -10,6 +10,7 @@ import struct
 
 from unicorn import x86_const as X
 
+from .. import layout
 from .regs import RFLAGS_IF
 
 KERNEL_CS = 0x08
@@ -33,6 +34,20 @@ def install_gdt(vcpu, address: int) -> None:
     vcpu.uc.reg_write(X.UC_X86_REG_SS, KERNEL_SS)
     for seg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES):
         vcpu.uc.reg_write(seg, KERNEL_SS)
+
+
+def install_idt_stub(vcpu, vector: int) -> None:
+    """For a guest without an IDT of its own: one whose entry for `vector`
+    is an interrupt gate to an IRETQ, so that a tool's injected interrupt
+    (the checker's, the explorer's) is delivered and returns at once."""
+    if vcpu.uc.reg_read(X.UC_X86_REG_IDTR)[1]:
+        return
+    handler = layout.STUB_HANDLER
+    vcpu.phys_write(handler, b"\x48\xcf")  # iretq
+    gate = (handler & 0xFFFF | KERNEL_CS << 16 | (0x80 | GATE_INTERRUPT) << 40
+            | (handler >> 16 & 0xFFFF) << 48)
+    vcpu.phys_write(layout.STUB_IDT + 16 * vector, gate.to_bytes(8, "little") + bytes(8))
+    vcpu.uc.reg_write(X.UC_X86_REG_IDTR, (0, layout.STUB_IDT, 256 * 16 - 1, 0))
 
 
 def read_gate(vcpu, vector: int) -> tuple[int, int]:

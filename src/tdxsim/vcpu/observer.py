@@ -11,8 +11,10 @@ from ..errors import TdxsimError
 
 
 class TdcallObserver:
-    def __init__(self, vcpu, stack_base: int, stack_len: int, capacity: int):
-        if not vcpu.counter.native:
+    """Attached with TD.observe_tdcalls (VCpu.attach_observer)."""
+
+    def __init__(self, stack_base: int, stack_len: int, capacity: int):
+        if native.library() is None:
             raise TdxsimError("the TDCALL observer needs tdxsim's compiled hooks")
         if stack_len > native.OBSERVE_STACK_MAX:
             raise TdxsimError(f"a stack window of {stack_len} bytes is more than the "
@@ -20,7 +22,6 @@ class TdcallObserver:
         self._records = (native.TdcallSeen * capacity)()
         self.state = native.Observer(ctypes.cast(self._records, ctypes.POINTER(native.TdcallSeen)),
                                      0, capacity, 0, stack_base, stack_len)
-        vcpu.fast.observer = ctypes.pointer(self.state)
 
     @property
     def count(self) -> int:

@@ -1,0 +1,12 @@
+"""tdxsim's own pages in guest memory: every TD reserves GPA 0..RESERVED_END,
+and guest images start above it.  Page 0 stays unmapped (NULL)."""
+
+PAGE = 0x1000
+# td.call() returns here.  Not page-aligned: Unicorn probes the page before a
+# page-aligned stop address.
+RETURN_TRAP = 0x1800
+GDT = 0x2000  # tdxsim's flat GDT (vcpu/interrupts.py)
+STUB_IDT = 0x3000  # an IDT for tools, used when the guest has not loaded one
+STUB_HANDLER = 0x4000  # its handler: iretq
+PAGE_TABLES = 0x8000  # tdxsim's default page tables, 3 pages (vcpu/paging.py)
+RESERVED_END = 0x10000
