@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import GUEST
 from tdxsim import TD
 from tdxsim.events import VeRaised
 from tdxsim.explore import explore_wakeups
@@ -57,6 +58,20 @@ def test_veinfo_get_without_pending_ve_returns_no_valid_ve_info(asm):
     regs = td.gprs()
     # __tdx_module_call returns with its outputs still in place
     assert [regs[r] for r in ("rcx", "rdx", "r8", "r9", "r10")] == [0, 0, 0, 0, 0]
+
+
+def test_a_failed_veinfo_get_zeroes_outputs_the_guest_had_set(probe):
+    """Spec 8.2: the handler zeroes RCX, RDX and R8..R10 first, even on
+    failure.  A raw TDCALL (leaf 3) with those registers full of the guest's
+    values, and no VE info valid: RAX = TDX_NO_VALID_VE_INFO and all five
+    read 0; the registers it does not write keep the guest's values."""
+    p = probe()
+    filled = {r: 0x7E00_0000_0000_0000 | i for i, r in enumerate(("rcx", "rdx", "r8", "r9",
+                                                                   "r10"), 1)}
+    after = p.tdcall(rax=3, **filled)
+    assert after.gprs["rax"] == 0xC000070400000000
+    assert [after.gprs[r] for r in filled] == [0, 0, 0, 0, 0]
+    assert after.gprs["r11"] == GUEST["r11"] and after.gprs["rbx"] == GUEST["rbx"]
 
 
 def test_hlt_raises_ve_with_the_hlt_exit_info(asm):

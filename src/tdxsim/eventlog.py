@@ -13,7 +13,7 @@ from functools import lru_cache
 from struct import Struct
 
 from . import abi, native
-from .module.vmcall import VmcallRecord
+from .events import VmcallRecord
 
 RECORD_SIZE = ctypes.sizeof(native.ExitRecord)
 RECORD = Struct("<36Q")  # native.ExitRecord's layout: 3 + 16 + 1 + 16 words

@@ -1,8 +1,30 @@
-"""Events of a run besides TD exits, for traces and the checkers.  Every event
-carries the virtual time at which it happened."""
+"""The events of a run, for traces and the checkers: TD exits, interrupts,
+halts, #VE.  Every event carries the virtual time at which it happened."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from . import abi
+
+
+@dataclass(frozen=True)
+class VmcallRecord:
+    """One TD exit as the checker and traces see it (spec 3.6 step 6)."""
+    time_ns: int
+    rip: int
+    gpr_select: int
+    xmm_select: int
+    exposed: tuple[int, ...]  # the host's view of the GPRs (spec 3.3)
+    returned: dict[int, int]  # GPRs the guest took back from the host
+    action: object = None
+
+    @property
+    def name(self) -> str:
+        return abi.subfn_name(self.exposed[abi.R10], self.exposed[abi.R11])
+
+    @property
+    def status(self) -> int | None:
+        return self.returned.get(abi.R10)
 
 
 @dataclass(frozen=True)

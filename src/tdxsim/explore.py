@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import abi
 from .events import Halted, InterruptDelivered, InterruptPosted
 from .host import Host
 from .td import TD, RunResult

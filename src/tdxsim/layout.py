@@ -10,3 +10,10 @@ STUB_IDT = 0x3000  # an IDT for tools, used when the guest has not loaded one
 STUB_HANDLER = 0x4000  # its handler: iretq
 PAGE_TABLES = 0x8000  # tdxsim's default page tables, 3 pages (vcpu/paging.py)
 RESERVED_END = 0x10000
+
+# tdxsim's default page tables (a documented convention, not TDX ABI;
+# vcpu/paging.py): linear address g is private GPA g, and SHARED_WINDOW + g is
+# shared GPA g | shared bit, for g below WINDOW_SIZE, in 1 GiB pages.  With
+# GPAW 48 the window address is the sign-extended shared GPA itself.
+SHARED_WINDOW = 0xFFFF_8000_0000_0000
+WINDOW_SIZE = 512 << 30

@@ -19,7 +19,6 @@ read ciphertext.
 from __future__ import annotations
 
 import ctypes
-import functools
 import itertools
 import mmap
 import sys
@@ -28,19 +27,10 @@ from enum import IntEnum
 
 from . import abi
 from .errors import HostError, TdxsimError
-from .vcpu import paging
+from .layout import WINDOW_SIZE
 
 PAGE = abi.PAGE_SIZE
 GPAW_CHOICES = (48, 52)
-
-# tdxsim's default page tables (a documented convention, not TDX ABI): linear
-# address g is private GPA g, and SHARED_WINDOW + g is shared GPA g | shared
-# bit, for g below 512 GiB, in 1 GiB pages.  With GPAW 48 the window address
-# is the sign-extended shared GPA itself.
-SHARED_WINDOW = 0xFFFF_8000_0000_0000
-WINDOW_SIZE = 512 << 30
-_RW = paging.PRESENT | paging.WRITABLE
-
 
 class Page(IntEnum):
     PENDING = 0   # private, not accepted
@@ -61,20 +51,6 @@ class EptViolation:
     def describe(self) -> str:
         return (f"EPT violation on {self.access} of GPA {self.gpa:#x} "
                 f"(linear address {self.la:#x}): {self.cause}")
-
-
-@functools.cache
-def default_page_tables(base: int, shared_bit: int) -> bytes:
-    """Three pages at `base`: the PML4, the identity PDPT and the PDPT of the
-    shared window."""
-    pml4 = bytearray(PAGE)
-    pml4[0:8] = (base + PAGE | _RW).to_bytes(8, "little")
-    slot = (SHARED_WINDOW >> 39 & 0x1FF) * 8
-    pml4[slot:slot + 8] = (base + 2 * PAGE | _RW).to_bytes(8, "little")
-    private = b"".join((i << 30 | _RW | paging.LARGE).to_bytes(8, "little") for i in range(512))
-    shared = b"".join((i << 30 | shared_bit | _RW | paging.LARGE).to_bytes(8, "little")
-                      for i in range(512))
-    return bytes(pml4) + private + shared
 
 
 class _Region:

@@ -17,22 +17,23 @@ from .layout import GDT, PAGE, PAGE_TABLES, RESERVED_END, RETURN_TRAP
 from .errors import TdxsimError
 from .eventlog import EventLog, ExitBuffer
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
-                     SoftwareInterrupt, VeRaised, Woke)
+                     SoftwareInterrupt, VeRaised, VmcallRecord, Woke)
 from .exits import EptExit, FatalError, GuestExit, Halt
 from .host import Host
-from .memory import EptViolation, HostMemory, TdMemory, default_page_tables
+from .memory import EptViolation, HostMemory, TdMemory
 from .module import TdConfig, TdxModule
 from .module.apicv import VirtualApic
 from .module.measurement import mrtd
 from .module.ve import VE_VECTOR, VeInfo
-from .module.vmcall import VmcallRecord
 from .trace import render
-from .vcpu.cpu import MemoryFault, Stop, VCpu
+from .vcpu.cpu import Stop, VCpu
+from .vcpu.mmu import MemoryFault
 from .vcpu.crash import CrashReport, backtrace, disassemble
 from .vcpu import ve_insns
 from .devices.lapic import NMI
 from .vcpu.interrupts import DeliveryError, deliver, install_gdt, is_iret
 from .vcpu.observer import TdcallObserver
+from .vcpu.paging import default_page_tables
 from .vcpu.regs import RFLAGS_RF
 
 MiB = 1 << 20
@@ -109,7 +110,7 @@ class TD:
         self.vcpu.on_tdcall = self._on_tdcall
         self.vcpu.tsc = self.now_ns
         self.ram = TdMemory(self.vcpu, memory, self.config.gpaw, self.ram_base)
-        self.vcpu.check_gpa = self.ram.check
+        self.vcpu.mmu.check_gpa = self.ram.check
         self.host.memory = HostMemory(self.ram)
         self.host.record = self._record
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from . import abi
 from .abi import SubFn, VmcallStatus
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
-                     MemoryConverted, QuoteCompleted, SoftwareInterrupt, VeRaised, Woke)
-from .module.vmcall import VmcallRecord
+                     MemoryConverted, QuoteCompleted, SoftwareInterrupt, VeRaised, VmcallRecord,
+                     Woke)
 
 _STATUS_NAMES = {v: k for k, v in vars(VmcallStatus).items() if k.isupper()}
 

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from . import abi
 from .errors import TdxsimError
-from .events import Halted, InterruptDelivered, InterruptPosted, VeRaised, Woke
-from .module.vmcall import VmcallRecord
+from .events import Halted, InterruptDelivered, InterruptPosted, VeRaised, VmcallRecord, Woke
 from .trace import rendered
 
 FORMATS = ("text", "jsonl", "chrome")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .. import abi
 from ..exits import VmExit, VmResume
-from ..module.vmcall import VmcallRecord
+from ..events import VmcallRecord
 from ..td import RunResult
 from .contracts import reg_name
 from .scenario import Scenario

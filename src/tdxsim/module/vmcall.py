@@ -6,32 +6,12 @@ registers; RAX = 0 and RCX unchanged.  It never looks at R10/R11.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 from .. import abi
 from .common import complete
+from ..events import VmcallRecord
 from ..exits import VmExit
-
-
-@dataclass(frozen=True)
-class VmcallRecord:
-    """One TD exit as the checker and traces see it (spec 3.6 step 6)."""
-    time_ns: int
-    rip: int
-    gpr_select: int
-    xmm_select: int
-    exposed: tuple[int, ...]  # the host's view of the GPRs (spec 3.3)
-    returned: dict[int, int]  # GPRs the guest took back from the host
-    action: object = None
-
-    @property
-    def name(self) -> str:
-        return abi.subfn_name(self.exposed[abi.R10], self.exposed[abi.R11])
-
-    @property
-    def status(self) -> int | None:
-        return self.returned.get(abi.R10)
 
 
 def invalid_control(rcx: int, no_rbp_mod: bool) -> bool:

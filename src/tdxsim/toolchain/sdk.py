@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import abi
 from ..errors import BuildError
-from ..memory import SHARED_WINDOW
+from ..layout import SHARED_WINDOW
 from ..module.ve import VE_VECTOR
 from . import header, tools
 

@@ -10,47 +10,29 @@ from __future__ import annotations
 import ctypes
 import time
 import zlib
-from dataclasses import replace
 from typing import Callable, NamedTuple
 
-from unicorn import (UC_ARCH_X86, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_CODE, UC_HOOK_INSN,
-                     UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE,
-                     UC_HOOK_TLB_FILL,
-                     UC_MEM_FETCH, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE,
-                     UC_MODE_64, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
-                     UC_TLB_VIRTUAL, Uc, UcError)
+from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID,
+                     UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE, UC_MEM_FETCH_UNMAPPED,
+                     UC_MEM_READ_UNMAPPED, UC_MODE_64, Uc, UcError)
 from unicorn import x86_const as X
 from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import abi, native
 from ..errors import TdxsimError
-from . import modes, paging
+from . import modes
 from .counter import InstructionCounter
 from .crash import decode
+from .mmu import Mmu
 from . import ve_insns
 from .regs import RFLAGS_IF, RegisterFile
 
 # The intercepted instructions Unicorn can hook (spec 12): a safety net for
 # code outside the scanned segments, which the trap hooks do not cover.
 _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
-_ACCESS = {UC_MEM_WRITE: "write", UC_MEM_FETCH: "fetch"}  # anything else reads
-MSR_EFER = 0xC000_0080
 SHORT_SLICE = 10_000  # instructions; runs without Unicorn's timeout watchdog
-# A refused page is mapped to an unbacked "trap" page so that the access
-# faults in UC_HOOK_MEM_UNMAPPED, which reports the exact address.
-TRAP_BASE = 0xF_0000_0000_0000
-TRAP_PAGES = 16
-PAGE = 0x1000
 MAX_BOUNDARY_HOOKS = 64
-
-
-class MemoryFault(Exception):
-    """A linear access tdxsim made on the vCPU's behalf could not complete;
-    `info` is the page fault or EPT violation (each has describe())."""
-
-    def __init__(self, info):
-        super().__init__(info.describe())
-        self.info = info
+PAGE = 0x1000
 
 
 class Stop(NamedTuple):  # a tuple: built on every slice, ~5x cheaper than a frozen dataclass
@@ -101,29 +83,16 @@ class VCpu:
         self.watched: int | None = None  # the POPF/IRET the last slice ended after
         self.uc.ctl_exits_enabled(True)  # with no exit addresses: see _set_stop_address
         self.uc.ctl_set_exits([])
-        # Every guest-physical address the page walk produces goes through
-        # check_gpa(gpa, la, access): the backing address, or a fault object.
-        self.check_gpa: Callable[[int, int, str], object] = lambda gpa, la, access: gpa
-        self._fault = None
-        self._traps: dict[int, int] = {}  # trap page -> the refused linear page
-        # The code shadow: linear page -> backing page, as last filled, for
-        # reading code without a page walk (here and in tdcall.c).
+        self._fault = None  # the page fault or EPT violation behind a trap-page access
         self.fast = native.VCpu(uc=native.Unicorn.entry_points())
-        self._shadow_cr3 = -1
-        self._walks: dict[tuple[int, str], tuple[int, int]] = {}  # (page, access) -> translation
-        self._walks_cr3 = -1
-        self._tb_stale = False
+        self.mmu = mmu = Mmu(self.uc, self.regs, self.fast)
+        # Memory access, guest-physical (backing) and linear: the MMU's.
+        self.map_ptr, self.phys_read, self.phys_write = mmu.map_ptr, mmu.phys_read, mmu.phys_write
+        self.read, self.write, self.readable = mmu.read, mmu.write, mmu.readable
+        self.translate, self.fetched = mmu.translate, mmu.fetched
+        self.enable_paging, self.flush_translations = mmu.enable_paging, mmu.flush_translations
         self._stop_requested = False  # request_stop() was called: every slice ends at once
-        # Set by modes.enter_reset_state: the guest may run 32-bit code and
-        # turn paging off and on itself (TDVF); off, every walk is 4-level.
-        self.mixed_modes = False
-        # Trap intercepted instructions page by page as code is fetched,
-        # rather than by a scan of the image (firmware: _scan_code_page).
-        self.scan_fetched = False
         self._scanned: dict[tuple[int, int], int] = {}  # (page, backing) -> crc32 of its code
-        self._code_pages: set[int] = set()  # backing page numbers code was fetched from
-        self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
-        self.uc.hook_add(UC_HOOK_TLB_FILL, self._tlb_fill)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
             self.fast.fallback = self._fallback = native.FALLBACK(
                 lambda _uc, _user: self._invalid_insn(self.uc, None))
@@ -156,161 +125,12 @@ class VCpu:
         self.uc.hook_add(UC_HOOK_CODE, lambda uc, address, size, user: on_run(address),
                          None, begin, end)
 
-    # --- memory: guest-physical (backing) addresses ---
-    def map_ptr(self, address: int, size: int, host_address: int) -> None:
-        self.uc.mem_map_ptr(address, size, UC_PROT_ALL, host_address)
-
-    def phys_read(self, address: int, size: int) -> bytes:
-        return bytes(self.uc.mem_read(address, size))
-
-    def phys_write(self, address: int, data: bytes) -> None:
-        if _binding.uclib.uc_mem_write(self.uc._uch, address, data, len(data)):
-            self.uc.mem_write(address, data)  # raises the binding's UcError
-
-    # --- memory: linear addresses, through the guest's page tables ---
-    def enable_paging(self, cr3: int) -> None:
-        """4-level paging with NX, as a 64-bit CPU requires."""
-        uc = self.uc
-        uc.reg_write(X.UC_X86_REG_CR3, cr3)
-        uc.reg_write(X.UC_X86_REG_CR4, uc.reg_read(X.UC_X86_REG_CR4) | paging.CR4_PAE)
-        uc.msr_write(MSR_EFER, uc.msr_read(MSR_EFER) | paging.EFER_LME | paging.EFER_LMA
-                     | paging.EFER_NXE)
-        uc.reg_write(X.UC_X86_REG_CR0, uc.reg_read(X.UC_X86_REG_CR0) | paging.CR0_PG
-                     | paging.CR0_WP)
-        self._flush_tlb()
-
-    def _flush_tlb(self) -> None:
-        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
-        self._forget_code_pages()
-        self._walks.clear()
-
-    def _forget_code_pages(self) -> None:
-        ctypes.memset(self.fast.shadow_pages, 0, ctypes.sizeof(self.fast.shadow_pages))
-
-    def flush_translations(self, backing: range | None = None) -> None:
-        """Forget cached translations and code after guest memory changed
-        behind the emulator (a conversion discards pages).  When code pages
-        are scanned as they are fetched, translated code is kept if no page
-        of `backing` (backing addresses) ever held fetched code: firmware
-        converts bounce buffers page by page, and retranslating all code
-        each time would dominate its run."""
-        self._flush_tlb()
-        if backing is None or not self.scan_fetched or any(
-                page in self._code_pages for page in range(backing.start // PAGE,
-                                                           -(-backing.stop // PAGE))):
-            self._tb_stale = True
-
-    def translate(self, la: int, access: str = "read"):
-        """(backing address, Unicorn permissions) of a linear address, or the
-        fault (page fault or EPT violation) the access would raise.
-
-        Successful walks are cached per page like a TLB: until CR3 changes
-        or tdxsim flushes (a conversion), as x86 allows."""
-        cr3 = self._translation_key()
-        if cr3 != self._walks_cr3:
-            self._walks.clear()
-            self._walks_cr3 = cr3
-        offset = la % PAGE
-        hit = self._walks.get((la - offset, access))
-        if hit is None:
-            hit = self._walk(la - offset, access)
-            if not isinstance(hit, tuple):
-                return self._walk(la, access)  # the fault, with the exact address
-            self._walks[(la - offset, access)] = hit
-        return hit[0] + offset, hit[1]
-
-    def _translation_key(self) -> int:
-        """What the current translations depend on: CR3, and with mixed
-        modes also whether paging is on (bit 0 is never set in CR3's base)."""
-        cr3 = self.regs.cr3
-        if self.mixed_modes and not self.uc.reg_read(X.UC_X86_REG_CR0) & paging.CR0_PG:
-            return cr3 | 1 << 63
-        return cr3
-
-    def _walk(self, la: int, access: str):
-        uc = self.uc
-        if self.mixed_modes and not uc.reg_read(X.UC_X86_REG_CR0) & paging.CR0_PG:
-            where = self.check_gpa(la & 0xFFFF_FFFF, la, access)  # paging off: GPA = LA
-            return where if not isinstance(where, int) else (where, UC_PROT_ALL)
-        if self.mixed_modes and not uc.msr_read(MSR_EFER) & paging.EFER_LMA:
-            return paging.TranslationFault("#PF", la, access, "32-bit (non-long-mode) paging "
-                                           "is not modelled")
-
-        def entry(gpa: int) -> int:  # the walk's own reads go through the EPT too
-            where = self.check_gpa(gpa, la, "read")
-            if not isinstance(where, int):
-                raise MemoryFault(replace(where, walk=True))
-            return int.from_bytes(uc.mem_read(where, 8), "little")
-
-        try:
-            t = paging.walk(entry, uc.reg_read(X.UC_X86_REG_CR3), la, access,
-                            bool(uc.reg_read(X.UC_X86_REG_CR0) & paging.CR0_WP),
-                            bool(uc.msr_read(MSR_EFER) & paging.EFER_NXE))
-        except MemoryFault as fault:
-            return fault.info
-        if isinstance(t, paging.TranslationFault):
-            return t
-        where = self.check_gpa(t.gpa, la, access)
-        if not isinstance(where, int):
-            return where
-        return where, (UC_PROT_READ | (UC_PROT_WRITE if t.writable else 0)
-                       | (UC_PROT_EXEC if t.executable else 0))
-
-    def _pieces(self, la: int, size: int, access: str):
-        """(backing address, length) per page of a linear range."""
-        while size > 0:
-            n = min(size, PAGE - la % PAGE)
-            t = self.translate(la, access)
-            if not isinstance(t, tuple):
-                raise MemoryFault(t)
-            yield t[0], n
-            la, size = la + n, size - n
-
-    def read(self, address: int, size: int) -> bytes:
-        return b"".join(self.phys_read(a, n) for a, n in list(self._pieces(address, size, "read")))
-
-    def write(self, address: int, data: bytes) -> None:
-        if address % PAGE + len(data) <= PAGE:  # the common case: one page
-            t = self.translate(address, "write")
-            if not isinstance(t, tuple):
-                raise MemoryFault(t)
-            self.phys_write(t[0], data)
-            return
-        offset = 0
-        for a, n in list(self._pieces(address, len(data), "write")):
-            self.phys_write(a, data[offset:offset + n])
-            offset += n
-
-    def readable(self, address: int, size: int) -> bool:
-        try:
-            list(self._pieces(address, size, "read"))
-            return True
-        except MemoryFault:
-            return False
-
-    def _tlb_fill(self, uc, la, access, entry, _user) -> bool:
-        """Unicorn's TLB miss: walk the guest's tables, then the EPT check.
-        Unicorn passes only the page, so a refused page goes to a trap page
-        where the access itself faults with its exact address."""
-        t = self.translate(la, _ACCESS.get(access, "read"))
-        if not isinstance(t, tuple):
-            trap = TRAP_BASE + len(self._traps) % TRAP_PAGES * PAGE
-            self._traps[trap] = la
-            entry.paddr, entry.perms = trap, UC_PROT_ALL
-            return True
-        cr3 = self._translation_key()
-        if cr3 != self._shadow_cr3:
-            self._forget_code_pages()
-            self._shadow_cr3 = cr3
-        if self.scan_fetched and access == UC_MEM_FETCH:
-            self._scan_code_page(la - la % PAGE, t[0] - t[0] % PAGE)
-        slot = la // PAGE % native.SHADOW_SLOTS
-        self.fast.shadow_pages[slot] = la // PAGE + 1
-        self.fast.shadow_backing[slot] = t[0] // PAGE
-        entry.paddr, entry.perms = t
-        return True
-
     # --- trapped instructions ---
+    def scan_fetched_code(self) -> None:
+        """Trap intercepted instructions page by page as code is fetched,
+        rather than by a scan of the image (firmware)."""
+        self.mmu.on_code_fetch = self._scan_code_page
+
     def _scan_code_page(self, la: int, backing: int) -> None:
         """Trap the code of a page as the guest first fetches from it (code
         it loaded, decompressed or changed itself).  I/O instructions are
@@ -323,11 +143,11 @@ class VCpu:
         if seen == digest:
             return
         self._scanned[(la, backing)] = digest
-        self._code_pages.add(backing // PAGE)
+        self.mmu.code_pages.add(backing // PAGE)
         before = len(self.ve_traps)
         self.install_traps([(la, code)], io=False)
         if seen is not None and len(self.ve_traps) != before:
-            self._tb_stale = True
+            self.mmu.code_stale = True
             self.uc.emu_stop()
 
     def install_traps(self, code_ranges: list[tuple[int, bytes]], io: bool = True) -> None:
@@ -433,10 +253,10 @@ class VCpu:
         that an interrupt waiting for IF = 1 is delivered at the first
         boundary where it can be."""
         started = time.monotonic()
-        if self._tb_stale:  # deferred: never flush translated code from inside a hook
+        if self.mmu.code_stale:  # deferred: never flush translated code from inside a hook
             self.uc.ctl_flush_tb()
             self.counter.forget_blocks()
-            self._tb_stale = False
+            self.mmu.code_stale = False
         self._set_stop_address(until)
         self.counter.set_limit(limit)
         # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
@@ -493,9 +313,7 @@ class VCpu:
         self._stop = None
         self._unmapped = None
         self._fault = None
-        if self._traps:  # the TLB still maps refused pages to trap pages
-            self._flush_tlb()
-            self._traps.clear()
+        self.mmu.release_trap_pages()
         rip = self.regs.rip
         if step and (rip in self.ve_traps or rip == until):  # Unicorn would not stop there
             return Stop("until", rip) if rip == until else Stop("ve-insn", rip)
@@ -546,7 +364,7 @@ class VCpu:
             return Stop("interrupted", rip)
         if until and rip == until:
             return Stop("until", rip)
-        if self.counter.count >= self.counter.state.limit or self._tb_stale:
+        if self.counter.count >= self.counter.state.limit or self.mmu.code_stale:
             return Stop("limit", rip)
         if rip in self.ve_traps:
             return Stop("ve-insn", rip)
@@ -572,7 +390,7 @@ class VCpu:
             if not self.on_tdcall(self.regs):
                 self._stop = Stop("tdcall", self.regs.rip)
                 uc.emu_stop()
-            elif self._tb_stale:
+            elif self.mmu.code_stale:
                 uc.emu_stop()
             return True
         name = "ud2" if code[:2] == abi.UD2_BYTES else \
@@ -588,20 +406,7 @@ class VCpu:
     def code64(self) -> bool:
         """Whether the code running now is 64-bit (always, unless the guest
         started in the TDX reset state: modes.py)."""
-        return not self.mixed_modes or modes.code64(self)
-
-    def fetched(self, address: int, size: int) -> bytes:
-        """Bytes of code the vCPU just fetched.  The TLB fill that fetched
-        them is in the shadow, so the hot path (TDCALL) needs no page walk."""
-        slot = address // PAGE % native.SHADOW_SLOTS
-        if self.fast.shadow_pages[slot] == address // PAGE + 1 \
-                and address % PAGE + size <= PAGE and size <= 16:
-            page = self.fast.shadow_backing[slot]
-            return self.regs.peek_code(page * PAGE + address % PAGE, size)
-        try:
-            return self.read(address, size)
-        except (MemoryFault, UcError):
-            return b""
+        return not self.mmu.mixed_modes or modes.code64(self)
 
     def _interrupt(self, uc, intno, _user) -> None:
         rip = self.regs.rip
@@ -612,15 +417,10 @@ class VCpu:
         uc.emu_stop()
 
     def _unmapped_access(self, uc, access, address, size, value, _user) -> bool:
-        page = self._traps.get(address - address % PAGE)
-        if page is not None:  # the refused access: translate it again, exactly
-            kind = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_FETCH_UNMAPPED: "fetch"}.get(access, "write")
-            fault = self.translate(page + address % PAGE, kind)
-            if not isinstance(fault, tuple):
-                self._fault = fault
-                return False
-        kinds = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_FETCH_UNMAPPED: "instruction fetch"}
-        self._unmapped = (kinds.get(access, "write"), address)
+        self._fault = self.mmu.trapped_fault(access, address)
+        if self._fault is None:
+            kinds = {UC_MEM_READ_UNMAPPED: "read", UC_MEM_FETCH_UNMAPPED: "instruction fetch"}
+            self._unmapped = (kinds.get(access, "write"), address)
         return False
 
     def _ve_insn(self, uc, *args) -> int:

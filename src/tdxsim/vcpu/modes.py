@@ -38,7 +38,7 @@ def enter_reset_state(vcpu, scratch: int) -> None:
     page at `scratch` for the loads and cleared again: the guest finds its
     memory as it was and the GDTR as the module leaves it (base 0)."""
     uc = vcpu.uc
-    vcpu.mixed_modes = True
+    vcpu.mmu.mixed_modes = True
     uc.reg_write(X.UC_X86_REG_CR4, uc.reg_read(X.UC_X86_REG_CR4) | paging.CR4_PAE)
     uc.reg_write(X.UC_X86_REG_CR0, uc.reg_read(X.UC_X86_REG_CR0) | paging.CR0_PG)
     uc.reg_write(X.UC_X86_REG_CR0, RESET_CR0)  # paging off: leaves long mode

@@ -7,8 +7,11 @@ bit 47 or 51.  Rules from the Intel SDM vol. 3, 4.5 and 4.6, for CPL 0.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
+
+from ..layout import SHARED_WINDOW
 
 PAGE = 0x1000
 PRESENT = 1 << 0
@@ -82,3 +85,20 @@ def walk(read_entry: Callable[[int], int], cr3: int, la: int, access: str,
     if access == "fetch" and not executable:
         return TranslationFault("#PF", la, access, "instruction fetch from a no-execute page")
     return Translation(base | la & (size - 1), writable, executable)
+
+
+_RW = PRESENT | WRITABLE
+
+
+@functools.cache
+def default_page_tables(base: int, shared_bit: int) -> bytes:
+    """tdxsim's default page tables (layout.py), three pages at `base`: the
+    PML4, the identity PDPT and the PDPT of the shared window."""
+    pml4 = bytearray(PAGE)
+    pml4[0:8] = (base + PAGE | _RW).to_bytes(8, "little")
+    slot = (SHARED_WINDOW >> 39 & 0x1FF) * 8
+    pml4[slot:slot + 8] = (base + 2 * PAGE | _RW).to_bytes(8, "little")
+    private = b"".join((i << 30 | _RW | LARGE).to_bytes(8, "little") for i in range(512))
+    shared = b"".join((i << 30 | shared_bit | _RW | LARGE).to_bytes(8, "little")
+                      for i in range(512))
+    return bytes(pml4) + private + shared
