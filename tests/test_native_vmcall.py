@@ -220,3 +220,24 @@ def test_observers_failures_and_hostile_hosts_use_python(asm):
     hostile = asm(LOOP, native=True, host="hostile")
     hostile.call_result("loop", 5, 0, 0x64)
     assert served(hostile) == 0
+
+
+def test_the_rcx_rule_is_the_same_in_c_python_and_the_spec():
+    """Spec 3.2: RCX is refused when bits 63:32 are set, when it selects RAX,
+    RCX or RSP (bits 0, 1, 4), or RBP (bit 5) under NO_RBP_MOD.  Every one
+    of the 2^16 selects, with and without NO_RBP_MOD and with a reserved
+    bit, gets the same answer from module/vmcall.c, module/vmcall.py's
+    control_error (the module's and the checker's rule) and this table."""
+    import ctypes
+
+    from tdxsim.module.vmcall import control_error
+    from tdxsim.native import library
+
+    c_rule = library().tdxsim_invalid_control
+    c_rule.argtypes, c_rule.restype = (ctypes.c_uint64, ctypes.c_bool), ctypes.c_bool
+    for no_rbp_mod in (False, True):
+        for select in range(1 << 16):
+            for rcx in (select, select | 1 << 32, select | 1 << 63):
+                spec = bool(rcx >> 32 or select & 0b1_0011 or (no_rbp_mod and select & 0b10_0000))
+                assert c_rule(rcx, no_rbp_mod) is spec, (hex(rcx), no_rbp_mod)
+                assert (control_error(rcx, no_rbp_mod) is not None) is spec, (hex(rcx), no_rbp_mod)

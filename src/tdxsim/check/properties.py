@@ -13,6 +13,7 @@ from typing import Callable
 
 from .. import abi
 from ..events import InterruptDelivered
+from ..module.vmcall import control_error
 from ..td import RETURN_TRAP
 from ..vcpu.regs import RFLAGS_IF
 from .contracts import Contract, reg_name
@@ -61,12 +62,13 @@ def leaf(c: Contract, o: Observation):
 def mask_problem(c: Contract, rcx: int) -> str | None:
     select, xmm = rcx & abi.GPR_SELECT_MASK, rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK
     refused = "so the module fails every call with TDX_OPERAND_INVALID (spec 3.2)"
-    if rcx & abi.RCX_RESERVED_MASK:
+    rule = control_error(rcx, c.no_rbp_mod)  # the module's own rule
+    if rule == "reserved":
         return f"RCX = {rcx:#x} at the TDCALL sets reserved bits 63:32, {refused}."
-    if select & abi.NEVER_SELECTABLE:
+    if rule == "never":
         return (f"RCX = {rcx:#x} at the TDCALL selects {names(select & abi.NEVER_SELECTABLE)}, "
                 f"which are never exchanged, {refused}.")
-    if c.no_rbp_mod and select & abi.RBP_SELECT:
+    if rule == "rbp":
         return (f"RCX = {rcx:#x} at the TDCALL selects RBP (bit 5), which the module refuses "
                 f"under NO_RBP_MOD (KVM always sets it), {refused}.")
     if select == c.mask and xmm == c.xmm_mask:

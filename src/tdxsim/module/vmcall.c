@@ -13,7 +13,9 @@
 
 #include "../native.h"
 
-static bool invalid_control(uint64_t rcx, bool no_rbp_mod)
+/* module/vmcall.py control_error, the rule's one statement; exported so
+ * that a test holds the two to the same answer for every select. */
+EXPORT bool tdxsim_invalid_control(uint64_t rcx, bool no_rbp_mod)
 {
     uint64_t select = rcx & GPR_SELECT_MASK;
 
@@ -43,7 +45,7 @@ bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
     uint64_t rcx = gprs[REG_RCX], select = rcx & GPR_SELECT_MASK, view[16];
     struct tdxsim_reply reply = {0};
 
-    if (!m->enabled || m->recorded == m->capacity || invalid_control(rcx, m->no_rbp_mod)
+    if (!m->enabled || m->recorded == m->capacity || tdxsim_invalid_control(rcx, m->no_rbp_mod)
         || (rcx >> XMM_SELECT_SHIFT & XMM_SELECT_MASK))
         return false;
     for (int i = 0; i < 16; i++)

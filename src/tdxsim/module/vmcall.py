@@ -14,11 +14,24 @@ from ..events import VmcallRecord
 from ..exits import VmExit
 
 
-def invalid_control(rcx: int, no_rbp_mod: bool) -> bool:
-    """The module's checks on RCX before any TD exit (spec 3.2)."""
+def control_error(rcx: int, no_rbp_mod: bool) -> str | None:
+    """Which of the module's checks on RCX before any TD exit (spec 3.2)
+    refuses it: 'reserved' (bits 63:32 set), 'never' (RAX, RCX or RSP
+    selected), 'rbp' (RBP selected under NO_RBP_MOD); None: it passes.
+    The one statement of the rule: module/vmcall.c mirrors it (tested on
+    every select), and the checker judges stubs by it."""
     select = rcx & abi.GPR_SELECT_MASK
-    return bool(rcx & abi.RCX_RESERVED_MASK or select & abi.NEVER_SELECTABLE
-                or (no_rbp_mod and select & abi.RBP_SELECT))
+    if rcx & abi.RCX_RESERVED_MASK:
+        return "reserved"
+    if select & abi.NEVER_SELECTABLE:
+        return "never"
+    if no_rbp_mod and select & abi.RBP_SELECT:
+        return "rbp"
+    return None
+
+
+def invalid_control(rcx: int, no_rbp_mod: bool) -> bool:
+    return control_error(rcx, no_rbp_mod) is not None
 
 
 _NO_XMMS = (0,) * 16

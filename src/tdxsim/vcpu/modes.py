@@ -46,7 +46,7 @@ def enter_reset_state(vcpu, scratch: int) -> None:
     uc.reg_write(X.UC_X86_REG_CR4, RESET_CR4)
     uc.reg_write(X.UC_X86_REG_CR3, 0)
     # The scratch page may be pending: these loads are tdxsim's, not the guest's.
-    check, vcpu.check_gpa = vcpu.check_gpa, lambda gpa, la, access: gpa
+    check, vcpu.mmu.check_gpa = vcpu.mmu.check_gpa, lambda gpa, la, access: gpa
     saved = vcpu.phys_read(scratch, len(_FLAT_GDT))
     try:
         vcpu.flush_translations()
@@ -57,7 +57,7 @@ def enter_reset_state(vcpu, scratch: int) -> None:
             uc.reg_write(seg, _DATA)
     finally:
         vcpu.phys_write(scratch, saved)
-        vcpu.check_gpa = check
+        vcpu.mmu.check_gpa = check
         vcpu.flush_translations()
     uc.reg_write(X.UC_X86_REG_GDTR, (0, 0, 0xFFFF, 0))
     uc.reg_write(X.UC_X86_REG_IDTR, (0, 0, 0, 0))
