@@ -14,7 +14,6 @@ import os
 
 from unicorn.unicorn_py3 import unicorn as _binding
 
-from .vcpu.regs import GPR_IDS, RFLAGS, RIP
 
 u64, u32, u8 = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint8
 ptr = ctypes.c_void_p
@@ -56,13 +55,6 @@ class Unicorn(ctypes.Structure):
                 ("reg_read_batch", ptr), ("reg_write_batch", ptr), ("mem_read", ptr),
                 ("gpr_ids", ctypes.c_int * 16), ("rip_id", ctypes.c_int),
                 ("rflags_id", ctypes.c_int)]
-
-    @classmethod
-    def entry_points(cls) -> "Unicorn":
-        lib = _binding.uclib
-        return cls(uc_emu_stop, *(ctypes.cast(f, ptr) for f in (
-            lib.uc_reg_read, lib.uc_reg_write, lib.uc_reg_read_batch, lib.uc_reg_write_batch,
-            lib.uc_mem_read)), (ctypes.c_int * 16)(*GPR_IDS), RIP, RFLAGS)
 
 
 COUNTER_SLOTS = 4096

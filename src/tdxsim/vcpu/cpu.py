@@ -25,7 +25,7 @@ from .counter import InstructionCounter
 from .crash import decode
 from .mmu import Mmu
 from . import ve_insns
-from .regs import RFLAGS_IF, RegisterFile
+from .regs import RFLAGS_IF, RegisterFile, unicorn_entry_points
 
 # The intercepted instructions Unicorn can hook (spec 12): a safety net for
 # code outside the scanned segments, which the trap hooks do not cover.
@@ -84,7 +84,7 @@ class VCpu:
         self.uc.ctl_exits_enabled(True)  # with no exit addresses: see _set_stop_address
         self.uc.ctl_set_exits([])
         self._fault = None  # the page fault or EPT violation behind a trap-page access
-        self.fast = native.VCpu(uc=native.Unicorn.entry_points())
+        self.fast = native.VCpu(uc=unicorn_entry_points())
         self.mmu = mmu = Mmu(self.uc, self.regs, self.fast)
         # Memory access, guest-physical (backing) and linear: the MMU's.
         self.map_ptr, self.phys_read, self.phys_write = mmu.map_ptr, mmu.phys_read, mmu.phys_write

@@ -11,6 +11,8 @@ import ctypes
 from unicorn import x86_const as X
 from unicorn.unicorn_py3 import unicorn as _binding
 
+from .. import native
+
 GPR_IDS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_RDX, X.UC_X86_REG_RBX,
            X.UC_X86_REG_RSP, X.UC_X86_REG_RBP, X.UC_X86_REG_RSI, X.UC_X86_REG_RDI,
            X.UC_X86_REG_R8, X.UC_X86_REG_R9, X.UC_X86_REG_R10, X.UC_X86_REG_R11,
@@ -20,6 +22,15 @@ RIP = X.UC_X86_REG_RIP
 RFLAGS = X.UC_X86_REG_RFLAGS
 RFLAGS_IF = 1 << 9
 RFLAGS_RF = 1 << 16
+
+
+def unicorn_entry_points() -> native.Unicorn:
+    """Unicorn's C entry points and register ids, for the compiled hooks."""
+    lib = _binding.uclib
+    ptr = ctypes.c_void_p
+    return native.Unicorn(native.uc_emu_stop, *(ctypes.cast(f, ptr) for f in (
+        lib.uc_reg_read, lib.uc_reg_write, lib.uc_reg_read_batch, lib.uc_reg_write_batch,
+        lib.uc_mem_read)), (ctypes.c_int * 16)(*GPR_IDS), RIP, RFLAGS)
 
 
 class RegisterFile:
