@@ -33,11 +33,10 @@ from typing import Callable
 
 from . import abi
 from .abi import SubFn, VmcallStatus
-from .events import MemoryConverted, VeRaised
+from .events import MemoryConverted, VeRaised, VmcallRecord
 from .exits import VmResume
 from .host import Host, mapgpa
 from .memory import Page
-from .module.vmcall import VmcallRecord
 from .td import TD
 
 SCENARIOS = ("retry-progress", "retry-no-progress", "fail-mid-range", "r11-at-end",
