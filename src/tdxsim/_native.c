@@ -1,6 +1,8 @@
 /*
- * tdxsim's compiled hooks, one shared library built by pip: the instruction
- * counter and trap hooks of the vCPU (vcpu/counter.c, vcpu/traps.c).
+ * tdxsim's compiled hooks, one shared library built by pip: the vCPU's
+ * instruction counter, trap hooks and TDCALL hook (vcpu/counter.c, traps.c,
+ * tdcall.c), the module's TDG.VP.VMCALL path (module/vmcall.c) and the
+ * host's fast paths (host/fast.c).
  *
  * It is a CPython extension only so that pip compiles it; Python never calls
  * into it as a module: tdxsim/native.py loads it with ctypes and hands the

@@ -1,8 +1,10 @@
 """Every constant of the TDX guest <-> module <-> host interface.
 
 Each group names the public source it comes from, with the tags of
-shared/spec/tdx-interface.md (section numbers in brackets).  Nothing else in
-tdxsim spells an ABI number.
+shared/spec/tdx-interface.md (section numbers in brackets), and each is
+spelled once.  The C hooks take theirs from here (setup.py generates
+tdxsim_abi.h); x86 architecture numbers the vCPU needs (paging bits,
+interrupt gates, EFER) live with the code that models them (vcpu/).
 """
 from __future__ import annotations
 
@@ -156,7 +158,7 @@ REPORT_SUBTYPE_TDX = 0
 # 17 reserved bytes, TDINFO (512 B)
 REPORT_TEE_TCB_INFO_HASH = 32
 REPORT_TEE_INFO_HASH = 80
-REPORT_REPORTDATA = 128
+REPORTDATA_OFFSET = 128
 REPORT_MAC = 224
 REPORT_MAC_SIZE = 32
 REPORT_TEE_TCB_INFO = 256
@@ -286,12 +288,10 @@ QUOTE_STATUS_ERROR = 0x8000_0000_0000_0000
 QUOTE_STATUS_UNAVAILABLE = 0x8000_0000_0000_0001
 QUOTE_MAX_BUFFER = 128 << 10
 QUOTE_MAX_IN_FLIGHT = 16
-# TDREPORT_STRUCT (TDG.MR.REPORT, spec 1.3 leaf 4; [M-api]): 1024 bytes that
-# start with the 256-byte REPORTMACSTRUCT = REPORTTYPE 4, reserved 12, CPUSVN
-# 16, TEE_TCB_INFO_HASH 48, TEE_INFO_HASH 48, REPORTDATA 64, reserved 32, MAC 32
-TDREPORT_SIZE = 1024
-REPORTDATA_OFFSET = 128
-REPORTDATA_SIZE = 64
+# TDREPORT_STRUCT (TDG.MR.REPORT, spec 1.3 leaf 4; [M-api]): TDREPORT_SIZE
+# bytes that start with the 256-byte REPORTMACSTRUCT = REPORTTYPE 4, reserved
+# 12, CPUSVN 16, TEE_TCB_INFO_HASH 48, TEE_INFO_HASH 48, REPORTDATA 64
+# (REPORTDATA_OFFSET), reserved 32, MAC 32
 
 # SetupEventNotifyInterrupt (spec 4.7; [QEMU]); the vectors a TDX host can make
 # pending, NMI besides, never exceptions 0-31 (spec 13.1; [KVM] posted interrupts)

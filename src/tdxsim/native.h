@@ -63,7 +63,7 @@ struct tdxsim_serial {
 };
 
 /* host/fast.c: which hypercalls the host lets the compiled path serve.
- * Python sets these before each slice from the host's handler tables, so a
+ * Python sets these when a run starts from the host's handler tables, so a
  * handler or device the user replaced is always served by Python. */
 struct tdxsim_host {
     uint64_t vapic_poll_irq; /* KVM_HC_VAPIC_POLL_IRQ is KVM's own handler */

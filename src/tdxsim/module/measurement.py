@@ -86,7 +86,7 @@ class Measurements:
         report[abi.REPORT_TEE_TCB_INFO_HASH:abi.REPORT_TEE_TCB_INFO_HASH + 48] = \
             hashlib.sha384(tee_tcb_info).digest()
         report[abi.REPORT_TEE_INFO_HASH:abi.REPORT_TEE_INFO_HASH + 48] = hashlib.sha384(tdinfo).digest()
-        report[abi.REPORT_REPORTDATA:abi.REPORT_REPORTDATA + abi.REPORTDATA_SIZE] = reportdata
+        report[abi.REPORTDATA_OFFSET:abi.REPORTDATA_OFFSET + abi.REPORTDATA_SIZE] = reportdata
         mac = hmac.new(self.config.report_key, bytes(report[:abi.REPORT_MAC]), hashlib.sha384)
         report[abi.REPORT_MAC:abi.REPORT_MAC + abi.REPORT_MAC_SIZE] = mac.digest()[:abi.REPORT_MAC_SIZE]
         report[abi.REPORT_TEE_TCB_INFO:abi.REPORT_TEE_TCB_INFO + abi.TEE_TCB_INFO_SIZE] = tee_tcb_info

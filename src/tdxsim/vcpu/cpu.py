@@ -260,7 +260,7 @@ class VCpu:
         self._set_stop_address(until)
         self.counter.set_limit(limit)
         # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
-        # a short slice (one instruction in the STI shadow) goes without.
+        # a slice of at most SHORT_SLICE instructions goes without.
         watchdog = 0.0 if limit - self.counter.count <= SHORT_SLICE else timeout
         self._if_watch.armed = watch_if
         try:
