@@ -362,6 +362,17 @@ MSR_IA32_MISC_ENABLE = 0x1A0
 MSR_IA32_TSC_DEADLINE = 0x6E0
 MSR_X2APIC_EOI = 0x80B
 MSR_X2APIC_LVT_TIMER = 0x832
+MSR_X2APIC_TIMER_INITIAL_COUNT = 0x838
+MSR_X2APIC_TIMER_CURRENT_COUNT = 0x839  # read-only
+MSR_X2APIC_TIMER_DIVIDE_CONFIG = 0x83E
+# The APIC timer counts at the core crystal clock over the divisor (SDM vol. 3,
+# 11.5.4).  TDX fixes that clock at 25 MHz and reports it in CPUID(0x15).ECX;
+# KVM follows with KVM_CAP_X86_APIC_BUS_CYCLES_NS = 40 for a TD (Linux commit
+# 6fef518594bc, "KVM: x86: Add a capability to configure bus frequency for
+# APIC timer").  The virtual TSC runs at 1 GHz: CPUID(0x15) EBX/EAX = 40/1.
+CORE_CRYSTAL_HZ = 25_000_000
+APIC_BUS_CYCLE_NS = 1_000_000_000 // CORE_CRYSTAL_HZ
+TSC_HZ = 1_000_000_000
 MSR_EFER = 0xC000_0080
 
 # --- Seed __tdx_hypercall flags (spec 9.1; [Seed], [LX-call]) ---

@@ -1,5 +1,5 @@
 """The host's virtual local APIC (x2APIC MSR interface): pending vectors, the
-in-service set, end of interrupt, and the TSC-deadline timer.
+in-service set, end of interrupt, and the timer.
 
 Priorities follow the APIC (Intel SDM vol. 3, 11.8): the highest pending
 vector is delivered when its priority class (vector >> 4) is above that of
@@ -8,21 +8,148 @@ TSC tick is one virtual nanosecond.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from .. import abi
 
 LVT_VECTOR_MASK = 0xFF
 LVT_MASKED = 1 << 16
 LVT_MODE_SHIFT = 17
-LVT_MODE_TSC_DEADLINE = 2
+LVT_MODE_ONE_SHOT, LVT_MODE_PERIODIC, LVT_MODE_TSC_DEADLINE = 0, 1, 2
+LVT_TIMER_WRITABLE = LVT_VECTOR_MASK | LVT_MASKED | 3 << LVT_MODE_SHIFT
+DIVIDE_CONFIG_WRITABLE = 0xB  # bits 0, 1 and 3 (SDM vol. 3, Figure 11-10)
 NMI = abi.NMI_VECTOR  # schedule(time, NMI) makes an NMI pending (external vectors are 32-255)
 
 
+class ApicTimer:
+    """The local APIC timer (SDM vol. 3, 11.5.4): one-shot and periodic modes
+    count the initial count down to 0 at the APIC timer frequency (25 MHz over
+    the divide configuration, abi.APIC_BUS_CYCLE_NS); TSC-deadline mode fires
+    when the TSC reaches IA32_TSC_DEADLINE.  The count is not stored: it is
+    derived from the virtual time of the next expiry, so the timer costs
+    nothing between its events.  A masked LVT still counts; it only keeps
+    the interrupt back (nor is it latched for an unmask later)."""
+
+    def __init__(self, clock: Callable[[], int]):
+        self.clock = clock
+        self.lvt = LVT_MASKED
+        self.initial = 0
+        self.divide = 0  # divide configuration register: divide by 2
+        self.tsc_deadline = 0  # 0 = disarmed
+        self.expiry: int | None = None  # one-shot/periodic: when the count reaches 0
+
+    @property
+    def mode(self) -> int:
+        return self.lvt >> LVT_MODE_SHIFT & 3
+
+    @property
+    def tick_ns(self) -> int:
+        code = self.divide & 3 | self.divide >> 1 & 4  # bits 3, 1, 0
+        return abi.APIC_BUS_CYCLE_NS * (1 if code == 7 else 2 << code)
+
+    @property
+    def period_ns(self) -> int:
+        return self.initial * self.tick_ns
+
+    # --- the registers ---
+    def write_lvt(self, value: int) -> None:
+        """A change into or out of TSC-deadline mode disarms the timer (SDM
+        11.5.4.1; KVM apic_update_lvtt); one-shot <-> periodic keeps it."""
+        old_deadline_mode = self.mode == LVT_MODE_TSC_DEADLINE
+        unmasking = self.lvt & LVT_MASKED and not value & LVT_MASKED
+        self.lvt = value & LVT_TIMER_WRITABLE
+        if old_deadline_mode != (self.mode == LVT_MODE_TSC_DEADLINE):
+            self.initial, self.expiry, self.tsc_deadline = 0, None, 0
+        elif unmasking:
+            self._skip_to(self.clock())  # expiries while masked stay lost
+
+    def write_initial(self, value: int) -> None:
+        """Loading the initial count (re)starts the count; 0 stops it.
+        Ignored in TSC-deadline mode (SDM 11.5.4.1)."""
+        if self.mode == LVT_MODE_TSC_DEADLINE:
+            return
+        self.initial = value
+        self.expiry = self.clock() + self.period_ns if value else None
+
+    def current_count(self) -> int:
+        """Ticks left until the count reaches 0; 0 once a one-shot count
+        has expired, and always in TSC-deadline mode."""
+        if self.expiry is None or self.mode == LVT_MODE_TSC_DEADLINE:
+            return 0
+        left = self.expiry - self.clock()
+        if self.mode == LVT_MODE_PERIODIC:  # reloaded from the initial count
+            left = left % self.period_ns or self.period_ns
+        return max(0, -(-left // self.tick_ns))
+
+    def write_divide(self, value: int) -> None:
+        """A new divisor applies to the ticks still to count (as KVM's
+        update_target_expiration rescales the time left)."""
+        now, left = self.clock(), self.current_count()
+        self.divide = value & DIVIDE_CONFIG_WRITABLE
+        if self.expiry is not None and left:
+            self.expiry = now + left * self.tick_ns
+
+    def write_tsc_deadline(self, value: int) -> None:
+        """Writes outside TSC-deadline mode are ignored (KVM
+        kvm_set_lapic_tscdeadline_msr); 0 disarms."""
+        if self.mode == LVT_MODE_TSC_DEADLINE:
+            self.tsc_deadline = value
+
+    def read_tsc_deadline(self) -> int:
+        return self.tsc_deadline if self.mode == LVT_MODE_TSC_DEADLINE else 0
+
+    # --- the events ---
+    def next_expiry(self) -> int | None:
+        """Virtual time of the next expiry; None when disarmed, and for a
+        masked periodic timer (its expiries change nothing the guest sees,
+        and a halt must not wake at each one)."""
+        if self.mode == LVT_MODE_TSC_DEADLINE:
+            return self.tsc_deadline or None
+        if self.mode == LVT_MODE_PERIODIC and self.lvt & LVT_MASKED:
+            return None
+        return self.expiry
+
+    def fire(self, now: int) -> int | None:
+        """The vector to post if the timer expired by now."""
+        if self.mode == LVT_MODE_TSC_DEADLINE:
+            if not self.tsc_deadline or self.tsc_deadline > now:
+                return None
+            self.tsc_deadline = 0  # one-shot
+        elif self.expiry is None or self.expiry > now:
+            return None
+        else:
+            self._skip_to(now)
+        return None if self.lvt & LVT_MASKED else self.lvt & LVT_VECTOR_MASK
+
+    def _skip_to(self, now: int) -> None:
+        """Past the expiries due by now: a one-shot count stops at 0, a
+        periodic one reloads (several missed periods post one interrupt,
+        as the IRR holds a vector once)."""
+        if self.expiry is None or self.expiry > now:
+            return
+        if self.mode != LVT_MODE_PERIODIC:
+            self.expiry = None
+        else:
+            self.expiry += (now - self.expiry) // self.period_ns * self.period_ns + self.period_ns
+
+    def install_msrs(self, msrs) -> None:
+        define = msrs.define
+        define(abi.MSR_X2APIC_LVT_TIMER, LVT_MASKED, on_write=self.write_lvt,
+               read=lambda: self.lvt)
+        define(abi.MSR_X2APIC_TIMER_INITIAL_COUNT, 0, on_write=self.write_initial,
+               read=lambda: self.initial)
+        define(abi.MSR_X2APIC_TIMER_CURRENT_COUNT, 0, writable=False, read=self.current_count)
+        define(abi.MSR_X2APIC_TIMER_DIVIDE_CONFIG, 0, on_write=self.write_divide,
+               read=lambda: self.divide)
+        define(abi.MSR_IA32_TSC_DEADLINE, 0, on_write=self.write_tsc_deadline,
+               read=self.read_tsc_deadline)
+
+
 class LocalApic:
-    def __init__(self):
+    def __init__(self, clock: Callable[[], int] = lambda: 0):
         self.irr: set[int] = set()  # requested (pending) vectors
         self.isr: set[int] = set()  # in service, until EOI
-        self.lvt_timer = LVT_MASKED
-        self.tsc_deadline = 0  # 0 = disarmed
+        self.timer = ApicTimer(clock)
         self.scheduled: list[tuple[int, int]] = []  # (time, vector) from outside
         self.nmi_pending = False  # TD_VCPU_PEND_NMI: one NMI latched (spec 13.1)
 
@@ -60,16 +187,20 @@ class LocalApic:
         if self.isr:
             self.isr.discard(max(self.isr))
 
-    # --- TSC-deadline timer ---
+    # --- the timer (ApicTimer) ---
     @property
-    def timer_mode(self) -> int:
-        return self.lvt_timer >> LVT_MODE_SHIFT & 3
+    def lvt_timer(self) -> int:
+        return self.timer.lvt
+
+    @property
+    def tsc_deadline(self) -> int:
+        return self.timer.tsc_deadline
 
     def write_lvt_timer(self, value: int) -> None:
-        self.lvt_timer = value & 0xFFFF_FFFF
+        self.timer.write_lvt(value)
 
     def write_tsc_deadline(self, value: int) -> None:
-        self.tsc_deadline = value
+        self.timer.write_tsc_deadline(value)
 
     def schedule(self, time_ns: int, vector: int) -> None:
         """An external interrupt that arrives at a given virtual time (a
@@ -77,28 +208,19 @@ class LocalApic:
         self.scheduled.append((time_ns, vector))
         self.scheduled.sort()
 
-    def _timer_deadline(self) -> int | None:
-        if self.tsc_deadline and self.timer_mode == LVT_MODE_TSC_DEADLINE:
-            return self.tsc_deadline
-        return None
-
     def next_deadline(self) -> int | None:
         """Virtual time of the next interrupt source: the armed timer or a
         scheduled interrupt."""
-        timer = self._timer_deadline()
-        if not self.scheduled:
-            return timer
-        first = self.scheduled[0][0]
-        return first if timer is None else min(timer, first)
+        times = [t for t in (self.timer.next_expiry(),
+                             self.scheduled[0][0] if self.scheduled else None) if t is not None]
+        return min(times, default=None)
 
     def fire_due(self, now: int) -> list[tuple[str, int]]:
         """Raise every source whose time has come: [(source, vector)]."""
         fired = []
-        deadline = self._timer_deadline()
-        if deadline is not None and deadline <= now:
-            self.tsc_deadline = 0  # one-shot
-            if not self.lvt_timer & LVT_MASKED:
-                fired.append(("timer", self.lvt_timer & LVT_VECTOR_MASK))
+        vector = self.timer.fire(now)
+        if vector is not None:
+            fired.append(("timer", vector))
         while self.scheduled and self.scheduled[0][0] <= now:
             fired.append(("injected", self.scheduled.pop(0)[1]))
         for _, vector in fired:
@@ -110,8 +232,5 @@ class LocalApic:
 
     def install_msrs(self, msrs) -> None:
         """Route the x2APIC MSRs of the host's MSR store to this APIC."""
-        msrs.define(abi.MSR_X2APIC_LVT_TIMER, LVT_MASKED, on_write=self.write_lvt_timer,
-                    read=lambda: self.lvt_timer)
-        msrs.define(abi.MSR_IA32_TSC_DEADLINE, 0, on_write=self.write_tsc_deadline,
-                    read=lambda: self.tsc_deadline)
+        self.timer.install_msrs(msrs)
         msrs.define(abi.MSR_X2APIC_EOI, 0, on_write=self.eoi, read=lambda: 0)

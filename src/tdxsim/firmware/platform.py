@@ -19,8 +19,7 @@ SYSTEM_STATES = bytes([0x80, 0, 0, 0, 0, 0x80])
 # reset values (version: an integrated APIC with 6 LVT entries, as KVM).
 X2APIC_REGISTERS = {0x802: 0, 0x803: 0x50014, 0x80D: 0, 0x80F: 0xFF, 0x828: 0,
                     0x82F: 0x10000, 0x830: 0, 0x833: 0x10000, 0x834: 0x10000,
-                    0x835: 0x10000, 0x836: 0x10000, 0x837: 0x10000, 0x838: 0,
-                    0x839: 0, 0x83E: 0}
+                    0x835: 0x10000, 0x836: 0x10000, 0x837: 0x10000}
 
 # MTRRs, which KVM emulates for a TD as for any VM (tdx_has_emulated_msr):
 # MTRRcap = 8 variable ranges, fixed ranges and WC supported (KVM's

@@ -2,6 +2,7 @@
 EAX, EBX, ECX, EDX (spec 4.3, 6.2).  KVM applies no operand check."""
 from __future__ import annotations
 
+from .. import abi
 from ..abi import VmcallStatus
 from ..exits import VmExit, VmResume
 
@@ -21,6 +22,8 @@ DEFAULT_CPUID = {
     (0x0, 0): (0x1F, _GENU, _NTEL, _INEI),  # EAX, EBX, ECX, EDX
     (0x1, 0): (0x000806F8, 0x00000800, 0xF7FA3223, 0x0FABFBFF),
     (0x7, 0): (0x2, 0xF3BFBFEF, 0x1B415F6E, 0xFFDC4432),
+    # TSC / core crystal clock: the TDX module fixes ECX at 25 MHz (abi.py)
+    (0x15, 0): (1, abi.TSC_HZ // abi.CORE_CRYSTAL_HZ, abi.CORE_CRYSTAL_HZ, 0),
     (0x40000000, 0): (0x40000001, _KVM1, _KVM2, _KVM3),
     # KVM PV features QEMU offers a TD (TDX_SUPPORTED_KVM_FEATURES): NOP_IO_DELAY,
     # PV_UNHALT, PV_TLB_FLUSH, PV_SEND_IPI, POLL_CONTROL, PV_SCHED_YIELD, MSI_EXT_DEST_ID

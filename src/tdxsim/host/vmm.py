@@ -68,7 +68,7 @@ class Host:
         self.mmio_devices = [MmioDevice()]
         self.cpuid = cpuid.CpuidTable()
         self.msrs = msr.MsrStore()
-        self.lapic = LocalApic()
+        self.lapic = LocalApic(clock=lambda: self.clock())
         self.lapic.install_msrs(self.msrs)
         self.clock: Callable[[], int] = lambda: 0  # virtual TSC, set by the TD
         self.memory = None  # HostMemory: shared pages only, set by the TD
