@@ -45,6 +45,20 @@ struct tdxsim_counter {
     uint32_t counts[COUNTER_SLOTS];
 };
 
+/* clock.py: the TD's one virtual clock.  Every compiled hook tells time
+ * through tdxsim_now_ns(), as Python's Clock.now() does. */
+struct tdxsim_clock {
+    struct tdxsim_counter *counter; /* the vCPU's retired instructions */
+    uint64_t ns_per_insn;
+    uint64_t added_ns; /* time without instructions: halted, and exit costs */
+    uint64_t exit_ns;  /* what each TD exit to the host costs */
+};
+
+static inline uint64_t tdxsim_now_ns(const struct tdxsim_clock *clock)
+{
+    return clock->counter->count * clock->ns_per_insn + clock->added_ns;
+}
+
 /* vcpu/traps.c */
 struct tdxsim_traps {
     uint64_t hit;   /* a trap stopped the vCPU ... */
@@ -86,8 +100,7 @@ struct tdxsim_exit_record {
 struct tdxsim_module {
     uint64_t enabled;    /* nothing the compiled path bypasses is customised */
     uint64_t no_rbp_mod;
-    uint64_t ns_per_insn, halted_ns; /* virtual time, as TD.now_ns */
-    struct tdxsim_counter *counter;
+    struct tdxsim_clock *clock;
     struct tdxsim_host *host;
     struct tdxsim_exit_record *records; /* the exit log, drained by Python */
     uint64_t recorded, capacity;

@@ -66,6 +66,11 @@ class Counter(ctypes.Structure):
                 ("keys", u64 * COUNTER_SLOTS), ("counts", u32 * COUNTER_SLOTS)]
 
 
+class Clock(ctypes.Structure):
+    _fields_ = [("counter", ctypes.POINTER(Counter)), ("ns_per_insn", u64), ("added_ns", u64),
+                ("exit_ns", u64)]
+
+
 class Traps(ctypes.Structure):
     _fields_ = [("hit", u64), ("rip", u64), ("armed", u64), ("only", u64), ("stop", ptr)]
 
@@ -86,8 +91,8 @@ class ExitRecord(ctypes.Structure):
 
 
 class Module(ctypes.Structure):
-    _fields_ = [("enabled", u64), ("no_rbp_mod", u64), ("ns_per_insn", u64), ("halted_ns", u64),
-                ("counter", ctypes.POINTER(Counter)), ("host", ctypes.POINTER(Host)),
+    _fields_ = [("enabled", u64), ("no_rbp_mod", u64), ("clock", ctypes.POINTER(Clock)),
+                ("host", ctypes.POINTER(Host)),
                 ("records", ctypes.POINTER(ExitRecord)), ("recorded", u64), ("capacity", u64),
                 ("served", u64)]
 

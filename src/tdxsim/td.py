@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import abi, image as image_mod, limits
+from .clock import Clock
 from .layout import GDT, PAGE, PAGE_TABLES, RESERVED_END, RETURN_TRAP
 from .errors import TdxsimError
 from .eventlog import EventLog, ExitBuffer
@@ -92,23 +93,26 @@ class TD:
 
     def __init__(self, image: image_mod.Image, memory: int = 64 * MiB,
                  config: TdConfig | None = None, host: str | Host = "kvm",
-                 ns_per_insn: int = 1, native: bool | None = None):
+                 ns_per_insn: int = 1, native: bool | None = None, exit_ns: int = 0):
         if memory % PAGE or memory < 2 * MiB:
             raise TdxsimError(f"guest memory must be a multiple of 4 KiB and at least "
                               f"2 MiB, not {memory:#x}")
         self.image = image
         self.memory = memory
         self.config = config or TdConfig()
-        self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw)
+        # Virtual time: the host's clock (a Host passed in brings its own),
+        # ticked by the vCPU's instructions (clock.py).
+        self.clock = host.clock if isinstance(host, Host) else Clock()
+        self.clock.ns_per_insn, self.clock.exit_ns = ns_per_insn, exit_ns
+        self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw,
+                                                             clock=self.clock)
         self.host.gpaw = self.config.gpaw
-        self.ns_per_insn = ns_per_insn
-        self.module = TdxModule(self.config, self.host, self._record)
+        self.module = TdxModule(self.config, self.host, self.clock, self._record)
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer)
-        self.vcpu = VCpu(native)
+        self.vcpu = VCpu(self.clock, native)
         self.vcpu.fast.module = ctypes.pointer(self.module.fast)
         self.vcpu.on_tdcall = self._on_tdcall
-        self.vcpu.tsc = self.now_ns
         self.ram = TdMemory(self.vcpu, memory, self.config.gpaw, self.ram_base)
         self.vcpu.mmu.check_gpa = self.ram.check
         self.host.memory = HostMemory(self.ram)
@@ -117,16 +121,12 @@ class TD:
         self._load(image)
         self.vcpu.install_traps([(seg.vaddr, seg.data) for seg in image.segments
                                  if seg.executable])
-        self.host.msrs.msrs[abi.MSR_IA32_TSC].read = self.now_ns
-        self.host.clock = self.now_ns
         self.lapic = self.host.lapic
         self.module.memory, self.module.cpuid = self.ram, self.host.cpuid
         self.module.apic = VirtualApic(self.lapic)
         if self.host.adversary is not None:  # the hostile host holds the TD's lock at times
             self.module.rtmr_lock.contender = self.host.adversary.holds_td_lock
         self.module.measurements.mrtd = mrtd(self._image_pages(image))
-        self.module.fast.counter = ctypes.pointer(self.vcpu.counter.state)
-        self.module.fast.ns_per_insn = ns_per_insn
         self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._action = None
         self._error: Exception | None = None
@@ -213,7 +213,11 @@ class TD:
 
     # --- state access ---
     def now_ns(self) -> int:
-        return self.vcpu.instructions * self.ns_per_insn + self.module.fast.halted_ns
+        return self.clock.now()
+
+    @property
+    def ns_per_insn(self) -> int:
+        return self.clock.ns_per_insn
 
     @property
     def exits(self) -> list[VmcallRecord]:
@@ -358,8 +362,7 @@ class TD:
         due = self.host.next_deadline()
         if due is None:
             return self._budget_end
-        steps = max(1, math.ceil((due - self.now_ns()) / self.ns_per_insn))
-        return min(self._budget_end, count + steps)
+        return min(self._budget_end, count + self.clock.insns_until(due))
 
     def _fire_timers(self) -> None:
         due = self.host.next_deadline()
@@ -522,7 +525,7 @@ class TD:
             due = self.host.next_deadline()
             if due is None:
                 break
-            self.module.fast.halted_ns += max(0, due - self.now_ns())
+            self.clock.advance_to(due)
             self._fire_timers()
         why = ("interrupts are reported blocked (R12 != 0), so only NMI/INIT could wake it"
                if halt.irq_blocked else "no interrupt is pending and no timer is armed")

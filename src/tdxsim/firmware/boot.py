@@ -18,7 +18,7 @@ from ..module.measurement import mrtd
 from ..td import TD, MiB
 from ..vcpu import modes
 from . import hob, platform
-from .observe import FirmwareObserver
+from .observe import EXIT_COST_NS, FirmwareObserver
 from .tdvf import Section, SectionType, Tdvf, parse
 
 PAGE = 0x1000
@@ -46,7 +46,7 @@ class FirmwareTD(TD):
         self.firmware = firmware
         _check_layout(firmware, memory)
         image = FirmwareImage(firmware.path, modes.RESET_RIP, [])
-        super().__init__(image, memory, **kw)
+        super().__init__(image, memory, **{"exit_ns": EXIT_COST_NS, **kw})
         self.crash_details = True
         self.hob = self._build()
         platform.install(self)

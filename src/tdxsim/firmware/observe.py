@@ -1,12 +1,12 @@
 """What a firmware run did, for its summary and for tests: TDCALL leaves by
 count, the pages accepted in order, where each boot phase was first seen,
-and the virtual time a TD exit to the host costs.
+and the virtual time a TD exit to the host costs on this platform.
 
 Virtual time is otherwise the instruction count (1 ns each), which makes a
 polling loop over the ACPI PM timer through #VE and TDG.VP.VMCALL crawl: a
 real exit to the VMM's user space costs microseconds, and firmware delays
-are written against that.  Each exit to the host therefore adds
-EXIT_COST_NS of virtual time.
+are written against that.  The firmware TD's clock therefore charges
+EXIT_COST_NS for each exit to the host (clock.py exit_ns).
 """
 from __future__ import annotations
 
@@ -27,8 +27,6 @@ class FirmwareObserver:
         for leaf, handler in list(module.handlers.items()):
             if leaf != Leaf.VP_VMCALL:  # the compiled TDG.VP.VMCALL path stays usable
                 module.handlers[leaf] = self._counted(leaf, handler)
-        self._host = td.host
-        td.plug_host(self)  # TD exits come here first (handle)
 
     def _counted(self, leaf: int, handler):
         name = Leaf(leaf).name if leaf in Leaf._value2member_map_ else f"leaf {leaf}"
@@ -43,7 +41,3 @@ class FirmwareObserver:
                 self.accepted.append(rcx)
             return outcome
         return counted
-
-    def handle(self, exit):
-        self.td.module.fast.halted_ns += EXIT_COST_NS
-        return self._host.handle(exit)

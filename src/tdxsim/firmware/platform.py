@@ -36,8 +36,8 @@ def install(td) -> None:
     td.fw_cfg.memory = host.memory
     td.debug_console = DebugConsole()
     pci = PciHost()
-    host.io_devices += [td.fw_cfg, pci, Cmos(td.memory, clock=td.now_ns),
-                        PmTimer(td.now_ns), td.debug_console]
+    host.io_devices += [td.fw_cfg, pci, Cmos(td.memory, clock=td.clock.now),
+                        PmTimer(td.clock.now), td.debug_console]
     host.mmio_devices.append(PciEcam(pci))
     for index, value in {**X2APIC_REGISTERS, **MTRRS}.items():
         if index not in host.msrs.msrs:

@@ -106,7 +106,7 @@ class Adversary:
                              rng.getrandbits(32), rng.choice((0, 64, 0xFFFF_FFFF,
                                                               rng.getrandbits(32))))
         delay = 0 if host.quote_service is None else host.quote_service.delay_ns
-        host.at(host.clock() + rng.choice((0, delay, delay + 1)),
+        host.at(host.clock.now() + rng.choice((0, delay, delay + 1)),
                 lambda: _write(host, gpa, header))
 
     def _interrupt(self, host, halting: bool) -> None:
@@ -119,7 +119,7 @@ class Adversary:
         if rng.random() >= (0.5 if halting else 0.02):
             return
         delay = rng.choice(DELAYS_NS) if rng.random() < 0.7 else rng.randrange(100_000)
-        host.lapic.schedule(host.clock() + delay, self._vector(host))
+        host.lapic.schedule(host.clock.now() + delay, self._vector(host))
 
     def _vector(self, host) -> int:
         rng = self.rng

@@ -52,7 +52,7 @@ def send_ipi(host, exit: VmExit) -> VmResume:
     if icr & abi.ICR_DELIVERY_MODE:
         raise TdxsimError(f"delivery mode {icr >> 8 & 7} is not modelled by tdxsim yet "
                           "(only fixed interrupts are)")
-    host.lapic.schedule(host.clock(), icr & abi.ICR_VECTOR)
+    host.lapic.schedule(host.clock.now(), icr & abi.ICR_VECTOR)
     return VmResume.status(1)
 
 

@@ -26,7 +26,7 @@ def convert(host, gpa: int, size: int, shared: bool, implicit: bool = False) -> 
     """User space converts [gpa, gpa + size) (QEMU's kvm_convert_memory);
     implicit: for a guest access through the other alias (host/ept.py)."""
     ok = host.memory.convert(gpa, size, shared)
-    host.record(MemoryConverted(host.clock(), gpa, size, shared, ok, implicit))
+    host.record(MemoryConverted(host.clock.now(), gpa, size, shared, ok, implicit))
     return ok
 
 

@@ -22,11 +22,11 @@ class Msr:
     on_write: Callable[[int], None] | None = None
 
 
-def default_msrs() -> dict[int, Msr]:
+def default_msrs(tsc: Callable[[], int] | None) -> dict[int, Msr]:
     # x2APIC enabled, BSP, APIC at 0xFEE00000 (SDM vol. 3, 11.4.4)
     apic_base = 0xFEE0_0000 | 1 << 8 | 1 << 10 | 1 << 11
     return {
-        abi.MSR_IA32_TSC: Msr(0),
+        abi.MSR_IA32_TSC: Msr(0, read=tsc),  # the virtual clock: 1 tick per ns
         abi.MSR_IA32_APIC_BASE: Msr(apic_base, writable=False),
         abi.MSR_IA32_FEATURE_CONTROL: Msr(0x5, writable=False),  # locked, VMX in SMX off
         abi.MSR_IA32_MISC_ENABLE: Msr(0x1),  # fast strings
@@ -39,8 +39,10 @@ def default_msrs() -> dict[int, Msr]:
 
 
 class MsrStore:
-    def __init__(self):
-        self.msrs = default_msrs()
+    """tsc: what IA32_TSC reads (the host passes its clock's now)."""
+
+    def __init__(self, tsc: Callable[[], int] | None = None):
+        self.msrs = default_msrs(tsc)
 
     def define(self, index: int, value: int = 0, writable: bool = True, **kw) -> Msr:
         self.msrs[index] = msr = Msr(value, writable, **kw)

@@ -104,11 +104,11 @@ def _queue(host, gpa: int, size: int) -> VmResume:
         if quote and _try(host.memory.write, gpa + abi.QUOTE_HEADER_SIZE, quote):
             written = len(quote)
         _try(host.memory.write, gpa, header(status, written))
-        host.record(QuoteCompleted(host.clock(), gpa, status, written))
+        host.record(QuoteCompleted(host.clock.now(), gpa, status, written))
         if host.notify_vector is not None:
-            host.lapic.schedule(host.clock(), host.notify_vector)
+            host.lapic.schedule(host.clock.now(), host.notify_vector)
 
-    host.at(host.clock() + service.delay_ns, complete)
+    host.at(host.clock.now() + service.delay_ns, complete)
     return VmResume.status(VmcallStatus.SUCCESS)
 
 

@@ -14,6 +14,7 @@ from typing import Callable
 
 from .. import abi, native
 from ..abi import KvmHc, SubFn, VmcallStatus
+from ..clock import Clock
 from ..devices.debug_exit import DebugExit
 from ..devices.lapic import LocalApic
 from ..devices.mmio_device import MmioDevice
@@ -51,7 +52,7 @@ PERSONALITIES = {
 
 class Host:
     def __init__(self, personality: str = "kvm", gpaw: int = abi.GPAW_DEFAULT,
-                 seed: int | None = None):
+                 seed: int | None = None, clock: Clock | None = None):
         if personality not in PERSONALITIES:
             raise TdxsimError(f"unknown host personality '{personality}'; "
                               f"choose one of: {', '.join(PERSONALITIES)}")
@@ -67,10 +68,11 @@ class Host:
         self.io_devices = [self.serial, DebugExit()]
         self.mmio_devices = [MmioDevice()]
         self.cpuid = cpuid.CpuidTable()
-        self.msrs = msr.MsrStore()
-        self.lapic = LocalApic(clock=lambda: self.clock())
+        # The TD's virtual time: a TD built with this host ticks it.
+        self.clock = clock if clock is not None else Clock()
+        self.msrs = msr.MsrStore(self.clock.now)
+        self.lapic = LocalApic(clock=self.clock.now)
         self.lapic.install_msrs(self.msrs)
-        self.clock: Callable[[], int] = lambda: 0  # virtual TSC, set by the TD
         self.memory = None  # HostMemory: shared pages only, set by the TD
         self.map_gpa_exit = True  # user space (QEMU) takes KVM_HC_MAP_GPA_RANGE exits
         self.map_gpa_eagain = None  # (gpa, size) -> bool: user space refuses a step (mapgpa.py)

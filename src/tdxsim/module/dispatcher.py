@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from .. import abi, native
+from ..clock import Clock
 from ..abi import Leaf
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
@@ -78,10 +79,11 @@ class TdxModule:
     """Applies the architectural TDCALL rules; talks to the host only through
     `host.handle(VmExit) -> VmResume`."""
 
-    def __init__(self, config: TdConfig, host: HostLike,
+    def __init__(self, config: TdConfig, host: HostLike, clock: Clock,
                  record: Callable[[object], None] | None = None):
         self.config = config
         self.host = host
+        self.clock = clock
         self._fast_host = None  # the native.Host that fast.host points to
         self.record = record or (lambda event: None)
         self.handlers = dict(LEAF_HANDLERS)
@@ -99,7 +101,7 @@ class TdxModule:
         # Fault injection (spec 10 B9): nonzero makes every valid
         # TDG.VP.VMCALL fail with this RAX, without a TD exit.
         self.vmcall_failure = 0
-        self.fast = native.Module()  # the compiled TDG.VP.VMCALL path (vmcall.c)
+        self.fast = native.Module(clock=ctypes.pointer(clock.state))  # vmcall.c
 
     def plug_host(self, host: HostLike) -> None:
         """Send TD exits to `host` from now on."""

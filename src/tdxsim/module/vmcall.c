@@ -23,12 +23,12 @@ EXPORT bool tdxsim_invalid_control(uint64_t rcx, bool no_rbp_mod)
            (no_rbp_mod && (select & RBP_SELECT));
 }
 
-static void record(struct tdxsim_module *m, uint64_t rip, uint64_t rcx,
+static void record(struct tdxsim_module *m, uint64_t time_ns, uint64_t rip, uint64_t rcx,
                    const uint64_t view[16], uint64_t taken, const uint64_t gprs[16])
 {
     struct tdxsim_exit_record *r = &m->records[m->recorded++];
 
-    r->time_ns = m->counter->count * m->ns_per_insn + m->halted_ns;
+    r->time_ns = time_ns;
     r->rip = rip;
     r->rcx = rcx;
     memcpy(r->exposed, view, sizeof(r->exposed));
@@ -42,7 +42,7 @@ static void record(struct tdxsim_module *m, uint64_t rip, uint64_t rcx,
 bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
                    uint64_t *written)
 {
-    uint64_t rcx = gprs[REG_RCX], select = rcx & GPR_SELECT_MASK, view[16];
+    uint64_t rcx = gprs[REG_RCX], select = rcx & GPR_SELECT_MASK, view[16], time_ns;
     struct tdxsim_reply reply = {0};
 
     if (!m->enabled || m->recorded == m->capacity || tdxsim_invalid_control(rcx, m->no_rbp_mod)
@@ -52,15 +52,17 @@ bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
         view[i] = select >> i & 1 ? gprs[i] : 0;
     view[REG_RAX] = EXIT_REASON_TDCALL;
     view[REG_RCX] = rcx & 0xFFFFFFFF; /* GPR/XMM select; VM index (33:32) is 0 */
+    time_ns = tdxsim_now_ns(m->clock); /* the exit's time: before its cost */
     if (!tdxsim_host_serve(m->host, view, &reply))
         return false;
+    m->clock->added_ns += m->clock->exit_ns; /* as clock.py exit_to_host */
     uint64_t taken = reply.mask & select;
     for (int i = 0; i < 16; i++)
         if (taken >> i & 1)
             gprs[i] = reply.gprs[i];
     gprs[REG_RAX] = STATUS_SUCCESS;
     *written = taken | 1u << REG_RAX;
-    record(m, rip, rcx, view, taken, gprs);
+    record(m, time_ns, rip, rcx, view, taken, gprs);
     m->served++;
     return true;
 }

@@ -61,6 +61,7 @@ def handle(module, regs, time_ns: int):
         if xmm_select else _NO_XMMS
     rip = regs.rip
     regs.rip = rip + abi.TDCALL_LEN  # trap-like: RIP moves before the VMM runs
+    module.clock.exit_to_host()
     resume = module.host.handle(VmExit(gpr_select, xmm_select, view, xmms, time_ns))
     taken = {i: v & abi.MASK64 for i, v in resume.gprs.items() if gpr_select >> i & 1}
     regs.set_gprs({**taken, abi.RAX: abi.Status.SUCCESS})

@@ -19,6 +19,7 @@ from unicorn import x86_const as X
 from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import abi, native
+from ..clock import Clock
 from ..errors import TdxsimError
 from . import modes
 from .counter import InstructionCounter
@@ -54,15 +55,18 @@ class Stop(NamedTuple):  # a tuple: built on every slice, ~5x cheaper than a fro
 
 
 class VCpu:
-    """use_native: the compiled hooks (None: if built; False: Python only,
-    the reference they are tested against; True: required)."""
+    """clock: the TD's virtual clock, which ticks with this vCPU's retired
+    instructions and which RDTSC reads.  use_native: the compiled hooks
+    (None: if built; False: Python only, the reference they are tested
+    against; True: required)."""
 
-    def __init__(self, use_native: bool | None = None):
+    def __init__(self, clock: Clock, use_native: bool | None = None):
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         self.regs = RegisterFile(self.uc)
         self.counter = InstructionCounter(self.uc, self._block_insns, use_native)
+        self.clock = clock
+        clock.count(self.counter.state)
         self.on_tdcall: Callable[[RegisterFile], bool] = lambda regs: True
-        self.tsc: Callable[[], int] = lambda: self.counter.count
         self._stop: Stop | None = None
         self._unmapped: tuple[str, int] | None = None
         self._shadow_until = -1  # instruction count at which an STI shadow is open
@@ -208,7 +212,7 @@ class VCpu:
             shadow = not self.regs.rflags & RFLAGS_IF  # STI that sets IF (SDM, spec 7.1)
             self.regs.rflags |= RFLAGS_IF
         else:
-            tsc = self.tsc()
+            tsc = self.clock.now()
             self.regs.set_gprs({abi.RAX: tsc & 0xFFFF_FFFF, abi.RDX: tsc >> 32 & 0xFFFF_FFFF})
             shadow = False
         self.regs.rip = self.regs.rip + insn.length

@@ -69,8 +69,8 @@ static struct tdxsim_tdcall_seen *observe(struct tdxsim_vcpu *v, void *uc, uint6
     seen = &o->seen[o->count++];
     seen->rip = rip;
     v->uc.reg_read(uc, v->uc.rflags_id, &seen->rflags);
-    seen->count = m->counter->count;
-    seen->time_ns = seen->count * m->ns_per_insn + m->halted_ns;
+    seen->count = m->clock->counter->count;
+    seen->time_ns = tdxsim_now_ns(m->clock);
     memcpy(seen->before, gprs, sizeof(seen->before));
     if (v->uc.mem_read(uc, o->stack_base, seen->stack, o->stack_len) != 0)
         memset(seen->stack, 0, sizeof(seen->stack));
