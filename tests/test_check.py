@@ -21,7 +21,7 @@ from tdxsim.check.properties import judge_all
 from tdxsim.check.report import render_json, render_junit, render_text
 from tdxsim.cli import main
 from tdxsim.errors import TdxsimError
-from tdxsim.image import build, library_sources
+from tdxsim.toolchain import build, library_sources
 
 CORPUS = Path(__file__).parent / "check_corpus"
 HC = "__tdx_hypercall"

@@ -15,7 +15,7 @@ from tdxsim.check import BUILTIN, check, load
 from tdxsim.check.contracts import Stack
 from tdxsim.cli import main
 from tdxsim.errors import TdxsimError
-from tdxsim.image import build
+from tdxsim.toolchain import build
 
 CORPUS = Path(__file__).parent / "check_corpus"
 

@@ -14,7 +14,7 @@ from tdxsim.check import Harness, check, load
 from tdxsim.check.fuzz import boundaries, scenario
 from tdxsim.check.properties import judge_all
 from tdxsim.check.runner import plan
-from tdxsim.image import build
+from tdxsim.toolchain import build
 
 CONTRACT = """\
 name = "xmm-args"

@@ -11,7 +11,7 @@ import pytest
 from tdxsim.check import load
 from tdxsim.check.fuzz import fuzz
 from tdxsim.cli import main
-from tdxsim.image import build
+from tdxsim.toolchain import build
 
 CORPUS = Path(__file__).parent / "check_corpus"
 HC = "__tdx_hypercall"

@@ -14,7 +14,8 @@ import pytest
 
 from tdxsim import TD, Host
 from tdxsim.events import InterruptDelivered, InterruptPosted
-from tdxsim.image import build, bundled_guest
+from tdxsim.image import bundled_guest
+from tdxsim.toolchain import build
 from tdxsim.trace import render_all
 
 SEEDS = int(os.environ.get("TDXSIM_SOAK_SEEDS", "40"))  # `make soak`: 1000

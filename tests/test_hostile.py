@@ -11,7 +11,8 @@ import pytest
 
 from tdxsim import TD, Host, TdxsimError
 from tdxsim.cli import main
-from tdxsim.image import build, bundled_guest
+from tdxsim.image import bundled_guest
+from tdxsim.toolchain import build
 from tdxsim.trace import render
 
 from conftest import GUEST

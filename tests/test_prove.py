@@ -18,7 +18,7 @@ import pytest
 
 from tdxsim.check import load
 from tdxsim.cli import main
-from tdxsim.image import build
+from tdxsim.toolchain import build
 from tdxsim.prove import prove
 from tdxsim.prove.report import exit_code, render_junit
 

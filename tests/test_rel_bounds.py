@@ -20,7 +20,7 @@ from tdxsim.check import check, load
 from tdxsim.check.fuzz import fuzz
 from tdxsim.check.contracts import sampled_flags
 from tdxsim.check.runner import injection_points
-from tdxsim.image import build
+from tdxsim.toolchain import build
 
 LOOP = """\
     .globl stub

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tdxsim.check import check, load
-from tdxsim.image import build
+from tdxsim.toolchain import build
 
 CORPUS = Path(__file__).parent / "check_corpus"
 TDXSIM = [sys.executable, "-m", "tdxsim.cli"]

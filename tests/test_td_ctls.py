@@ -23,7 +23,8 @@ import pytest
 
 from tdxsim import TD, TdConfig
 from tdxsim.events import VeRaised
-from tdxsim.image import build, bundled_guest
+from tdxsim.image import bundled_guest
+from tdxsim.toolchain import build
 
 CONFIG_FLAGS = 0x1110_0003_0000_0016
 TD_CTLS = 0x1110_0003_0000_0017

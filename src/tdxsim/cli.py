@@ -193,6 +193,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "prove", False):  # `tdxsim check --prove`: prove/, above check/
+        from .prove.cli import cmd_prove
+        args.func = cmd_prove
     try:
         return args.func(args)
     except TdxsimError as exc:

@@ -26,6 +26,10 @@ class Clock:
         self.ns_per_insn, self.exit_ns = ns_per_insn, exit_ns
         self._counter: native.Counter | None = None
 
+    def set_rates(self, ns_per_insn: int, exit_ns: int) -> None:
+        """How long an instruction and a TD exit take (the TD's options)."""
+        self.ns_per_insn, self.exit_ns = ns_per_insn, exit_ns
+
     def count(self, counter: native.Counter) -> None:
         """Tick with this instruction counter (the vCPU's, vcpu/counter.py)."""
         self._counter = counter  # kept alive while C points to it

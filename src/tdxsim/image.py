@@ -65,21 +65,8 @@ class Image:
         return f"{addr:#x}" if hit is None else f"{addr:#x} <{hit[0]}+{hit[1]:#x}>"
 
 
-def library_sources() -> list[Path]:
-    """The guest library that every built image links by default."""
-    from .toolchain import library_sources
-    return library_sources()
-
-
 def bundled_guest(name: str) -> Path:
     return Path(str(resources.files("tdxsim.guest") / f"{name}.S"))
-
-
-def build(sources: list[str | Path], entry: str = "_start", with_library: bool = True,
-          options=None) -> Image:
-    """Sources and objects built into an image (tdxsim.toolchain.build)."""
-    from .toolchain import build
-    return build(sources, entry, with_library, options)
 
 
 def load_elf(path: str | Path) -> Image:

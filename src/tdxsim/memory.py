@@ -58,7 +58,7 @@ class _Region:
     states.  Anonymous private mapping: untouched pages cost no host RAM,
     and MADV_DONTNEED gives a discarded range back as zeros."""
 
-    def __init__(self, vcpu, start: int, end: int):
+    def __init__(self, start: int, end: int):
         self.start, self.end = start, end
         self.states = bytearray([Page.PRIVATE]) * ((end - start) // PAGE)
         # MAP_NORESERVE: the kernel's overcommit check would refuse a large
@@ -70,8 +70,10 @@ class _Region:
             raise TdxsimError(f"cannot reserve {(end - start) >> 20} MiB of host address space "
                               f"for guest RAM ({exc.strerror}); choose a smaller --memory") \
                 from None
-        address = ctypes.addressof(ctypes.c_char.from_buffer(self.backing))
-        vcpu.map_ptr(start, end - start, address)
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.backing))
+
+    def map_into(self, cpu) -> None:
+        cpu.map_ptr(self.start, self.end - self.start, self.address)
 
     def discard(self, gpa: int, size: int) -> None:
         offset = gpa - self.start
@@ -83,26 +85,40 @@ class _Region:
 
 class TdMemory:
     """RAM at GPAs [base, size): by default page 0 is left out so that NULL
-    faults.  Firmware adds private regions outside RAM (`add_region`)."""
+    faults.  Firmware adds private regions outside RAM (`add_region`).
 
-    def __init__(self, vcpu, size: int, gpaw: int, base: int = PAGE):
+    The CPU's MMU holds the same buffers (`attach`): a vCPU attaches itself
+    when it is built, maps every region, and is told when translations of
+    changed pages must go."""
+
+    def __init__(self, size: int, gpaw: int, base: int = PAGE):
         if gpaw not in GPAW_CHOICES:
             raise TdxsimError(f"GPAW must be 48 or 52 (spec 1.3), not {gpaw}")
         if size > WINDOW_SIZE:
             raise TdxsimError(f"guest memory is limited to {WINDOW_SIZE >> 30} GiB, "
                               f"the reach of tdxsim's default page tables")
-        self.vcpu = vcpu
         self.size = size
         self.gpaw = gpaw
         self.shared_bit = abi.shared_bit(gpaw)
-        self.regions = [_Region(vcpu, base, size)]
+        self.regions = [_Region(base, size)]
+        self.cpus = []  # the MMUs of the vCPUs that map this memory
+
+    def attach(self, cpu) -> None:
+        """A vCPU's MMU (map_ptr, phys_read, phys_write, flush_translations)
+        maps every region now and those added later."""
+        self.cpus.append(cpu)
+        for region in self.regions:
+            region.map_into(cpu)
 
     def add_region(self, gpa: int, size: int) -> None:
         """Private, accepted memory outside RAM (TDVF's firmware volumes
         below 4 GiB), added at TD build like RAM."""
         if any(gpa < r.end and r.start < gpa + size for r in self.regions):
             raise TdxsimError(f"guest memory at {gpa:#x}+{size:#x} overlaps other guest memory")
-        self.regions.append(_Region(self.vcpu, gpa, gpa + size))
+        region = _Region(gpa, gpa + size)
+        self.regions.append(region)
+        for cpu in self.cpus:
+            region.map_into(cpu)
 
     def _region(self, gpa: int) -> _Region | None:
         for region in self.regions:
@@ -157,12 +173,12 @@ class TdMemory:
         return self._pieces(gpa, size, "read") is not None
 
     def read(self, gpa: int, size: int) -> bytes:
-        return b"".join(self.vcpu.phys_read(a, n) for a, n in self._pieces(gpa, size, "read"))
+        return b"".join(self.cpus[0].phys_read(a, n) for a, n in self._pieces(gpa, size, "read"))
 
     def write(self, gpa: int, data: bytes) -> None:
         offset = 0
         for a, n in self._pieces(gpa, len(data), "write"):
-            self.vcpu.phys_write(a, data[offset:offset + n])
+            self.cpus[0].phys_write(a, data[offset:offset + n])
             offset += n
 
     # --- state changes ---
@@ -202,7 +218,8 @@ class TdMemory:
             region.discard(region.start + first * PAGE, (last - first) * PAGE)
             start = region.start + last * PAGE
         if flush:
-            self.vcpu.flush_translations(changed)
+            for cpu in self.cpus:
+                cpu.flush_translations(changed)
 
     def pages(self, gpa: int, size: int) -> list[Page | None]:
         gpa &= ~self.shared_bit
@@ -241,10 +258,10 @@ class HostMemory:
             return False
 
     def read(self, gpa: int, size: int) -> bytes:
-        return self._memory.vcpu.phys_read(self._check(gpa, size, "read"), size)
+        return self._memory.cpus[0].phys_read(self._check(gpa, size, "read"), size)
 
     def write(self, gpa: int, data: bytes) -> None:
-        self._memory.vcpu.phys_write(self._check(gpa, len(data), "write"), data)
+        self._memory.cpus[0].phys_write(self._check(gpa, len(data), "write"), data)
 
     def convert(self, gpa: int, size: int, shared: bool) -> bool:
         """Change the private/shared state of a range (user space through

@@ -6,13 +6,12 @@ runs one guest function with the SysV calling convention.  Both end in a
 """
 from __future__ import annotations
 
-import ctypes
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import abi, image as image_mod, limits
+from . import abi, image as image_mod, limits, toolchain
 from .clock import Clock
 from .layout import GDT, PAGE, PAGE_TABLES, RESERVED_END, RETURN_TRAP
 from .errors import TdxsimError
@@ -24,7 +23,6 @@ from .host import Host
 from .memory import EptViolation, HostMemory, TdMemory
 from .module import TdConfig, TdxModule
 from .module.apicv import VirtualApic
-from .module.measurement import mrtd
 from .module.ve import VE_VECTOR, VeInfo
 from .trace import render
 from .vcpu.cpu import Stop, VCpu
@@ -100,33 +98,29 @@ class TD:
         self.image = image
         self.memory = memory
         self.config = config or TdConfig()
-        # Virtual time: the host's clock (a Host passed in brings its own),
-        # ticked by the vCPU's instructions (clock.py).
+        # Each part receives what it needs as it is built, bottom up: the
+        # clock (the host's, which a Host passed in brings), guest memory,
+        # the host, the TDX module, the vCPU.
         self.clock = host.clock if isinstance(host, Host) else Clock()
-        self.clock.ns_per_insn, self.clock.exit_ns = ns_per_insn, exit_ns
+        self.clock.set_rates(ns_per_insn, exit_ns)
+        self.ram = TdMemory(memory, self.config.gpaw, self.ram_base)
         self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw,
                                                              clock=self.clock)
-        self.host.gpaw = self.config.gpaw
-        self.module = TdxModule(self.config, self.host, self.clock, self._record)
+        self.host.serve(HostMemory(self.ram), self.config.gpaw, self._record)
+        self.lapic = self.host.lapic
+        adversary = self.host.adversary  # the hostile host holds the TD's lock at times
+        self.module = TdxModule(self.config, self.host, self.clock, self._record,
+                                memory=self.ram, cpuid=self.host.cpuid,
+                                apic=VirtualApic(self.lapic),
+                                lock_contender=adversary and adversary.holds_td_lock)
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer)
-        self.vcpu = VCpu(self.clock, native)
-        self.vcpu.fast.module = ctypes.pointer(self.module.fast)
-        self.vcpu.on_tdcall = self._on_tdcall
-        self.ram = TdMemory(self.vcpu, memory, self.config.gpaw, self.ram_base)
-        self.vcpu.mmu.check_gpa = self.ram.check
-        self.host.memory = HostMemory(self.ram)
-        self.host.record = self._record
+        self.vcpu = VCpu(self.clock, self.ram, native, self.module.fast, self._on_tdcall)
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
         self.vcpu.install_traps([(seg.vaddr, seg.data) for seg in image.segments
                                  if seg.executable])
-        self.lapic = self.host.lapic
-        self.module.memory, self.module.cpuid = self.ram, self.host.cpuid
-        self.module.apic = VirtualApic(self.lapic)
-        if self.host.adversary is not None:  # the hostile host holds the TD's lock at times
-            self.module.rtmr_lock.contender = self.host.adversary.holds_td_lock
-        self.module.measurements.mrtd = mrtd(self._image_pages(image))
+        self.module.finalize(self._image_pages(image))
         self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._action = None
         self._error: Exception | None = None
@@ -140,7 +134,7 @@ class TD:
         """Assemble and link GNU as sources (and .o files) into a TD."""
         if not sources:
             raise TdxsimError("TD.from_source needs at least one source file")
-        return cls(image_mod.build(list(sources), entry, library), **kw)
+        return cls(toolchain.build(list(sources), entry, library), **kw)
 
     @classmethod
     def from_elf(cls, path: str | Path, **kw) -> "TD":

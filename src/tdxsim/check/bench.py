@@ -13,7 +13,7 @@ import time
 
 from ..exits import VmResume
 from ..host import ConstantHost
-from ..image import build, library_sources
+from ..toolchain import build, library_sources
 from ..td import TD
 from .schema import load
 from .fuzz import boundaries, fuzz, scenario

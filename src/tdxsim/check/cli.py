@@ -108,7 +108,7 @@ def _writing(directory: str):
             from None
 
 
-def _replay_hint(args) -> str:
+def replay_hint(args) -> str:
     words = ["tdxsim", "check", *args.stub, "--symbol", args.symbol, "--abi", args.abi]
     words += ["--library"] if args.library else []
     words += BuildOptions.from_args(args).argv()
@@ -116,10 +116,7 @@ def _replay_hint(args) -> str:
 
 
 def cmd_check(args) -> int:
-    if args.prove:
-        from ..prove.cli import cmd_prove
-        return cmd_prove(args, lambda: load_stub(args.stub, args.symbol, args.library,
-                                                 BuildOptions.from_args(args)), _replay_hint(args))
+    """`tdxsim check` without --prove (cli.py sends --prove to prove/cli.py)."""
     with signals.watch() as caught:
         contract = load(args.abi)
         image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))
@@ -133,7 +130,7 @@ def cmd_check(args) -> int:
             for r in report.failed:
                 data = reproducer(r.id, r.message, contract, args.symbol, r.observation.scenario)
                 (out / f"{r.id}.json").write_text(json.dumps(data, indent=2) + "\n")
-    sys.stdout.write(RENDERERS[args.format](report, _replay_hint(args)))
+    sys.stdout.write(RENDERERS[args.format](report, replay_hint(args)))
     if caught.number:
         print(f"tdxsim check: stopped by {caught.name} after {report.runs} runs of the plan; "
               "the verdicts above cover only those runs", file=sys.stderr)
@@ -170,7 +167,7 @@ def cmd_fuzz(args) -> int:
     if not campaign.failures and not campaign.crashes:
         print("  no property failed")
     else:
-        print(f"replay one with: {_replay_hint(args)}")
+        print(f"replay one with: {replay_hint(args)}")
     if caught.number:
         return caught.exit_code
     return 1 if campaign.failures or campaign.crashes else 0

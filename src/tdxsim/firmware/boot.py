@@ -14,7 +14,6 @@ from pathlib import Path
 from .. import abi, image as image_mod
 from ..errors import TdxsimError
 from ..memory import Page
-from ..module.measurement import mrtd
 from ..td import TD, MiB
 from ..vcpu import modes
 from . import hob, platform
@@ -81,7 +80,7 @@ class FirmwareTD(TD):
                 raise TdxsimError(f"{fw.path}: the TD HOB ({len(td_hob)} bytes) does not fit "
                                   f"its section of {s.size:#x} bytes")
             self.vcpu.phys_write(s.gpa, td_hob)
-        self.module.measurements.mrtd = mrtd(self._build_pages(added))
+        self.module.finalize(self._build_pages(added))
         self.vcpu.scan_fetched_code()
         self.host.cpuid.set(0, 0, abi.CPUID_TDX_LEAF + 2, *self.host.cpuid.lookup(0, 0)[1:])
         return td_hob

@@ -73,18 +73,26 @@ class Host:
         self.msrs = msr.MsrStore(self.clock.now)
         self.lapic = LocalApic(clock=self.clock.now)
         self.lapic.install_msrs(self.msrs)
-        self.memory = None  # HostMemory: shared pages only, set by the TD
+        self.memory = None  # HostMemory: shared pages only, from serve()
         self.map_gpa_exit = True  # user space (QEMU) takes KVM_HC_MAP_GPA_RANGE exits
         self.map_gpa_eagain = None  # (gpa, size) -> bool: user space refuses a step (mapgpa.py)
         self.enforce_pv_cpuid = False  # QEMU's default: KVM PV calls need no CPUID bit
         self.quote_service: quote.QuoteService | None = quote.QuoteService()
         self.notify_vector: int | None = None  # SetupEventNotifyInterrupt
         self.vcpu_apic_id = 0
-        self.record: Callable[[object], None] = lambda event: None  # the TD's event log
+        self.record: Callable[[object], None] = lambda event: None  # the TD's event log (serve)
         self._work: list[tuple[int, int, Callable[[], None]]] = []  # heap of (time, seq, action)
         self._seq = itertools.count()
         self.fast = native.Host()  # what host/fast.c may serve
         self._fast_serial = None
+
+    def serve(self, memory, gpaw: int, record: Callable[[object], None]) -> None:
+        """Become the host of a TD: its memory (a memory.HostMemory, shared
+        pages only), its GPA width, and where the TD records events.  A
+        host serves one TD."""
+        if self.memory is not None:
+            raise TdxsimError("this host already serves a TD; build a new Host for each TD")
+        self.memory, self.gpaw, self.record = memory, gpaw, record
 
     def compiled_paths(self) -> native.Host:
         """What host/fast.c may serve for this host, read from its tables

@@ -20,7 +20,7 @@ from .common import complete
 from .ept_violation import ept_violation
 from .intercept import intercept
 from .locks import TdLock
-from .measurement import Measurements
+from .measurement import Measurements, mrtd
 from .msr import MsrPolicy
 from .ve import VeState
 
@@ -80,7 +80,12 @@ class TdxModule:
     `host.handle(VmExit) -> VmResume`."""
 
     def __init__(self, config: TdConfig, host: HostLike, clock: Clock,
-                 record: Callable[[object], None] | None = None):
+                 record: Callable[[object], None] | None = None, *, memory=None,
+                 cpuid=None, apic=None, lock_contender: Callable[[], bool] | None = None):
+        """memory: the TD's guest memory (memory.TdMemory); cpuid: the
+        CPUID values the VMM configured at TD creation (host/cpuid.py);
+        apic: the virtual APIC page (apicv.VirtualApic); lock_contender:
+        who else may hold the TD's locks (the hostile host, locks.py)."""
         self.config = config
         self.host = host
         self.clock = clock
@@ -94,14 +99,17 @@ class TdxModule:
         self.cpuid_control: dict[int, int] = {}  # TDVPS.CPUID_CONTROL per leaf (vp_rd_wr.py)
         self.notify_enables = 0  # TDCS.NOTIFY_ENABLES
         self.td_ctls = td_ctls.initial(config)  # TDCS.TD_CTLS (td_ctls.py)
-        self.rtmr_lock = TdLock(abi.OPERAND_ID_RTMR)  # OPERAND_BUSY injection (locks.py)
-        # Wired by the TD: guest memory, the CPUID values the VMM configured
-        # at TD creation, and the virtual APIC (apicv.VirtualApic).
-        self.memory = self.cpuid = self.apic = None
+        self.rtmr_lock = TdLock(abi.OPERAND_ID_RTMR, lock_contender)  # OPERAND_BUSY (locks.py)
+        self.memory, self.cpuid, self.apic = memory, cpuid, apic
         # Fault injection (spec 10 B9): nonzero makes every valid
         # TDG.VP.VMCALL fail with this RAX, without a TD exit.
         self.vmcall_failure = 0
         self.fast = native.Module(clock=ctypes.pointer(clock.state))  # vmcall.c
+
+    def finalize(self, build_pages) -> None:
+        """TDH.MR.FINALIZE: MRTD from the VMM's build records, (GPA, content)
+        per added page, content None where the page was not extended."""
+        self.measurements.mrtd = mrtd(build_pages)
 
     def plug_host(self, host: HostLike) -> None:
         """Send TD exits to `host` from now on."""

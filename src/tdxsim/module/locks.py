@@ -6,7 +6,7 @@ it exclusive; when another vCPU or the host (a SEAMCALL on the TD) holds it,
 the leaf answers TDX_OPERAND_BUSY with operand id OPERAND_ID_RTMR and does
 nothing else.  Linux maps that status to -EBUSY.  tdxsim has one vCPU, so the
 lock is held only when someone says so: `held_for` counts the coming
-acquisitions that find it held (a module option), and `contender`, when set,
+acquisitions that find it held (a module option), and `contender`, when given,
 is asked at every acquisition (the hostile host holding the TD's lock).
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from .. import abi
 
 
 class TdLock:
-    def __init__(self, operand: int):
+    def __init__(self, operand: int, contender: Callable[[], bool] | None = None):
         self.operand = operand  # the operand id a BUSY status names
         self.held_for = 0
-        self.contender: Callable[[], bool] | None = None
+        self.contender = contender
 
     def busy_status(self) -> int:
         """OPERAND_BUSY | operand when the lock is held now, else 0."""

@@ -11,7 +11,7 @@ from ..check.bench import row
 
 PROOF = ("import re, time\n"
          "from tdxsim.check import load\n"
-         "from tdxsim.image import build, library_sources\n"
+         "from tdxsim.toolchain import build, library_sources\n"
          "from tdxsim.prove import prove\n"
          "start = time.perf_counter()\n"
          "image = build(library_sources(), '__tdx_hypercall', with_library=False)\n"

@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 from ..check import load
+from ..check.cli import load_stub, replay_hint
 from ..check.scenario import reproducer
 from ..errors import TdxsimError
+from ..toolchain.options import BuildOptions
 from . import prove, require
 
 
-def cmd_prove(args, load_image, replay_hint: str) -> int:
+def cmd_prove(args) -> int:
     require()
     from .report import RENDERERS, exit_code
     if args.replay:
@@ -25,7 +27,7 @@ def cmd_prove(args, load_image, replay_hint: str) -> int:
     if args.format not in RENDERERS:
         raise TdxsimError(f"--prove writes {', '.join(sorted(RENDERERS))}, not {args.format}")
     contract = load(args.abi)
-    image = load_image()
+    image = load_stub(args.stub, args.symbol, args.library, BuildOptions.from_args(args))
     proof = prove(image, args.symbol, contract, " ".join(args.stub))
     if args.save:
         try:
@@ -38,5 +40,5 @@ def cmd_prove(args, load_image, replay_hint: str) -> int:
         except OSError as exc:
             raise TdxsimError(f"cannot write reproducers to {args.save}: "
                               f"{exc.strerror or exc}") from None
-    sys.stdout.write(RENDERERS[args.format](proof, replay_hint))
+    sys.stdout.write(RENDERERS[args.format](proof, replay_hint(args)))
     return exit_code(proof)

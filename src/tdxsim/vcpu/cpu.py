@@ -60,13 +60,19 @@ class VCpu:
     (None: if built; False: Python only, the reference they are tested
     against; True: required)."""
 
-    def __init__(self, clock: Clock, use_native: bool | None = None):
+    def __init__(self, clock: Clock, memory, use_native: bool | None = None,
+                 module: native.Module | None = None,
+                 on_tdcall: Callable[[RegisterFile], bool] = lambda regs: True):
+        """memory: the TD's guest-physical memory (memory.TdMemory), which
+        this vCPU maps and whose EPT check every access passes; module: the
+        TDX module's compiled state that tdcall.c serves TDCALLs with;
+        on_tdcall(regs): any other TDCALL, False stops the vCPU."""
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         self.regs = RegisterFile(self.uc)
         self.counter = InstructionCounter(self.uc, self._block_insns, use_native)
         self.clock = clock
         clock.count(self.counter.state)
-        self.on_tdcall: Callable[[RegisterFile], bool] = lambda regs: True
+        self.on_tdcall = on_tdcall
         self._stop: Stop | None = None
         self._unmapped: tuple[str, int] | None = None
         self._shadow_until = -1  # instruction count at which an STI shadow is open
@@ -89,7 +95,10 @@ class VCpu:
         self.uc.ctl_set_exits([])
         self._fault = None  # the page fault or EPT violation behind a trap-page access
         self.fast = native.VCpu(uc=unicorn_entry_points())
-        self.mmu = mmu = Mmu(self.uc, self.regs, self.fast)
+        if module is not None:
+            self.fast.module = ctypes.pointer(module)
+        self.mmu = mmu = Mmu(self.uc, self.regs, self.fast, memory.check)
+        memory.attach(mmu)
         # Memory access, guest-physical (backing) and linear: the MMU's.
         self.map_ptr, self.phys_read, self.phys_write = mmu.map_ptr, mmu.phys_read, mmu.phys_write
         self.read, self.write, self.readable = mmu.read, mmu.write, mmu.readable
