@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tdxsim import TdConfig, TdxsimError
+from tdxsim import RunResult, TdConfig, TdxsimError
 from tdxsim.errors import HostError
 from tdxsim.memory import Page
 
@@ -149,7 +149,7 @@ def test_null_is_not_ram(mem):
 def test_ept_violation_hook_is_one_method(mem):
     """The single plug-in point for EPT-violation #VE: TD.ept_violation."""
     seen = []
-    mem.ept_violation = lambda rip, violation: seen.append(violation) or mem._end("error", "x")
+    mem.ept_violation = lambda rip, violation: seen.append(violation) or RunResult("error", "x")
     load(mem, WINDOW + BUF)
     [violation] = seen
     assert (violation.gpa, violation.la, violation.access) == (SHARED_48 | BUF, WINDOW + BUF, "read")

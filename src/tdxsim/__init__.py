@@ -3,7 +3,8 @@ from .errors import TdxsimError
 from .exits import FatalError, GuestExit, Halt, VmExit, VmResume
 from .host import Host
 from .module import TdConfig
-from .td import TD, GuestStopped, RunResult
+from .result import GuestStopped, RunResult
+from .td import TD
 
 __all__ = ["TD", "TdConfig", "Host", "RunResult", "GuestStopped", "TdxsimError",
            "VmExit", "VmResume", "Halt", "GuestExit", "FatalError"]

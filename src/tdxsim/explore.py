@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from .events import Halted, InterruptDelivered, InterruptPosted
 from .host import Host
-from .td import TD, RunResult
+from .result import RunResult
+from .td import TD
 from .vcpu.crash import disassemble
 from .vcpu.interrupts import install_idt_stub
 

@@ -19,7 +19,8 @@ from ..image import Image
 from ..layout import PAGE, RETURN_TRAP, STUB_HANDLER
 from ..module import TdConfig
 from ..native import library
-from ..td import TD, RunResult
+from ..result import RunResult
+from ..td import TD
 from ..vcpu.batch import MemoryRange, RegisterBank
 from ..vcpu.interrupts import install_idt_stub
 from ..vcpu.observer import TdcallObserver

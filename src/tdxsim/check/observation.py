@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .. import abi
 from ..exits import VmExit, VmResume
 from ..events import VmcallRecord
-from ..td import RunResult
+from ..result import RunResult
 from .contracts import reg_name
 from .scenario import Scenario
 from .values import Layout, Values

@@ -14,7 +14,7 @@ from typing import Callable
 from .. import abi
 from ..events import InterruptDelivered
 from ..module.vmcall import control_error
-from ..td import RETURN_TRAP
+from ..layout import RETURN_TRAP
 from ..vcpu.regs import RFLAGS_IF
 from .contracts import Contract, reg_name
 from .facts import (bits, copies, expected_struct, host_pointer_use, how_it_ended, listed,

@@ -15,7 +15,7 @@ from struct import Struct
 from .. import abi
 from ..exits import VmResume
 from ..image import Image
-from ..td import RETURN_TRAP
+from ..layout import RETURN_TRAP
 from .contracts import Contract, Stack, reg_name
 from .scenario import Scenario
 

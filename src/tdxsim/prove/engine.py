@@ -20,7 +20,7 @@ from triton import AST_NODE, EXCEPTION, OPCODE, Instruction, MemoryAccess, Trito
 from .. import abi
 from ..check.runner import FAILURE_STATUSES
 from ..module.vmcall import invalid_control
-from ..td import RETURN_TRAP
+from ..layout import RETURN_TRAP
 from .world import FLAGS, HOSTV, POINTER, World
 
 LOOP_BOUND = 8  # decisions per branch site on one path: a loop unrolled further is `unknown`

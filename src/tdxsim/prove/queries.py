@@ -18,7 +18,7 @@ from triton import MemoryAccess
 
 from ..check.contracts import When, reg_name
 from ..check.properties import callee_owned, mask_problem, padding_bytes
-from ..td import RETURN_TRAP
+from ..layout import RETURN_TRAP
 from .engine import Path, variables
 from .world import FLAGS, HOSTV, INPUT, POINTER, SECRET, World
 

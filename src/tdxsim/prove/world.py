@@ -25,7 +25,7 @@ from .. import abi
 from ..check.harness import Harness
 from ..check.scenario import Scenario
 from ..check.values import GUARD, HOST, XMM_BASE, pattern
-from ..td import RETURN_TRAP
+from ..layout import RETURN_TRAP
 
 SECRET, POINTER, INPUT, FLAGS, HOSTV, STATUS = "secret", "pointer", "input", "flags", "host", \
     "status"

@@ -1,0 +1,302 @@
+"""One run of the TD's vCPU: slices up to the next timer deadline,
+interrupt and NMI delivery at the boundaries the architecture allows, and
+what each stop of the vCPU means (an intercepted instruction, an EPT
+violation, a TDCALL's host action, a halt, a crash, the budget).
+
+`TD.run()` and `TD.call()` build one `Execution` and return its
+`RunResult`; nothing that happens inside the guest escapes as a traceback.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from . import abi
+from .errors import TdxsimError
+from .layout import PAGE
+from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
+                     SoftwareInterrupt, VeRaised, Woke)
+from .exits import EptExit, FatalError, GuestExit, Halt
+from .memory import EptViolation
+from .module.ve import VE_VECTOR, VeInfo
+from .result import RunResult
+from .trace import render
+from .vcpu import ve_insns
+from .vcpu.cpu import Stop
+from .vcpu.crash import CrashReport, backtrace, disassemble
+from .devices.lapic import NMI
+from .vcpu.interrupts import DeliveryError, deliver, is_iret
+from .vcpu.regs import RFLAGS_RF
+
+
+class Execution:
+    def __init__(self, td, until: int, max_insns: int, timeout: float, observer=None):
+        """until: the stop address of a td.call (0: none); observer: a
+        Python TDCALL observer (TD.observe_tdcalls)."""
+        self.td = td
+        self.vcpu, self.module, self.host = td.vcpu, td.module, td.host
+        self.lapic, self.clock, self.image = td.lapic, td.clock, td.image
+        self.until, self.max_insns, self.timeout = until, max_insns, timeout
+        self.observer = observer
+        self._budget_end = self.vcpu.instructions + max_insns
+        self._action = None  # the host action of the last TDCALL
+        self._error: Exception | None = None  # raised by the last TDCALL's handling
+
+    def run(self) -> RunResult:
+        """Run in slices that end at the next timer deadline.  While an
+        interrupt waits for IF = 1, the vCPU also stops where IF can change,
+        so that delivery happens at the first boundary where the
+        architecture allows it."""
+        timeout = self.timeout
+        # timeout 0: no wall-clock limit, only the instruction budget (Unicorn
+        # starts a watchdog thread per slice for a timeout, ~0.2 ms each).
+        deadline = time.monotonic() + timeout if timeout else math.inf
+        while True:
+            if self.vcpu.stop_requested:
+                return self._after(Stop("interrupted", self.vcpu.regs.rip))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self._after(Stop("timeout", self.vcpu.regs.rip))
+            self._fire_timers()
+            if self._nmi_deliverable():
+                result = self._deliver(NMI)
+                if result is not None:
+                    return result
+                continue
+            if self.lapic.deliverable() is not None and self._interruptible():
+                result = self._deliver(self.lapic.deliverable())
+                if result is not None:
+                    return result
+                continue
+            waiting = self.lapic.deliverable() is not None  # for IF = 1, or the shadow to end
+            # NMI blocking lasts until the next IRET: watch for it (SDM 6.7.1)
+            stop = self.vcpu.run(self._slice_limit(waiting), self.until, remaining if timeout else 0.0,
+                                 watch_if=waiting or self.vcpu.nmi_blocked)
+            if self.vcpu.nmi_blocked and is_iret(self.vcpu, self.vcpu.watched):
+                self.vcpu.nmi_blocked = False
+            result = self._after(stop)
+            if result is not None:
+                return result
+
+    def _interruptible(self) -> bool:
+        """IF = 1, no STI shadow, and no #VE whose info the guest has not yet
+        read: the module blocks interrupts and NMIs from #VE delivery until
+        TDG.VP.VEINFO.GET (spec 13.3)."""
+        return (self.vcpu.interrupts_enabled and not self.vcpu.in_sti_shadow
+                and self.module.ve.info is None)
+
+    def _nmi_deliverable(self) -> bool:
+        """An NMI is pending and not blocked: by an earlier NMI until IRET,
+        or from #VE delivery until VEINFO.GET (spec 13.3).  IF and the STI
+        shadow do not block it."""
+        return (self.lapic.nmi_pending and not self.vcpu.nmi_blocked
+                and self.module.ve.info is None)
+
+    def _slice_limit(self, waiting: bool) -> int:
+        """The next timer deadline; one instruction in the STI shadow while an
+        interrupt waits.  (While it waits for IF = 1, the vCPU stops at the
+        instructions that can set IF: STI, POPF and IRET.)"""
+        count = self.vcpu.instructions
+        ve_blocked = self.module.ve.info is not None and (
+            self.vcpu.interrupts_enabled and waiting or self.lapic.nmi_pending)
+        if waiting and self.vcpu.in_sti_shadow or ve_blocked:  # until VEINFO.GET
+            return min(self._budget_end, count + 1)
+        due = self.host.next_deadline()
+        if due is None:
+            return self._budget_end
+        return min(self._budget_end, count + self.clock.insns_until(due))
+
+    def _fire_timers(self) -> None:
+        due = self.host.next_deadline()
+        if due is None or due > self.clock.now():
+            return
+        for source, vector in self.host.fire_due(self.clock.now()):
+            self.td.events.append(InterruptPosted(self.clock.now(), vector, self.vcpu.regs.rip, source))
+
+    def _deliver(self, vector: int) -> RunResult | None:
+        """An external interrupt, or an NMI through IDT vector 2."""
+        rip = self.vcpu.regs.rip
+        try:
+            handler = deliver(self.vcpu, vector)
+        except DeliveryError as exc:
+            what = "an NMI" if vector == NMI else "interrupt"
+            return self._crash(Stop("fault", rip, f"cannot deliver {what}: {exc}"))
+        if vector == NMI:
+            self.lapic.nmi_pending, self.vcpu.nmi_blocked = False, True
+        else:
+            self.lapic.acknowledge(vector)
+        self.td.events.append(InterruptDelivered(self.clock.now(), vector, rip, handler,
+                                              self.td.label(handler)))
+        return None
+
+    def _after(self, stop: Stop) -> RunResult | None:
+        """Turn a vCPU stop into the end of the run, or None to keep going."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            if not isinstance(error, TdxsimError):
+                raise error
+            return self._end("error", str(error))
+        if self._action is not None:
+            action, self._action = self._action, None
+            return self._host_action(action)
+        if stop.kind == "until":
+            return self._end("return", return_value=self.vcpu.regs.get(abi.RAX))
+        if stop.kind == "limit":
+            if self.vcpu.instructions < self._budget_end:
+                return None  # a timer deadline, the STI shadow or a POPF/IRET ended it
+            return self._end("budget", f"the guest ran away: instruction budget of "
+                             f"{self.max_insns} exhausted at {self.image.describe(stop.rip)}")
+        if stop.kind == "interrupted":
+            return self._end("interrupted", f"interrupted at "
+                             f"{self.image.describe(self.vcpu.regs.rip)} after "
+                             f"{self.vcpu.instructions - self._budget_end + self.max_insns} "
+                             "instructions")
+        if stop.kind == "timeout":
+            return self._end("timeout", f"the guest ran away: wall-clock timeout of "
+                             f"{self.timeout:g} s at {self.image.describe(self.vcpu.regs.rip)}")
+        if stop.kind == "hlt":
+            return self._raise_ve(stop.rip, VeInfo(abi.EXIT_REASON_HLT, instr_len=1))
+        if stop.kind == "memory" and isinstance(stop.info, EptViolation):
+            return self.td.ept_violation(stop.rip, stop.info)
+        if stop.kind == "ve-insn":
+            return self._intercept(stop.rip)
+        if stop.kind == "int":  # `int n`: trap-like, through IDT[n]; the APIC takes no part
+            self.td.events.append(SoftwareInterrupt(self.clock.now(), stop.address, stop.rip))
+            return self._fault(stop.rip, stop.address, None, f"int {stop.address:#x}", trap=True)
+        return self._crash(stop)
+
+    def _intercept(self, rip: int) -> RunResult | None:
+        """An instruction the TDX module intercepts, not yet executed at rip
+        (spec 8.1): emulated natively, or #VE / #GP(0), fault-like."""
+        code = self.vcpu.fetched(rip, 15) or self.td.peek(rip, 15) or self.td.peek(rip, PAGE - rip % PAGE)
+        insn = ve_insns.decode(code, self.vcpu.code64())
+        if insn is None:  # the guest has rewritten its code since the scan
+            self.vcpu.drop_trap(rip)
+            return None
+        if insn.kind in ve_insns.VCPU_EMULATED:
+            self.vcpu.emulate(insn)
+            return None
+        outcome = self.module.intercept(insn, self.vcpu.regs, self.clock.now())
+        if isinstance(outcome, VeInfo):
+            return self._raise_ve(rip, outcome)
+        if outcome is not None:
+            self.td.events.append(ExceptionInjected(self.clock.now(), rip, outcome, 0))
+            return self._fault(rip, outcome, 0, f"#GP(0) from {insn.kind}")
+        return None
+
+    def ept_violation(self, rip: int, violation: EptViolation) -> RunResult | None:
+        """A guest access the EPT check refused (memory.py): the wrong alias,
+        a pending page, or no memory.  #VE where TDX raises one (spec 8.1,
+        module/ept_violation.py); otherwise an exit to the host, which either
+        changes the mapping, so that the instruction runs again, or cannot
+        serve it: a crash report naming the GPA.  A GPA beyond GPAW is the
+        guest's own page-table bug (a reserved-bit #PF on hardware): crash."""
+        if violation.gpa >> self.td.config.gpaw:
+            return self._crash(Stop("memory", rip, violation.describe(), violation.gpa, violation))
+        outcome = self.module.ept_violation(violation)
+        if isinstance(outcome, VeInfo):
+            return self._raise_ve(rip, outcome, violation.describe())
+        return self._ept_exit(rip, outcome, violation.describe())
+
+    def _ept_exit(self, rip: int, exit: EptExit, what: str) -> RunResult | None:
+        why = self.host.ept_violation(exit)
+        if why is None:
+            return None  # fault-like: RIP still on the instruction, which runs again
+        return self._crash(Stop("memory", rip, f"{what}; {why}", exit.gpa))
+
+    def _raise_ve(self, rip: int, info: VeInfo, cause: str = "") -> RunResult | None:
+        """#VE, or #DF/#GP when VE info is still valid (spec 8.3)."""
+        vector, error_code = self.module.ve.raise_ve(info)
+        self.td.events.append(VeRaised(self.clock.now(), rip, info.exit_reason, vector, info))
+        kind = "#VE" if vector == VE_VECTOR else f"vector {vector} (nested #VE)"
+        return self._fault(rip, vector, error_code, f"{kind} for the {cause}" if cause else kind)
+
+    def _fault(self, rip: int, vector: int, error_code: int | None, kind: str,
+               trap: bool = False) -> RunResult | None:
+        """Fault-like delivery: the saved RIP is the instruction itself, and
+        the module sets RF in the saved RFLAGS (spec 8.3).  trap: a software
+        interrupt, delivered with RIP past it as the CPU does."""
+        self.vcpu.regs.rip = rip
+        if not trap:
+            self.vcpu.regs.rflags |= RFLAGS_RF
+        try:
+            deliver(self.vcpu, vector, error_code)
+        except DeliveryError as exc:
+            return self._crash(Stop("fault", rip, f"cannot deliver {kind}: {exc}"))
+        return None
+
+    def _host_action(self, action) -> RunResult | None:
+        if isinstance(action, GuestExit):
+            return self._end("exit", f"guest exited with code {action.code}",
+                             exit_code=action.code)
+        if isinstance(action, FatalError):
+            where = f" (GPA {action.gpa:#x})" if action.gpa is not None else ""
+            text = f"{action.message!r}" + (f" ({action.note})" if action.note else "")
+            return self._end("fatal", f"guest reported a fatal error, code "
+                             f"{action.error_code:#x}{where}: {text}", fatal=action)
+        if isinstance(action, Halt):
+            return self._halt(action)
+        if isinstance(action, EptExit):  # TDG.MEM.PAGE.ACCEPT found nothing mapped
+            rip = self.vcpu.regs.rip
+            return self._ept_exit(rip, action, f"TDG.MEM.PAGE.ACCEPT at {self.image.describe(rip)} "
+                                  f"of GPA {action.gpa:#x} found no page mapped")
+        raise TdxsimError(f"unknown host action {action!r}")
+
+    def _halt(self, halt: Halt) -> RunResult | None:
+        """Block the vCPU as KVM does for Instruction.HLT (spec 7.4): with
+        R12 = 0 a pending interrupt wakes it at once, otherwise virtual time
+        jumps to the next timer deadline; with R12 != 0 only an NMI (or
+        INIT, not modelled) wakes it."""
+        rip = self.vcpu.regs.rip - abi.TDCALL_LEN  # the HLT TDCALL: trap-like, RIP is past it
+        start = self.clock.now()
+        self.td.events.append(Halted(start, rip, halt.irq_blocked))
+        while not halt.irq_blocked or self.lapic.nmi_coming:
+            vector = NMI if self.lapic.nmi_pending else \
+                None if halt.irq_blocked else self.lapic.deliverable()
+            if vector is not None:
+                self.td.events.append(Woke(self.clock.now(), vector, self.clock.now() - start))
+                return None
+            due = self.host.next_deadline()
+            if due is None:
+                break
+            self.clock.advance_to(due)
+            self._fire_timers()
+        why = ("interrupts are reported blocked (R12 != 0), so only NMI/INIT could wake it"
+               if halt.irq_blocked else "no interrupt is pending and no timer is armed")
+        pending = f"; pending vectors: {sorted(self.lapic.irr)}" if self.lapic.irr else ""
+        recent = [render(e) for e in self.td.events[-6:-1]]
+        last = ("\nlast events:\n  " + "\n  ".join(recent)) if recent else ""
+        chain = backtrace(self.td.peek, self.image, self.vcpu.regs.get(abi.RBP))
+        called = f", called from {' <- '.join(chain)}" if chain else ""
+        return self._end("halted", f"the vCPU halted forever at {self.image.describe(rip)}"
+                         f"{called}: {why} (a lost wakeup or a deadlock){pending}{last}")
+
+    def _crash(self, stop: Stop) -> RunResult:
+        gprs = self.vcpu.regs.gprs()
+        read = self.td.peek
+        detail = self.td.crash_details
+        report = CrashReport(stop.detail, stop.rip, self.image.describe(stop.rip), gprs,
+                             self.vcpu.regs.rflags,
+                             disassemble(read, self.image, stop.rip,
+                                         code64=self.vcpu.code64()) if detail else [],
+                             backtrace(read, self.image, gprs[abi.RBP]) if detail else [],
+                             address=stop.address)
+        return self._end("crash", report.render(), crash=report)
+
+    def _end(self, reason: str, message: str = "", **kw) -> RunResult:
+        return RunResult(reason, message, console=self.td.console,
+                         events=self.td.events.detach(), instructions=self.vcpu.instructions,
+                         time_ns=self.clock.now(), **kw)
+
+    def on_tdcall(self, regs) -> bool:
+        """Called by the vCPU for each TDCALL; False stops the CPU."""
+        observer = self.observer
+        if observer is not None:
+            observer.tdcall_before(regs)
+        try:
+            self._action = self.module.tdcall(regs, self.clock.now())
+        except Exception as exc:  # reported by _after, never lost inside Unicorn
+            self._error = exc
+        if observer is not None and observer.tdcall_after(regs) is False:
+            return False  # the observer ends the run here
+        return self._action is None and self._error is None
