@@ -75,7 +75,11 @@ def cmd_run(args) -> int:
     with signals.watch() as caught:
         td = load_td(args.guest, args)
         caught.on_signal(td.interrupt)
-        result = td.run(max_insns=args.max_insns, timeout=args.timeout)
+        trace = _trace_file(args)
+        result = td.run(max_insns=args.max_insns, timeout=args.timeout,
+                        keep_exits=args.trace, on_event=trace)
+    if trace is not None:
+        trace.close(result.time_ns)
     sys.stdout.write(result.console)
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
@@ -83,9 +87,6 @@ def cmd_run(args) -> int:
         for line in render_all(result.events):
             print(line)
     sys.stdout.flush()
-    if args.trace_out:
-        traceout.write(args.trace_out, traceout.format_for(args.trace_out, args.trace_format),
-                       result.events, result.time_ns)
     if result.reason == "interrupted":
         print(f"tdxsim: {caught.name or 'signal'}: {result.message}", file=sys.stderr)
         return caught.exit_code if caught.number else 130
@@ -97,24 +98,43 @@ def cmd_run(args) -> int:
     return 1
 
 
+def _trace_file(args) -> traceout.TraceFile | None:
+    """--trace-out: the file the run streams its events to."""
+    if not args.trace_out:
+        return None
+    return traceout.TraceFile(args.trace_out,
+                              traceout.format_for(args.trace_out, args.trace_format))
+
+
 def _run_firmware(args) -> int:
-    from .firmware.summary import render
+    from .firmware.summary import Tally, render
     with signals.watch() as caught:
         td = load_firmware(args)
         caught.on_signal(td.interrupt)
+        tally, trace = Tally(), _trace_file(args)
         started = time.monotonic()
-        result = td.run(max_insns=args.max_insns, timeout=args.timeout)
+        result = td.run(max_insns=args.max_insns, timeout=args.timeout, keep_exits=args.trace,
+                        on_event=tally if trace is None else _both(tally, trace))
+    if trace is not None:
+        trace.close(result.time_ns)
     sys.stdout.write(result.console)
     if result.console and not result.console.endswith("\n"):
         sys.stdout.write("\n")
     if args.trace:
         for line in render_all(result.events):
             print(line)
-    for line in render(td, result, time.monotonic() - started):
+    for line in render(td, result, time.monotonic() - started, tally):
         print(line, file=sys.stderr)
     if result.reason not in ("budget", "timeout", "exit"):
         print(f"tdxsim: {result.describe()}", file=sys.stderr)
     return 0 if result.reason == "exit" and not result.exit_code else 1
+
+
+def _both(first, second):
+    def both(event) -> None:
+        first(event)
+        second(event)
+    return both
 
 
 def cmd_bench(args) -> int:
@@ -149,8 +169,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("guest", nargs="*", help="bundled guest name, sources (.S .s .asm .nasm "
                      ".c), .o objects or one ELF executable")
     run.add_argument("--trace", action="store_true", help="print one line per TD exit, interrupt, timer and halt")
-    run.add_argument("--trace-out", metavar="FILE", help="write the trace to FILE as the run "
-                     "ends (format from --trace-format, else .json: chrome, .jsonl: jsonl, "
+    run.add_argument("--trace-out", metavar="FILE", help="stream the trace to FILE while the "
+                     "guest runs (format from --trace-format, else .json: chrome, .jsonl: jsonl, "
                      "other: text)")
     run.add_argument("--trace-format", choices=traceout.FORMATS,
                      help="text (the --trace lines), jsonl (one JSON object per event) or "

@@ -1,27 +1,39 @@
-"""The events of one run, in order.
+"""The events of one run, in order: all of them, or the most recent.
 
 Python code appends event objects.  The compiled TDG.VP.VMCALL path
 (module/vmcall.c) writes each exit it serves into a native buffer instead;
 the log seals those records away in order before each Python append, and
-turns them into `VmcallRecord`s only when someone reads it, so a run of a
-million hypercalls costs 288 bytes per exit and no Python until then.
+turns them into `VmcallRecord`s only when someone reads them (288 bytes per
+exit and no Python until then).
+
+By default a log is a ring: it holds the last `RING` events, so a run of
+tens of millions of exits takes the memory of a short one; `counts` counts
+every event of the run by sub-function (or event type), and a `sink` sees
+every event as it happens (`--trace-out` streams to a file that way).
+`ring=None` keeps the whole run (`TD.run(keep_exits=True)`, `--trace`).
 """
 from __future__ import annotations
 
 import ctypes
+from collections import Counter, deque
 from functools import lru_cache
 from struct import Struct
 
 from . import abi, native
 from .events import VmcallRecord
 
+RING = 10_000  # events a default log keeps: crash reports and exits[-k:] need few
 RECORD_SIZE = ctypes.sizeof(native.ExitRecord)
-RECORD = Struct("<36Q")  # native.ExitRecord's layout: 3 + 16 + 1 + 16 words
+WORDS = RECORD_SIZE // 8
+RECORD = Struct(f"<{WORDS}Q")  # native.ExitRecord: time, RIP, RCX, 16 GPRs, mask, 16 GPRs
 assert RECORD.size == RECORD_SIZE
+R10_WORD, R11_WORD = 3 + abi.R10, 3 + abi.R11  # the host's view of R10 and R11
 
 
 class ExitBuffer:
-    """The native buffer module/vmcall.c records into (one per TD)."""
+    """The native buffer module/vmcall.c records into (one per TD).  When
+    it is full the compiled path declines, and the Python exit that
+    follows seals the buffer into the log: it never grows."""
 
     def __init__(self, module: native.Module, capacity: int = 4096):
         self.module = module
@@ -39,16 +51,27 @@ class ExitBuffer:
 
 
 class EventLog:
-    def __init__(self, exits: ExitBuffer | None = None):
+    def __init__(self, exits: ExitBuffer | None = None, ring: int | None = RING, sink=None):
         self._exits = exits  # None once detached: the run is over
-        self._items: list = []  # events, and bytes of sealed native records
-        self._length = 0
-        self._flat = True
+        self._ring = ring  # None: keep every event
+        self._sink = sink  # called with every event, in order
+        self._items: deque = deque()  # events, and bytes of sealed native records
+        self._held = 0  # events in _items
+        self.total = 0  # events of the run sealed so far
+        self._flat: list | None = []  # _items as events, until the next append
+        self._subfns, self._hypercalls, self._kinds = Counter(), Counter(), Counter()
 
     def append(self, event) -> None:
         self._seal()
-        self._items.append(event)
-        self._length += 1
+        if isinstance(event, VmcallRecord):
+            r10 = event.exposed[abi.R10]
+            (self._hypercalls.update((r10,)) if r10 else
+             self._subfns.update((event.exposed[abi.R11],)))
+        else:
+            self._kinds[type(event).__name__] += 1
+        self._hold(event, 1)
+        if self._sink is not None:
+            self._sink(event)
 
     def detach(self) -> "EventLog":
         """Take the rest of the native records; the buffer serves the next run."""
@@ -56,28 +79,75 @@ class EventLog:
         self._exits = None
         return self
 
+    @property
+    def counts(self) -> Counter:
+        """Every event of the run so far: TD exits by sub-function name (as
+        traces spell it), other events by type name (e.g. 'VeRaised')."""
+        self._seal()
+        names = Counter()
+        for r11, n in self._subfns.items():
+            names[abi.subfn_name(0, r11)] += n
+        for r10, n in self._hypercalls.items():
+            names[abi.subfn_name(r10, 0)] += n
+        return names + self._kinds
+
+    @property
+    def dropped(self) -> int:
+        """Events of the run the ring no longer holds."""
+        return self.total + self._pending() - len(self)
+
+    def _hold(self, item, n: int) -> None:
+        self._items.append(item)
+        self._held += n
+        self.total += n
+        self._flat = None
+        if self._ring is not None:  # drop whole items while the rest still fill the ring
+            while self._held - _size(self._items[0]) >= self._ring:
+                self._held -= _size(self._items.popleft())
+
     def _seal(self) -> None:
         if self._exits is not None and self._exits.module.recorded:
             chunk = self._exits.take()
-            self._items.append(chunk)
-            self._length += len(chunk) // RECORD_SIZE
-            self._flat = False
+            self._count(chunk)
+            self._hold(chunk, len(chunk) // RECORD_SIZE)
+            if self._sink is not None:
+                for fields in RECORD.iter_unpack(chunk):
+                    self._sink(_vmcall_record(fields))
+
+    def _count(self, chunk: bytes) -> None:
+        """Count native records by R10 (KVM hypercalls), and by R11 where R10
+        is 0 (TDG.VP.VMCALL sub-functions), in C-speed list operations."""
+        words = memoryview(chunk).cast("Q")
+        r10s = words[R10_WORD::WORDS].tolist()
+        by_r10 = Counter(r10s)
+        zeros = by_r10.pop(0, 0)
+        self._hypercalls.update(by_r10)
+        if zeros == len(r10s):
+            self._subfns.update(words[R11_WORD::WORDS].tolist())
+        elif zeros:
+            self._subfns.update(r11 for r10, r11 in zip(r10s, words[R11_WORD::WORDS].tolist())
+                                if not r10)
+
+    def _pending(self) -> int:
+        return self._exits.module.recorded if self._exits is not None else 0
 
     def _events(self) -> list:
         self._seal()
-        if not self._flat:
+        if self._flat is None:
             flat = []
             for item in self._items:
                 if isinstance(item, bytes):
                     flat += map(_vmcall_record, RECORD.iter_unpack(item))
                 else:
                     flat.append(item)
-            self._items, self._flat = flat, True
-        return self._items
+            if self._ring is not None and len(flat) > self._ring:
+                del flat[:len(flat) - self._ring]
+            self._items, self._held, self._flat = deque(flat), len(flat), flat
+        return self._flat
 
     def __len__(self) -> int:
-        pending = self._exits.module.recorded if self._exits is not None else 0
-        return self._length + pending
+        held = self._held + self._pending()
+        return held if self._ring is None else min(held, self._ring)
 
     def __iter__(self):
         return iter(self._events())
@@ -93,6 +163,10 @@ class EventLog:
 
     def __repr__(self) -> str:
         return f"EventLog({self._events()!r})"
+
+
+def _size(item) -> int:
+    return len(item) // RECORD_SIZE if isinstance(item, bytes) else 1
 
 
 def _vmcall_record(fields: tuple[int, ...]) -> VmcallRecord:

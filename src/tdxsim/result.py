@@ -1,6 +1,7 @@
 """How a run of the TD ended (`TD.run()`, `TD.call_result()`)."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .errors import TdxsimError
@@ -28,6 +29,17 @@ class RunResult:
     fatal: FatalError | None = None
     return_value: int | None = None
     _exits: tuple | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def counts(self) -> Counter:
+        """Every event of the run, also those the ring dropped: TD exits by
+        sub-function name, other events by type name (eventlog.py)."""
+        if isinstance(self.events, EventLog):
+            return self.events.counts
+        log = EventLog(ring=None)
+        for event in self.events:
+            log.append(event)
+        return log.counts
 
     @property
     def ok(self) -> bool:

@@ -12,7 +12,7 @@ from . import abi, image as image_mod, limits, toolchain
 from .clock import Clock
 from .layout import GDT, PAGE, PAGE_TABLES, RESERVED_END, RETURN_TRAP
 from .errors import TdxsimError
-from .eventlog import EventLog, ExitBuffer
+from .eventlog import RING, EventLog, ExitBuffer
 from .events import VmcallRecord
 from .execution import Execution
 from .host import Host
@@ -60,7 +60,7 @@ class TD:
                                 apic=VirtualApic(self.lapic),
                                 lock_contender=adversary and adversary.holds_td_lock)
         self._exit_buffer = ExitBuffer(self.module.fast)
-        self.events = EventLog(self._exit_buffer)
+        self.events = EventLog(self._exit_buffer, ring=None)
         self.vcpu = VCpu(self.clock, self.ram, native, self.module.fast, self._on_tdcall)
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
@@ -179,14 +179,16 @@ class TD:
         return self.host.serial.text
 
     # --- execution ---
-    def run(self, max_insns: int = DEFAULT_MAX_INSNS,
-            timeout: float = DEFAULT_TIMEOUT) -> RunResult:
-        """Run from the entry point until the guest ends."""
+    def run(self, max_insns: int = DEFAULT_MAX_INSNS, timeout: float = DEFAULT_TIMEOUT,
+            keep_exits: bool = False, on_event=None) -> RunResult:
+        """Run from the entry point until the guest ends.  The result holds
+        the last eventlog.RING events (every one with keep_exits) and counts
+        of all; on_event(event) sees every event as it happens."""
         problem = self.image.entry_problem()
         if problem:
             raise TdxsimError(problem)
         self.reset()
-        return self._execute(0, max_insns, timeout)
+        return self._execute(0, max_insns, timeout, keep_exits, on_event)
 
     def call(self, symbol: str, *args: int, regs: dict[str, int] | None = None,
              max_insns: int = 10_000_000, timeout: float = DEFAULT_TIMEOUT) -> int:
@@ -225,10 +227,11 @@ class TD:
         self.vcpu.regs.rip = target
         return self._execute(RETURN_TRAP, max_insns, timeout)
 
-    def _execute(self, until: int, max_insns: int, timeout: float) -> RunResult:
+    def _execute(self, until: int, max_insns: int, timeout: float,
+                 keep_exits: bool = False, on_event=None) -> RunResult:
         limits.budget(max_insns, "the instruction budget")
         limits.timeout(timeout, "the timeout", zero_means_none=True)
-        self.events = EventLog(self._exit_buffer)
+        self.events = EventLog(self._exit_buffer, None if keep_exits else RING, on_event)
         self.host.serial.clear()
         # Handler and device tables are read when a run starts
         # (module/dispatcher.py arm_compiled_vmcall decides).

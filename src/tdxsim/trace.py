@@ -78,16 +78,26 @@ def render_all(events) -> list[str]:
 
 
 def rendered(events):
-    """(event, line) for each event, lazily; the first TDVMCALL after a #VE
-    is marked as the one the #VE handler turned the instruction into."""
-    ve = None
+    """(event, line) for each event, lazily (see Lines)."""
+    lines = Lines()
     for event in events:
+        yield event, lines(event)
+
+
+class Lines:
+    """Event -> trace line, one event at a time: the first TDVMCALL after a
+    #VE is marked as the one the #VE handler turned the instruction into."""
+
+    def __init__(self):
+        self._ve = None
+
+    def __call__(self, event) -> str:
         line = render(event)
         if isinstance(event, VeRaised):
-            ve = event
-        elif isinstance(event, VmcallRecord) and ve is not None:
-            line, ve = f"{line}  <- #VE at {ve.rip:#x}", None
-        yield event, line
+            self._ve = event
+        elif isinstance(event, VmcallRecord) and self._ve is not None:
+            line, self._ve = f"{line}  <- #VE at {self._ve.rip:#x}", None
+        return line
 
 
 def render(event) -> str:

@@ -1,5 +1,6 @@
 """`--trace-out FILE --trace-format text|jsonl|chrome`: a run's events
-written to disk one at a time (the writer holds no list of them).
+written to disk one at a time, as they happen (TraceFile holds no list of
+them, so a run of any length streams in constant memory).
 
 - text: the lines `--trace` prints.
 - jsonl: one JSON object per event: seq, type, its fields, and `text`, the
@@ -21,7 +22,7 @@ from pathlib import Path
 from . import abi
 from .errors import TdxsimError
 from .events import Halted, InterruptDelivered, InterruptPosted, VeRaised, VmcallRecord, Woke
-from .trace import rendered
+from .trace import Lines
 
 FORMATS = ("text", "jsonl", "chrome")
 PID = 1
@@ -35,22 +36,63 @@ def format_for(path: str, requested: str | None) -> str:
 
 
 def write(path: str, kind: str, events, end_ns: int) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as out:
-            {"text": _text, "jsonl": _jsonl, "chrome": _chrome}[kind](out, events, end_ns)
-    except OSError as exc:
-        raise TdxsimError(f"cannot write the trace to {path}: {exc.strerror or exc}") from None
+    """Write a run's events, all at once (TraceFile streams them)."""
+    trace = TraceFile(path, kind)
+    for event in events:
+        trace(event)
+    trace.close(end_ns)
 
 
-def _text(out, events, end_ns: int) -> None:
-    for _, line in rendered(events):
-        out.write(line + "\n")
+class TraceFile:
+    """A trace file being written: call it with each event as it happens,
+    then close(end_ns).  It holds only the file's buffer (and, for chrome,
+    the open slices)."""
+
+    def __init__(self, path: str, kind: str):
+        self.path, self.written = path, 0
+        try:
+            self._out = open(path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise self._error(exc) from None
+        self._lines = Lines()
+        self._format = {"text": _Text, "jsonl": _Jsonl, "chrome": _Chrome}[kind](self._out)
+
+    def __call__(self, event) -> None:
+        try:
+            self._format.add(event, self._lines(event))
+        except OSError as exc:
+            raise self._error(exc) from None
+        self.written += 1
+
+    def close(self, end_ns: int) -> None:
+        try:
+            self._format.close(end_ns)
+            self._out.close()
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: OSError) -> TdxsimError:
+        return TdxsimError(f"cannot write the trace to {self.path}: {exc.strerror or exc}")
 
 
-def _jsonl(out, events, end_ns: int) -> None:
-    for seq, (event, line) in enumerate(rendered(events)):
-        record = {"seq": seq, "type": type(event).__name__, **_fields(event), "text": line}
-        out.write(json.dumps(record) + "\n")
+class _Text:
+    def __init__(self, out):
+        self.out = out
+
+    def add(self, event, line: str) -> None:
+        self.out.write(line + "\n")
+
+    def close(self, end_ns: int) -> None:
+        pass
+
+
+class _Jsonl(_Text):
+    seq = 0
+
+    def add(self, event, line: str) -> None:
+        record = {"seq": self.seq, "type": type(event).__name__, **_fields(event), "text": line}
+        self.out.write(json.dumps(record) + "\n")
+        self.seq += 1
 
 
 def _fields(event) -> dict:
@@ -98,30 +140,33 @@ class _Track:
                    **extra, "args": {"trace": line}})
 
 
-def _chrome(out, events, end_ns: int) -> None:
-    first = [True]
+class _Chrome:
+    def __init__(self, out):
+        self.out, self.first = out, True
+        self.tracks: dict[int, _Track] = {}
+        self.pending: set[int] = set()
+        self.ts = 0.0
+        out.write('{"displayTimeUnit": "ns", "traceEvents": [\n')
+        self.emit({"ph": "M", "name": "process_name", "pid": PID, "args": {"name": "tdxsim TD"}})
 
-    def emit(record: dict) -> None:
-        out.write(("" if first[0] else ",\n") + json.dumps(record))
-        first[0] = False
+    def emit(self, record: dict) -> None:
+        self.out.write(("" if self.first else ",\n") + json.dumps(record))
+        self.first = False
 
-    out.write('{"displayTimeUnit": "ns", "traceEvents": [\n')
-    emit({"ph": "M", "name": "process_name", "pid": PID, "args": {"name": "tdxsim TD"}})
-    tracks: dict[int, _Track] = {}
-    pending: set[int] = set()
-    ts = 0.0
-    for event, line in rendered(events):
+    def add(self, event, line: str) -> None:
         tid = getattr(event, "vcpu", 0)
-        if tid not in tracks:
-            emit({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid,
-                  "args": {"name": f"vCPU {tid}"}})
-            tracks[tid] = _Track(emit, tid)
-        ts = event.time_ns / 1000
-        _chrome_event(tracks[tid], event, line, ts, pending, emit)
-    for track in tracks.values():
-        if track.open:
-            track.end_through(track.open[0], max(ts, end_ns / 1000))
-    out.write("\n]}\n")
+        if tid not in self.tracks:
+            self.emit({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid,
+                       "args": {"name": f"vCPU {tid}"}})
+            self.tracks[tid] = _Track(self.emit, tid)
+        self.ts = event.time_ns / 1000
+        _chrome_event(self.tracks[tid], event, line, self.ts, self.pending, self.emit)
+
+    def close(self, end_ns: int) -> None:
+        for track in self.tracks.values():
+            if track.open:
+                track.end_through(track.open[0], max(self.ts, end_ns / 1000))
+        self.out.write("\n]}\n")
 
 
 _VE_NAMES = {20: "#VE handling", 8: "#DF (nested #VE)", 13: "#GP (nested #VE)"}

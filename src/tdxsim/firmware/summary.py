@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .. import abi
-from ..events import MemoryConverted, VeRaised
+from ..events import MemoryConverted, VeRaised, VmcallRecord
 
 _EXIT_REASONS = {abi.EXIT_REASON_CPUID: "CPUID", abi.EXIT_REASON_HLT: "HLT",
                  abi.EXIT_REASON_IO: "IO", abi.EXIT_REASON_MSR_READ: "RDMSR",
@@ -15,41 +15,53 @@ def _counts(counter: Counter) -> str:
     return ", ".join(f"{k} {v}" for k, v in counter.most_common()) or "none"
 
 
-def _touched(exits) -> dict[str, set[int]]:
-    """Ports, MSRs and MMIO pages the firmware asked the host about."""
-    touched = {"ports": set(), "MSRs": set(), "MMIO pages": set()}
-    for e in exits:
-        if e.exposed[abi.R10]:
-            continue
-        sub, r12, r14 = e.exposed[abi.R11], e.exposed[abi.R12], e.exposed[abi.R14]
+class Tally:
+    """What the summary reports, gathered one event at a time (a run's
+    `on_event`), so that a boot of any length needs no event log: TD exits
+    by name, #VE by exit reason, conversions, and the ports, MSRs and MMIO
+    pages the firmware asked the host about."""
+
+    def __init__(self):
+        self.exits, self.ves = Counter(), Counter()
+        self.converted = {True: 0, False: 0}  # bytes, by shared
+        self.touched = {"ports": set(), "MSRs": set(), "MMIO pages": set()}
+
+    def __call__(self, event) -> None:
+        if isinstance(event, VmcallRecord):
+            self.exits[event.name] += 1
+            self._touch(event.exposed)
+        elif isinstance(event, VeRaised):
+            self.ves[_EXIT_REASONS.get(event.exit_reason, str(event.exit_reason))] += 1
+        elif isinstance(event, MemoryConverted) and event.ok:
+            self.converted[event.shared] += event.size
+
+    def _touch(self, g: tuple[int, ...]) -> None:
+        if g[abi.R10]:
+            return
+        sub = g[abi.R11]
         if sub == abi.SubFn.IO:
-            touched["ports"].add(r14 & 0xFFFF)
+            self.touched["ports"].add(g[abi.R14] & 0xFFFF)
         elif sub in (abi.SubFn.RDMSR, abi.SubFn.WRMSR):
-            touched["MSRs"].add(r12)
+            self.touched["MSRs"].add(g[abi.R12])
         elif sub == abi.SubFn.MMIO:
-            touched["MMIO pages"].add(r14 >> 12 << 12)
-    return touched
+            self.touched["MMIO pages"].add(g[abi.R14] >> 12 << 12)
 
 
-def render(td, result, wall_s: float) -> list[str]:
+def render(td, result, wall_s: float, tally: Tally) -> list[str]:
     observer = td.observer
-    exits = result.exits
-    ves = Counter(_EXIT_REASONS.get(e.exit_reason, str(e.exit_reason))
-                  for e in result.events if isinstance(e, VeRaised))
-    converted = [e for e in result.events if isinstance(e, MemoryConverted) and e.ok]
-    to_shared = sum(e.size for e in converted if e.shared)
+    exits = sum(tally.exits.values())
     lines = [f"firmware {td.firmware.path}: {result.reason}",
-             f"  TDCALL leaves: {_counts(observer.leaves + Counter({'VP_VMCALL': len(exits)}))}",
-             f"  TDG.VP.VMCALL: {_counts(Counter(e.name for e in exits))}",
-             f"  #VE by exit reason: {_counts(ves)}"]
-    for what, values in _touched(exits).items():
+             f"  TDCALL leaves: {_counts(observer.leaves + Counter({'VP_VMCALL': exits}))}",
+             f"  TDG.VP.VMCALL: {_counts(tally.exits)}",
+             f"  #VE by exit reason: {_counts(tally.ves)}"]
+    for what, values in tally.touched.items():
         shown = " ".join(f"{v:#x}" for v in sorted(values)[:24])
         more = f" (+{len(values) - 24} more)" if len(values) > 24 else ""
         lines.append(f"  {what} touched: {shown or 'none'}{more}")
     lines += [f"  memory accepted: {len(observer.accepted) * abi.PAGE_SIZE >> 10} KiB in "
               f"{len(observer.accepted)} TDG.MEM.PAGE.ACCEPT; converted to shared: "
-              f"{to_shared >> 10} KiB, to private: "
-              f"{sum(e.size for e in converted if not e.shared) >> 10} KiB",
+              f"{tally.converted[True] >> 10} KiB, to private: "
+              f"{tally.converted[False] >> 10} KiB",
               f"  MRTD    {td.module.measurements.mrtd.hex()}"]
     lines += [f"  RTMR[{i}] {value.hex()}" for i, value in enumerate(td.module.measurements.rtmr)]
     lines.append(f"  time: {result.time_ns / 1e9:.3f} s virtual, {result.instructions} "
