@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(not OVMF.exists(), reason="apt-get install ovmf 
 @pytest.fixture(scope="module")
 def boot():
     td = FirmwareTD.from_path(OVMF, memory=MEMORY, config=TdConfig(no_rbp_mod=False))
-    return td, td.run(max_insns=BOOT_INSNS, timeout=240)
+    return td, td.run(max_insns=BOOT_INSNS, timeout=240, keep_exits=True)
 
 
 def test_descriptor_matches_spec():

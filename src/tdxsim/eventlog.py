@@ -59,16 +59,10 @@ class EventLog:
         self._held = 0  # events in _items
         self.total = 0  # events of the run sealed so far
         self._flat: list | None = []  # _items as events, until the next append
-        self._subfns, self._hypercalls, self._kinds = Counter(), Counter(), Counter()
+        self._gone: _Tally | None = None  # what the ring dropped, counted as it went
 
     def append(self, event) -> None:
         self._seal()
-        if isinstance(event, VmcallRecord):
-            r10 = event.exposed[abi.R10]
-            (self._hypercalls.update((r10,)) if r10 else
-             self._subfns.update((event.exposed[abi.R11],)))
-        else:
-            self._kinds[type(event).__name__] += 1
         self._hold(event, 1)
         if self._sink is not None:
             self._sink(event)
@@ -84,12 +78,10 @@ class EventLog:
         """Every event of the run so far: TD exits by sub-function name (as
         traces spell it), other events by type name (e.g. 'VeRaised')."""
         self._seal()
-        names = Counter()
-        for r11, n in self._subfns.items():
-            names[abi.subfn_name(0, r11)] += n
-        for r10, n in self._hypercalls.items():
-            names[abi.subfn_name(r10, 0)] += n
-        return names + self._kinds
+        tally = _Tally()
+        for item in self._items:
+            tally.add(item)
+        return tally.names() + (self._gone.names() if self._gone else Counter())
 
     @property
     def dropped(self) -> int:
@@ -103,30 +95,19 @@ class EventLog:
         self._flat = None
         if self._ring is not None:  # drop whole items while the rest still fill the ring
             while self._held - _size(self._items[0]) >= self._ring:
-                self._held -= _size(self._items.popleft())
+                gone = self._items.popleft()
+                self._held -= _size(gone)
+                if self._gone is None:
+                    self._gone = _Tally()
+                self._gone.add(gone)
 
     def _seal(self) -> None:
         if self._exits is not None and self._exits.module.recorded:
             chunk = self._exits.take()
-            self._count(chunk)
             self._hold(chunk, len(chunk) // RECORD_SIZE)
             if self._sink is not None:
                 for fields in RECORD.iter_unpack(chunk):
                     self._sink(_vmcall_record(fields))
-
-    def _count(self, chunk: bytes) -> None:
-        """Count native records by R10 (KVM hypercalls), and by R11 where R10
-        is 0 (TDG.VP.VMCALL sub-functions), in C-speed list operations."""
-        words = memoryview(chunk).cast("Q")
-        r10s = words[R10_WORD::WORDS].tolist()
-        by_r10 = Counter(r10s)
-        zeros = by_r10.pop(0, 0)
-        self._hypercalls.update(by_r10)
-        if zeros == len(r10s):
-            self._subfns.update(words[R11_WORD::WORDS].tolist())
-        elif zeros:
-            self._subfns.update(r11 for r10, r11 in zip(r10s, words[R11_WORD::WORDS].tolist())
-                                if not r10)
 
     def _pending(self) -> int:
         return self._exits.module.recorded if self._exits is not None else 0
@@ -163,6 +144,47 @@ class EventLog:
 
     def __repr__(self) -> str:
         return f"EventLog({self._events()!r})"
+
+
+class _Tally:
+    """Events counted by kind: TDG.VP.VMCALL sub-functions by R11, KVM
+    hypercalls by R10, other events by type name."""
+
+    def __init__(self):
+        self.subfns, self.hypercalls, self.kinds = Counter(), Counter(), Counter()
+
+    def add(self, item) -> None:
+        if isinstance(item, bytes):
+            self._add_records(item)
+        elif isinstance(item, VmcallRecord):
+            r10 = item.exposed[abi.R10]
+            if r10:
+                self.hypercalls[r10] += 1
+            else:
+                self.subfns[item.exposed[abi.R11]] += 1
+        else:
+            self.kinds[type(item).__name__] += 1
+
+    def _add_records(self, chunk: bytes) -> None:
+        """Native records, counted with C-speed list operations."""
+        words = memoryview(chunk).cast("Q")
+        r10s = words[R10_WORD::WORDS].tolist()
+        by_r10 = Counter(r10s)
+        zeros = by_r10.pop(0, 0)
+        self.hypercalls.update(by_r10)
+        if zeros == len(r10s):
+            self.subfns.update(words[R11_WORD::WORDS].tolist())
+        elif zeros:
+            self.subfns.update(r11 for r10, r11 in zip(r10s, words[R11_WORD::WORDS].tolist())
+                               if not r10)
+
+    def names(self) -> Counter:
+        names = Counter()
+        for r11, n in self.subfns.items():
+            names[abi.subfn_name(0, r11)] += n
+        for r10, n in self.hypercalls.items():
+            names[abi.subfn_name(r10, 0)] += n
+        return names + self.kinds
 
 
 def _size(item) -> int:
