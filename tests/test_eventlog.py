@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tdxsim import TD
+from tdxsim.bench_memory import exit_loop_source
 from tdxsim.cli import main
 from tdxsim.eventlog import RING
 
@@ -16,29 +17,9 @@ CALLS = RING + 5_000  # more than the ring holds, and more than one native buffe
 
 
 def loop_guest(tmp_path, calls: int = CALLS):
-    """`calls` KVM_HC_VAPIC_POLL_IRQ, then Instruction.IO to the debug-exit
-    port (0xF4), which ends the run with code 0: calls + 1 TD exits."""
+    """`calls` KVM_HC_VAPIC_POLL_IRQ, then the debug-exit port: calls + 1 exits."""
     src = tmp_path / "loop.S"
-    src.write_text(f"""
-        .globl _start
-_start: mov     ${calls}, %rbx
-1:      xor     %eax, %eax
-        mov     $0xFC00, %ecx
-        mov     $1, %r10d
-        tdcall
-        dec     %rbx
-        jnz     1b
-        xor     %eax, %eax
-        mov     $0xFC00, %ecx
-        xor     %r10d, %r10d
-        mov     $30, %r11d
-        mov     $1, %r12d
-        mov     $1, %r13d
-        mov     $0xF4, %r14d
-        xor     %r15d, %r15d
-        tdcall
-        ud2
-""")
+    src.write_text(exit_loop_source(calls))
     return src
 
 

@@ -20,9 +20,12 @@ from unicorn import UC_ARCH_X86, UC_HOOK_INSN_INVALID, UC_MODE_64, Uc
 from unicorn import x86_const as X
 
 from .check.bench import check_loop, measure as measure_check, row as _row
+from .errors import TdxsimError
 from .explore import explore_wakeups
 from .firmware.bench import measure as measure_firmware
 from .prove.bench import measure as measure_prove
+from .bench_exits import measure as measure_exits
+from .bench_memory import measure as measure_memory
 from .td import TD
 
 REPEATS = 5
@@ -32,21 +35,7 @@ LOOP_ITERATIONS = 20_000_000  # 3 instructions each
 # A loop of TDG.VP.VMCALL<KVM_HC_VAPIC_POLL_IRQ> (R10 = 1), the cheapest
 # complete hypercall: full module rules, host dispatch, no device work.
 NULL_LOOP = f"""
-        .globl null_loop, spin, serial_loop
-serial_loop:                    # Instruction.IO: OUT of one byte to COM1
-        mov     ${NULL_CALLS}, %rbx
-3:      xor     %eax, %eax
-        mov     $0xFC00, %ecx
-        xor     %r10d, %r10d
-        mov     $30, %r11d
-        mov     $1, %r12d
-        mov     $1, %r13d
-        mov     $0x3F8, %r14d
-        mov     $0x2E, %r15d
-        tdcall
-        dec     %rbx
-        jnz     3b
-        ret
+        .globl null_loop, spin
 null_loop:
         mov     ${NULL_CALLS}, %rbx
 1:      xor     %eax, %eax
@@ -120,32 +109,16 @@ def _bench_td(source: str, **kw) -> TD:
         return TD.from_source(src, **kw)
 
 
-def _calls_per_s(td: TD, loop: str) -> float:
-    return NULL_CALLS / _median_time(lambda: td.call(loop, max_insns=10**8))
-
-
-def measure() -> list[dict]:
-    td, python_td = _bench_td(NULL_LOOP), _bench_td(NULL_LOOP, native=False)
-    explore_td = _bench_td(EXPLORE_ROUTINE)
+def measure(long: bool = False) -> list[dict]:
+    td, explore_td = _bench_td(NULL_LOOP), _bench_td(EXPLORE_ROUTINE)
     hook_base = NULL_CALLS / _raw_unicorn(RAW_NULL, hook=True)
-    null, serial = _calls_per_s(td, "null_loop"), _calls_per_s(td, "serial_loop")
-    python_null = _calls_per_s(python_td, "null_loop")
-    python_serial = _calls_per_s(python_td, "serial_loop")
     insns = 3 * LOOP_ITERATIONS
     spin = insns / _median_time(lambda: td.call("spin", max_insns=10**9))
     spin_base = insns / _raw_unicorn(RAW_SPIN, hook=False)
     explore_s = _median_time(lambda: explore_wakeups(explore_td, "halt50"))
     rss_base, rss_td, rss_1g = _rss_mib(0), _rss_mib(64 << 20), _rss_mib(1 << 30)
-    hook = "bare Unicorn + Python TDCALL hook (RIP += 4 only)"
-    return measure_firmware(_row, spin_base) + [
-        _row("null TDVMCALL round trips", "calls/s", null, hook_base, hook,
-             ">= 250k/s and >= 3.5x", null >= 250e3 and null / hook_base >= 3.5),
-        _row("serial IO write TDVMCALLs (full dispatch)", "calls/s", serial, hook_base, hook,
-             ">= 150k/s", serial >= 150e3),
-        _row("  the same, Python reference path: null", "calls/s", python_null, hook_base, hook,
-             "-", None),
-        _row("  the same, Python reference path: serial", "calls/s", python_serial, hook_base,
-             hook, "-", None),
+    return measure_exits(_row, _bench_td, hook_base, _median_time) + measure_firmware(
+        _row, spin_base) + [
         _row("guest instructions between exits", "insns/s", spin, spin_base,
              "bare Unicorn, no hooks", ">= 100M/s and >= 1/3", spin >= 100e6 and spin / spin_base >= 1 / 3),
         _row("explorer, 50-instruction halt routine", "s", explore_s, None,
@@ -154,7 +127,7 @@ def measure() -> list[dict]:
              "python + import tdxsim", "< 150 MiB", rss_td < 150),
         _row("peak RSS, 1 GiB TD running demo", "MiB", rss_1g, rss_base,
              "python + import tdxsim", "not ~1 GiB (lazy)", rss_1g < 512),
-    ]
+    ] + measure_memory(_row, long)
 
 
 def profile(top: int = 15) -> None:
@@ -176,13 +149,15 @@ def _print_profile(fn, top: int) -> None:
 
 
 def _fmt(value: float, unit: str) -> str:
-    if unit in ("s", "MiB"):
+    if unit in ("s", "MiB", "lines"):
         return f"{value:.3f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
-    return f"{value / 1e6:.1f} M{unit}" if value >= 1e6 else f"{value / 1e3:.1f} k{unit}"
+    return f"{value / 1e6:.2f} M{unit}" if value >= 1e6 else f"{value / 1e3:.1f} k{unit}"
 
 
-def main(json_output: bool = False, show_profile: bool = False) -> int:
-    rows = measure() + measure_check() + measure_prove()  # rows of check/ and prove/ bench.py
+def main(json_output: bool = False, show_profile: bool = False, compare: str | None = None,
+         long: bool = False) -> int:
+    old = _load(compare) if compare else None
+    rows = measure(long) + measure_check() + measure_prove()  # rows of check/ and prove/ bench.py
     if json_output:
         print(json.dumps(rows, indent=2))
     else:
@@ -193,6 +168,32 @@ def main(json_output: bool = False, show_profile: bool = False) -> int:
             base = f"{_fmt(row['baseline'], row['unit'])} " if row["baseline"] else ""
             print(f"  {row['name']:<44} {_fmt(row['value'], row['unit']):>14}  {ratio:<11}"
                   f" target {row['target']}: {met}\n  {'':<44} baseline: {base}{row['baseline_name']}")
+            if old is not None:
+                print(f"  {'':<44} {_change(row, old.get(row['name']))}")
     if show_profile:
         profile()
     return 0
+
+
+def _load(path: str) -> dict[str, dict]:
+    """The rows of an earlier `tdxsim bench --json`, by name."""
+    try:
+        rows = json.loads(Path(path).read_text())
+        return {row["name"]: row for row in rows}
+    except OSError as exc:
+        raise TdxsimError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError, KeyError):
+        raise TdxsimError(f"{path} is not the output of `tdxsim bench --json`") from None
+
+
+def _change(row: dict, before: dict | None) -> str:
+    """The change against the saved run: the value, and the ratio to the
+    baseline (the figure that survives a machine's changing load)."""
+    if before is None or before.get("unit") != row["unit"]:
+        return "compare: not in the saved run"
+    text = f"compare: was {_fmt(before['value'], row['unit'])}"
+    if before["value"]:
+        text += f" ({(row['value'] / before['value'] - 1) * 100:+.0f} %)"
+    if row["ratio"] and before.get("ratio"):
+        text += f", ratio {before['ratio']:.2f} -> {row['ratio']:.2f}"
+    return text

@@ -139,7 +139,8 @@ def _both(first, second):
 
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
-    return bench_main(json_output=args.json, show_profile=args.profile)
+    return bench_main(json_output=args.json, show_profile=args.profile, compare=args.compare,
+                      long=args.long)
 
 
 def cmd_flags(args) -> int:
@@ -200,6 +201,10 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--profile", action="store_true",
                        help="also profile the Python TDVMCALL path and the checker "
                             "(where the time goes)")
+    bench.add_argument("--compare", metavar="OLD.json",
+                       help="print each row's change against a saved `tdxsim bench --json`")
+    bench.add_argument("--long", action="store_true",
+                       help="stream a 10 M-exit run through --trace-out (about 4 min)")
     bench.set_defaults(func=cmd_bench)
     add_check_commands(sub)  # tdxsim check, tdxsim fuzz
     for name, what in (("cflags", "C compiler flags for a C guest (with -I of tdx.h)"),
