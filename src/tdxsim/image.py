@@ -50,7 +50,17 @@ class Image:
         return None
 
     def symbol_at(self, addr: int) -> tuple[str, int] | None:
-        """The function containing addr, as (name, offset)."""
+        """The function containing addr, as (name, offset); remembered per
+        address (crash reports and messages ask thousands of times in a
+        fuzz campaign) while the symbol table keeps its size."""
+        size, found = self.__dict__.get("_symbol_at", (None, None))
+        if size != len(self.symbols):
+            size, found = self.__dict__["_symbol_at"] = (len(self.symbols), {})
+        if addr not in found:
+            found[addr] = self._find_symbol(addr)
+        return found[addr]
+
+    def _find_symbol(self, addr: int) -> tuple[str, int] | None:
         best = None
         for name, start in self.symbols.items():
             size = self.sizes.get(name, 0)

@@ -89,6 +89,9 @@ class ValueFactory:
 
     def __init__(self, image: Image, contract: Contract, layout: Layout):
         self.image, self.contract, self.layout = image, contract, layout
+        # Per input register: the mask of its width, and its place in the struct image.
+        self._masks = {r: self._field_mask(r) for r in list(contract.fields) + list(contract.reg_args)}
+        self._slots = {r: (GUARD + offset, contract.size(r)) for r, offset in contract.fields.items()}
         self._base = self._make_base()
         self._by_flags: dict[int, Values] = {}
 
@@ -103,28 +106,25 @@ class ValueFactory:
         return self._with(sc)
 
     def _with(self, sc: Scenario) -> Values:
-        c, base = self.contract, self._base
-        inputs = {**base.inputs, **{r: v & self._field_mask(r) for r, v in sc.inputs}}
+        c, base, lay = self.contract, self._base, self.layout
+        fuzzed = [(r, v & self._masks.get(r, abi.MASK64)) for r, v in sc.inputs]
+        inputs = {**base.inputs, **dict(fuzzed)} if fuzzed else base.inputs
         entry, stack = list(base.entry), base.stack
         placed = [(c.flags, sc.flags)] if c.flags is not None else []
         placed += [(src, inputs[dst]) for dst, src in c.reg_args.items()]
         for loc, value in placed:
             if isinstance(loc, Stack):
                 stack = stack if isinstance(stack, bytearray) else bytearray(stack)
-                U64.pack_into(stack, self.layout.entry_rsp + loc.offset - self.layout.stack_low,
-                              value)
+                U64.pack_into(stack, lay.entry_rsp + loc.offset - lay.stack_low, value)
             else:
                 entry[loc] = value
         stack = bytes(stack)
         struct = base.struct
-        if sc.inputs:
+        slots = [(self._slots[r], value) for r, value in fuzzed if r in self._slots]
+        if slots:
             struct = bytearray(struct)
-            for r, value in sc.inputs:
-                if r in c.fields:
-                    size = c.size(r)
-                    offset = GUARD + c.fields[r]
-                    struct[offset:offset + size] = (value & self._field_mask(r)).to_bytes(
-                        size, "little")
+            for (offset, size), value in slots:
+                struct[offset:offset + size] = value.to_bytes(size, "little")
             struct = bytes(struct)
         host_gprs = {**base.host_gprs, **dict(sc.host)} if sc.host else base.host_gprs
         # The constructor, not dataclasses.replace: this runs once per fuzz execution.

@@ -211,9 +211,11 @@ class LocalApic:
     def next_deadline(self) -> int | None:
         """Virtual time of the next interrupt source: the armed timer or a
         scheduled interrupt."""
-        times = [t for t in (self.timer.next_expiry(),
-                             self.scheduled[0][0] if self.scheduled else None) if t is not None]
-        return min(times, default=None)
+        timer = self.timer.next_expiry()  # the run loop asks a few times per slice
+        if not self.scheduled:
+            return timer
+        first = self.scheduled[0][0]
+        return first if timer is None else min(timer, first)
 
     def fire_due(self, now: int) -> list[tuple[str, int]]:
         """Raise every source whose time has come: [(source, vector)]."""

@@ -27,9 +27,12 @@ class ConstantHost:
         """Copied into C only when its GPRs change (the checker sets it per run)."""
         self._answer = answer
         if answer.gprs != self._gprs:
-            self.fast.answer_mask = sum(1 << r for r in answer.gprs)
+            mask, values = 0, [0] * 16
             for r, value in answer.gprs.items():
-                self.fast.answer[r] = value
+                mask |= 1 << r
+                values[r] = value
+            self.fast.answer_mask = mask
+            self.fast.answer[:] = values  # one copy into C, not one ctypes store per GPR
             self._gprs = dict(answer.gprs)
 
     def handle(self, exit: VmExit) -> VmResume:

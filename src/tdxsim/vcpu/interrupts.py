@@ -52,7 +52,7 @@ def install_idt_stub(vcpu, vector: int) -> None:
 
 def read_gate(vcpu, vector: int) -> tuple[int, int]:
     """(handler address, gate type) of IDT[vector], or DeliveryError."""
-    _, base, limit, _ = vcpu.uc.reg_read(X.UC_X86_REG_IDTR)
+    base, limit = vcpu.regs.idtr()
     if base == 0 and limit == 0:
         raise DeliveryError(f"vector {vector} arrived but the guest has no IDT (no lidt)")
     if 16 * vector + 15 > limit:
@@ -86,8 +86,8 @@ def deliver(vcpu, vector: int, error_code: int | None = None) -> int:
     regs = vcpu.regs
     rsp = regs.get(4)
     rflags = regs.rflags
-    frame = [regs.rip, vcpu.uc.reg_read(X.UC_X86_REG_CS), rflags, rsp,
-             vcpu.uc.reg_read(X.UC_X86_REG_SS)]
+    frame = [regs.rip, regs.selector(X.UC_X86_REG_CS), rflags, rsp,
+             regs.selector(X.UC_X86_REG_SS)]
     if error_code is not None:
         frame.insert(0, error_code)
     new_rsp = (rsp & ~0xF) - 8 * len(frame)  # the CPU aligns RSP to 16 first
