@@ -1,6 +1,8 @@
 """Trace rendering: one line per TD exit, in the sub-function's own terms."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from . import abi
 from .abi import SubFn, VmcallStatus
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
@@ -136,14 +138,20 @@ def render(event) -> str:
     return f"{stamp} {event}"
 
 
+@lru_cache(maxsize=None)
+def _selected(gpr_select: int) -> tuple[tuple[str, int], ...]:
+    """R11-R15 as a generic exit's line shows them: those the guest selected."""
+    return tuple((abi.GPR_NAMES[r], r) for r in range(abi.R11, abi.R15 + 1)
+                 if gpr_select >> r & 1)
+
+
 def render_vmcall(record: VmcallRecord) -> str:
     g = record.exposed
     if g[abi.R10] == 0 and g[abi.R11] in _ARGS:
         args = _ARGS[g[abi.R11]](g)
         outs = _RESULTS.get(g[abi.R11], ())
     else:
-        args = " ".join(f"{abi.GPR_NAMES[r]}={g[r]:#x}" for r in range(abi.R11, abi.R15 + 1)
-                        if record.gpr_select >> r & 1)
+        args = " ".join([f"{name}={g[r]:#x}" for name, r in _selected(record.gpr_select)])
         outs = ()
     result = status_name(record.status)
     shown = [f"{abi.GPR_NAMES[r]}={record.returned[r]:#x}" for r in outs if r in record.returned]
