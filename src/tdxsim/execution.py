@@ -171,7 +171,7 @@ class Execution:
         code = self.vcpu.fetched(rip, 15) or self.td.peek(rip, 15) or self.td.peek(rip, PAGE - rip % PAGE)
         insn = ve_insns.decode(code, self.vcpu.code64())
         if insn is None:  # the guest has rewritten its code since the scan
-            self.vcpu.drop_trap(rip)
+            self.vcpu.traps.drop(rip)
             return None
         if insn.kind in ve_insns.VCPU_EMULATED:
             self.vcpu.emulate(insn)

@@ -64,7 +64,7 @@ class TD:
         self.vcpu = VCpu(self.clock, self.ram, native, self.module.fast, self._on_tdcall)
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
-        self.vcpu.install_traps([(seg.vaddr, seg.data) for seg in image.segments
+        self.vcpu.traps.install([(seg.vaddr, seg.data) for seg in image.segments
                                  if seg.executable])
         self.module.finalize(self._image_pages(image))
         self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import ctypes
 import time
-import zlib
 from typing import Callable, NamedTuple
 
 from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID,
                      UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE, UC_MEM_FETCH_UNMAPPED,
                      UC_MEM_READ_UNMAPPED, UC_MODE_64, Uc, UcError)
 from unicorn import x86_const as X
-from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import abi, native
 from ..clock import Clock
 from ..errors import TdxsimError
 from . import modes
+from .code_traps import CodeTraps
 from .counter import InstructionCounter
 from .crash import decode
 from .mmu import Mmu
@@ -32,8 +31,6 @@ from .regs import RFLAGS_IF, RegisterFile, unicorn_entry_points
 # code outside the scanned segments, which the trap hooks do not cover.
 _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
 SHORT_SLICE = 10_000  # instructions; runs without Unicorn's timeout watchdog
-MAX_BOUNDARY_HOOKS = 64
-PAGE = 0x1000
 
 
 class Stop(NamedTuple):  # a tuple: built on every slice, ~5x cheaper than a frozen dataclass
@@ -76,22 +73,10 @@ class VCpu:
         self._stop: Stop | None = None
         self._unmapped: tuple[str, int] | None = None
         self._shadow_until = -1  # instruction count at which an STI shadow is open
-        self.ve_traps: set[int] = set()  # trap addresses: intercepted instructions
-        self._trap_hooks: dict[int, int] = {}  # trap address -> Unicorn hook handle
-        # Trap hooks (traps.c), three kinds with their own state: stops before
-        # intercepted instructions and the stop address; pauses where a slice
-        # reaches its limit inside a block; pauses before POPF and IRET while
-        # an interrupt waits for IF = 1.
-        self._trap = native.Traps(stop=native.uc_emu_stop)
-        self._boundary = native.Traps(stop=native.uc_emu_stop)
-        self._boundary_hooks: dict[int, int] = {}
-        self._if_watch = native.Traps(stop=native.uc_emu_stop)
-        self._until = 0  # the stop address of run(), trapped like the others
-        self._until_hook: int | None = None
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
         self.nmi_blocked = False  # from NMI delivery until the next IRET (SDM 6.7.1)
         self.watched: int | None = None  # the POPF/IRET the last slice ended after
-        self.uc.ctl_exits_enabled(True)  # with no exit addresses: see _set_stop_address
+        self.uc.ctl_exits_enabled(True)  # with no exit addresses: see CodeTraps.set_until
         self.uc.ctl_set_exits([])
         self._fault = None  # the page fault or EPT violation behind a trap-page access
         self.fast = native.VCpu(uc=unicorn_entry_points())
@@ -105,7 +90,7 @@ class VCpu:
         self.translate, self.fetched = mmu.translate, mmu.fetched
         self.enable_paging, self.flush_translations = mmu.enable_paging, mmu.flush_translations
         self._stop_requested = False  # request_stop() was called: every slice ends at once
-        self._scanned: dict[tuple[int, int], int] = {}  # (page, backing) -> crc32 of its code
+        self.traps = CodeTraps(self.uc, self.counter.native, mmu.phys_read, mmu)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
             self.fast.fallback = self._fallback = native.FALLBACK(
                 lambda _uc, _user: self._invalid_insn(self.uc, None))
@@ -142,76 +127,7 @@ class VCpu:
     def scan_fetched_code(self) -> None:
         """Trap intercepted instructions page by page as code is fetched,
         rather than by a scan of the image (firmware)."""
-        self.mmu.on_code_fetch = self._scan_code_page
-
-    def _scan_code_page(self, la: int, backing: int) -> None:
-        """Trap the code of a page as the guest first fetches from it (code
-        it loaded, decompressed or changed itself).  I/O instructions are
-        left to Unicorn's exact IN/OUT hooks, which keeps the hooks few.  A
-        page whose content changed since its scan gets the traps its new
-        code needs, and translated code is flushed before the next slice."""
-        code = self.phys_read(backing, PAGE)
-        digest = zlib.crc32(code)
-        seen = self._scanned.get((la, backing))
-        if seen == digest:
-            return
-        self._scanned[(la, backing)] = digest
-        self.mmu.code_pages.add(backing // PAGE)
-        before = len(self.ve_traps)
-        self.install_traps([(la, code)], io=False)
-        if seen is not None and len(self.ve_traps) != before:
-            self.mmu.code_stale = True
-            self.uc.emu_stop()
-
-    def install_traps(self, code_ranges: list[tuple[int, bytes]], io: bool = True) -> None:
-        """Stop before every place in the guest's code where an intercepted
-        or vCPU-emulated instruction may start (ve_insns.py), with a code
-        hook on each (traps.c)."""
-        for base, code in code_ranges:
-            for address in sorted(base + offset for offset in ve_insns.candidates(code, io)):
-                if address not in self.ve_traps:
-                    self.ve_traps.add(address)
-                    self._trap_hooks[address] = self._add_trap_hook(address, self._trap)
-            for offset in sorted(ve_insns.if_setter_candidates(code)):
-                self._add_trap_hook(base + offset, self._if_watch)
-
-    def _add_trap_hook(self, address: int, state: native.Traps) -> int:
-        """A code hook takes effect when code is translated: drop what was."""
-        self.uc.ctl_remove_cache(address, address + 1)
-        if self.counter.native:
-            return native.add_hook(self.uc, UC_HOOK_CODE, "tdxsim_trap", state,
-                                   address, address)
-        return self.uc.hook_add(UC_HOOK_CODE, self._python_trap, state, address, address)
-
-    @staticmethod
-    def _python_trap(uc, address, size, state: native.Traps) -> None:
-        """The same logic as tdxsim_trap, for builds without C."""
-        if state.armed and not state.hit and state.only in (0, address):
-            state.hit, state.rip = 1, address
-            uc.emu_stop()
-
-    def _set_stop_address(self, until: int) -> None:
-        """The stop address is a trap hook too, not a Unicorn exit address
-        (Unicorn retranslates the code at its exit addresses after every
-        run), and the counter stops in front of a block that starts there,
-        so that the last instruction counted stays the one before it."""
-        if until != self._until:
-            if self._until_hook is not None:
-                self._del_hook(self._until_hook)
-            self._until_hook = self._add_trap_hook(until, self._trap) if until else None
-            self._until = self.counter.state.until = until
-
-    def _del_hook(self, handle: int) -> None:
-        _binding.uclib.uc_hook_del(self.uc._uch, _binding.uc_hook_h(handle))
-
-    def drop_trap(self, address: int) -> None:
-        """Let the instruction at address run natively from now on (the guest
-        rewrote the code there)."""
-        self.ve_traps.discard(address)
-        handle = self._trap_hooks.pop(address, None)
-        if handle is not None:
-            self._del_hook(handle)
-        self.uc.ctl_remove_cache(address, address + 1)
+        self.mmu.on_code_fetch = self.traps.scan_page
 
     def emulate(self, insn: ve_insns.Insn) -> None:
         """Execute STI or RDTSC at RIP in place of Unicorn.  The instruction
@@ -270,21 +186,23 @@ class VCpu:
             self.uc.ctl_flush_tb()
             self.counter.forget_blocks()
             self.mmu.code_stale = False
-        self._set_stop_address(until)
+        if until != self.traps.until:
+            self.traps.set_until(until)
+            self.counter.state.until = until  # the counter stops in front of it too
         self.counter.set_limit(limit)
         # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
         # a slice of at most SHORT_SLICE instructions goes without.
         watchdog = 0.0 if limit - self.counter.count <= SHORT_SLICE else timeout
-        self._if_watch.armed = watch_if
+        self.traps.if_watch.armed = watch_if
         try:
             stop = self._emulate(until, watchdog)
         finally:
-            self._if_watch.armed = 0
+            self.traps.if_watch.armed = 0
         self.watched = None
-        if stop is None and self._if_watch.hit:  # in front of a POPF or IRET: run just it
+        if stop is None and self.traps.if_watch.hit:  # in front of a POPF or IRET: run just it
             limit = self.counter.count + 1
             self.counter.set_limit(limit)
-            self.watched = self._if_watch.rip
+            self.watched = self.traps.if_watch.rip
         while stop is None and self.counter.count < limit and not self.stop_requested:
             refused = self.counter.refused_block(self.regs.rip)
             stop = self._run_to_boundary(refused, limit, until) if refused \
@@ -298,25 +216,13 @@ class VCpu:
         k = limit - self.counter.count
         if not 0 < k < len(insns):
             return self._emulate(until, 0.0, step=True)
-        self._arm_boundary(insns[k])
+        self.traps.arm_boundary(insns[k])
         self.counter.set_limit(limit + len(insns))  # let the block in; the pause ends it
         try:
             return self._emulate(until, 0.0)
         finally:
-            self._boundary.armed = 0
+            self.traps.boundary.armed = 0
             self.counter.set_limit(limit)
-
-    def _arm_boundary(self, address: int) -> None:
-        """Boundary hooks stay in place, disarmed, for the next slice that
-        ends there (a timer firing at the same point again); the oldest
-        goes when there are too many."""
-        if address not in self._boundary_hooks:
-            if len(self._boundary_hooks) >= MAX_BOUNDARY_HOOKS:
-                old = next(iter(self._boundary_hooks))
-                self._del_hook(self._boundary_hooks.pop(old))
-                self.uc.ctl_remove_cache(old, old + 1)
-            self._boundary_hooks[address] = self._add_trap_hook(address, self._boundary)
-        self._boundary.armed, self._boundary.only = 1, address
 
     def _emulate(self, until: int, timeout: float, step: bool = False) -> Stop | None:
         """One emu_start: a fast slice, or one instruction.  None when it
@@ -328,12 +234,13 @@ class VCpu:
         self._fault = None
         self.mmu.release_trap_pages()
         rip = self.regs.rip
-        if step and (rip in self.ve_traps or rip == until):  # Unicorn would not stop there
+        if step and (rip in self.traps.addresses or rip == until):  # Unicorn would not stop there
             return Stop("until", rip) if rip == until else Stop("ve-insn", rip)
         if step:  # code translated without Unicorn's count hook would run on past one insn
             self.uc.ctl_remove_cache(rip, rip + 1)
-        self.counter.enabled = self._trap.armed = not step
-        self._trap.hit = self._boundary.hit = self._if_watch.hit = 0
+        self.counter.enabled = self.traps.trap.armed = not step
+        traps = self.traps
+        traps.trap.hit = traps.boundary.hit = traps.if_watch.hit = 0
         self.counter.state.block_insns = 0  # no block entered yet
         try:
             self.uc.emu_start(rip, 0, timeout=int(timeout * 1e6), count=int(step))
@@ -342,10 +249,10 @@ class VCpu:
                 self._stop = self._fault_stop(exc)
         finally:
             self.counter.enabled = True
-        pause = self._boundary if self._boundary.hit else \
-            self._if_watch if self._if_watch.hit else None
-        if self._trap.hit and self._stop is None and pause is None:
-            self._stop = Stop("until" if self._trap.rip == until else "ve-insn", self._trap.rip)
+        pause = self.traps.boundary if self.traps.boundary.hit else \
+            self.traps.if_watch if self.traps.if_watch.hit else None
+        if self.traps.trap.hit and self._stop is None and pause is None:
+            self._stop = Stop("until" if self.traps.trap.rip == until else "ve-insn", self.traps.trap.rip)
         if self._undo is not None:  # fault-like: as if the instruction never ran
             self.regs.set_gprs(dict(enumerate(self._undo)))
             self.regs.rip = self._stop.rip
@@ -379,7 +286,7 @@ class VCpu:
             return Stop("until", rip)
         if self.counter.count >= self.counter.state.limit or self.mmu.code_stale:
             return Stop("limit", rip)
-        if rip in self.ve_traps:
+        if rip in self.traps.addresses:
             return Stop("ve-insn", rip)
         if timeout and time.monotonic() - started >= timeout * 0.99:
             return Stop("timeout", rip)

@@ -1,0 +1,113 @@
+"""Code hooks on single addresses (traps.c): where the vCPU stops before an
+instruction, without single steps and without Unicorn's exit addresses.
+
+Three kinds, each with its own state: `trap` stops before intercepted
+instructions (ve_insns.py) and before the stop address of a run;
+`boundary` pauses where a slice reaches its limit inside a block;
+`if_watch` pauses before POPF and IRET while an interrupt waits for IF = 1.
+"""
+from __future__ import annotations
+
+import zlib
+
+from unicorn import UC_HOOK_CODE
+from unicorn.unicorn_py3 import unicorn as _binding
+
+from .. import native
+from ..layout import PAGE
+from . import ve_insns
+
+MAX_BOUNDARY_HOOKS = 64  # slice-limit pause points kept for reuse
+
+
+class CodeTraps:
+    def __init__(self, uc, compiled: bool, phys_read, mmu):
+        self.uc, self.compiled, self.phys_read, self.mmu = uc, compiled, phys_read, mmu
+        self.trap = native.Traps(stop=native.uc_emu_stop)
+        self.boundary = native.Traps(stop=native.uc_emu_stop)
+        self.if_watch = native.Traps(stop=native.uc_emu_stop)
+        self.addresses: set[int] = set()  # trapped intercepted instructions
+        self._hooks: dict[int, int] = {}  # trapped address -> Unicorn hook handle
+        self._boundary_hooks: dict[int, int] = {}
+        self._scanned: dict[tuple[int, int], int] = {}  # (page, backing) -> crc32 of its code
+        self.until = 0  # the stop address of a run, trapped like the others
+        self._until_hook: int | None = None
+
+    def install(self, code_ranges: list[tuple[int, bytes]], io: bool = True) -> None:
+        """Stop before every place in the guest's code where an intercepted
+        or vCPU-emulated instruction may start (ve_insns.py)."""
+        for base, code in code_ranges:
+            for address in sorted(base + offset for offset in ve_insns.candidates(code, io)):
+                if address not in self.addresses:
+                    self.addresses.add(address)
+                    self._hooks[address] = self._add(address, self.trap)
+            for offset in sorted(ve_insns.if_setter_candidates(code)):
+                self._add(base + offset, self.if_watch)
+
+    def scan_page(self, la: int, backing: int) -> None:
+        """Trap the code of a page as the guest first fetches from it (code
+        it loaded, decompressed or changed itself; mmu.on_code_fetch).  I/O
+        instructions are left to Unicorn's exact IN/OUT hooks, which keeps
+        the hooks few.  A page whose content changed since its scan gets the
+        traps its new code needs, and translated code is flushed before the
+        next slice."""
+        code = self.phys_read(backing, PAGE)
+        digest = zlib.crc32(code)
+        seen = self._scanned.get((la, backing))
+        if seen == digest:
+            return
+        self._scanned[(la, backing)] = digest
+        self.mmu.code_pages.add(backing // PAGE)
+        before = len(self.addresses)
+        self.install([(la, code)], io=False)
+        if seen is not None and len(self.addresses) != before:
+            self.mmu.code_stale = True
+            self.uc.emu_stop()
+
+    def drop(self, address: int) -> None:
+        """Let the instruction at address run natively from now on (the guest
+        rewrote the code there)."""
+        self.addresses.discard(address)
+        handle = self._hooks.pop(address, None)
+        if handle is not None:
+            self._delete(handle)
+        self.uc.ctl_remove_cache(address, address + 1)
+
+    def set_until(self, until: int) -> None:
+        """The stop address is a trap too, not a Unicorn exit address
+        (Unicorn retranslates the code at its exit addresses after every
+        run)."""
+        if self._until_hook is not None:
+            self._delete(self._until_hook)
+        self._until_hook = self._add(until, self.trap) if until else None
+        self.until = until
+
+    def arm_boundary(self, address: int) -> None:
+        """Boundary hooks stay in place, disarmed, for the next slice that
+        ends there (a timer firing at the same point again); the oldest
+        goes when there are too many."""
+        if address not in self._boundary_hooks:
+            if len(self._boundary_hooks) >= MAX_BOUNDARY_HOOKS:
+                old = next(iter(self._boundary_hooks))
+                self._delete(self._boundary_hooks.pop(old))
+                self.uc.ctl_remove_cache(old, old + 1)
+            self._boundary_hooks[address] = self._add(address, self.boundary)
+        self.boundary.armed, self.boundary.only = 1, address
+
+    def _add(self, address: int, state: native.Traps) -> int:
+        """A code hook takes effect when code is translated: drop what was."""
+        self.uc.ctl_remove_cache(address, address + 1)
+        if self.compiled:
+            return native.add_hook(self.uc, UC_HOOK_CODE, "tdxsim_trap", state,
+                                   address, address)
+        return self.uc.hook_add(UC_HOOK_CODE, _python_trap, state, address, address)
+
+    def _delete(self, handle: int) -> None:
+        _binding.uclib.uc_hook_del(self.uc._uch, _binding.uc_hook_h(handle))
+
+
+def _python_trap(uc, address, size, state: native.Traps) -> None:
+    """The same logic as tdxsim_trap, for builds without C."""
+    if state.armed and not state.hit and state.only in (0, address):
+        state.hit, state.rip = 1, address
+        uc.emu_stop()
