@@ -17,10 +17,6 @@ RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI = range(8)
 R8, R9, R10, R11, R12, R13, R14, R15 = range(8, 16)
 
 
-def gpr_bit(index: int) -> int:
-    return 1 << index
-
-
 # --- TDCALL instruction (spec 1.1; [LX-call]) ---
 TDCALL_BYTES = bytes.fromhex("66 0F 01 CC")
 TDCALL_LEN = 4
@@ -98,8 +94,8 @@ GPR_SELECT_MASK = 0xFFFF
 XMM_SELECT_SHIFT = 16
 XMM_SELECT_MASK = 0xFFFF
 RCX_RESERVED_MASK = 0xFFFF_FFFF_0000_0000
-NEVER_SELECTABLE = gpr_bit(RAX) | gpr_bit(RCX) | gpr_bit(RSP)  # 0x0013
-RBP_SELECT = gpr_bit(RBP)  # 0x0020, refused when the TD has NO_RBP_MOD
+NEVER_SELECTABLE = 1 << RAX | 1 << RCX | 1 << RSP  # 0x0013
+RBP_SELECT = 1 << RBP  # 0x0020, refused when the TD has NO_RBP_MOD
 
 # Masks seen in guest code (spec 0.1)
 MASK_R10_R15 = 0xFC00  # seed, Linux v5.19-v6.2, td-shim
@@ -400,12 +396,3 @@ def shared_bit(gpaw: int) -> int:
 
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-
-
-def subfn_name(r10: int, r11: int) -> str:
-    """Human name of a TDVMCALL request, for traces and diagnostics."""
-    if r10 != 0:  # dict lookups: a ValueError per unknown number costs ~5 us
-        hc = KvmHc._value2member_map_.get(r10)
-        return f"KVM_HC_{hc.name}" if hc else f"KVM hypercall {r10}"
-    fn = SubFn._value2member_map_.get(r11)
-    return fn.name if fn else f"sub-function {r11:#x}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import abi
+from .exits import subfn_name
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class VmcallRecord:
 
     @property
     def name(self) -> str:
-        return abi.subfn_name(self.exposed[abi.R10], self.exposed[abi.R11])
+        return subfn_name(self.exposed[abi.R10], self.exposed[abi.R11])
 
     @property
     def status(self) -> int | None:
