@@ -11,18 +11,49 @@ The state lives in one native struct (native.h `struct tdxsim_clock`) that
 the compiled hooks read through `tdxsim_now_ns()`; Python reads the same
 fields, so both paths see the same time at every instruction boundary.
 Everything that tells time, the TD, the TDX module, the host and its
-devices, the TSC MSR and RDTSC, asks this object.
+devices, the TSC MSR and RDTSC, asks this object.  Work due at a virtual
+time (the host's delayed work, interrupts that arrive at a local APIC at a
+given time) waits in its one queue, `events`.
 """
 from __future__ import annotations
 
 import ctypes
+import heapq
+import itertools
+from typing import Callable
 
 from . import native
+
+
+class TimedEvents:
+    """Actions due at virtual times, run in time order (ties in the order
+    they were queued).  `owner` lets a party cancel its own entries."""
+
+    def __init__(self):
+        self._heap: list[tuple[int, int, object, Callable[[], None]]] = []
+        self._seq = itertools.count()
+
+    def at(self, time_ns: int, action: Callable[[], None], owner: object = None) -> None:
+        heapq.heappush(self._heap, (time_ns, next(self._seq), owner, action))
+
+    def next_time(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    def run_due(self, now: int) -> None:
+        """Run every action due by `now` (also those queued meanwhile)."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            heapq.heappop(heap)[3]()
+
+    def cancel(self, owner: object) -> None:
+        self._heap = [e for e in self._heap if e[2] is not owner]
+        heapq.heapify(self._heap)
 
 
 class Clock:
     def __init__(self, ns_per_insn: int = 1, exit_ns: int = 0):
         self.state = native.Clock()
+        self.events = TimedEvents()
         self.ns_per_insn, self.exit_ns = ns_per_insn, exit_ns
         self._counter: native.Counter | None = None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import abi
+from ..clock import TimedEvents
 
 LVT_VECTOR_MASK = 0xFF
 LVT_MASKED = 1 << 16
@@ -146,11 +147,16 @@ class ApicTimer:
 
 
 class LocalApic:
-    def __init__(self, clock: Callable[[], int] = lambda: 0):
+    def __init__(self, clock: Callable[[], int] = lambda: 0,
+                 events: TimedEvents | None = None):
+        """clock: virtual time now; events: the TD's queue of timed events
+        (clock.py), where interrupts scheduled from outside wait."""
         self.irr: set[int] = set()  # requested (pending) vectors
         self.isr: set[int] = set()  # in service, until EOI
         self.timer = ApicTimer(clock)
-        self.scheduled: list[tuple[int, int]] = []  # (time, vector) from outside
+        self.events = events if events is not None else TimedEvents()
+        self._arrived: list[tuple[str, int]] = []  # scheduled interrupts now due
+        self._nmis_scheduled = 0
         self.nmi_pending = False  # TD_VCPU_PEND_NMI: one NMI latched (spec 13.1)
 
     # --- interrupt state ---
@@ -170,13 +176,15 @@ class LocalApic:
     @property
     def nmi_coming(self) -> bool:
         """An NMI is pending or scheduled: what wakes a HLT with R12 != 0."""
-        return self.nmi_pending or any(v == NMI for _, v in self.scheduled)
+        return self.nmi_pending or self._nmis_scheduled > 0
 
     def clear(self) -> None:
         """Forget pending, in-service and scheduled interrupts (NMI too)."""
         self.irr.clear()
         self.isr.clear()
-        self.scheduled.clear()
+        self.events.cancel(self)
+        self._arrived.clear()
+        self._nmis_scheduled = 0
         self.nmi_pending = False
 
     def acknowledge(self, vector: int) -> None:
@@ -205,26 +213,33 @@ class LocalApic:
     def schedule(self, time_ns: int, vector: int) -> None:
         """An external interrupt that arrives at a given virtual time (a
         device, another vCPU, or the interrupt-timing explorer)."""
-        self.scheduled.append((time_ns, vector))
-        self.scheduled.sort()
+        self._nmis_scheduled += vector == NMI
+        self.events.at(time_ns, lambda: self._arrive(vector), owner=self)
+
+    def _arrive(self, vector: int) -> None:
+        self._nmis_scheduled -= vector == NMI
+        self._arrived.append(("injected", vector))
 
     def next_deadline(self) -> int | None:
-        """Virtual time of the next interrupt source: the armed timer or a
-        scheduled interrupt."""
+        """Virtual time of the next interrupt source: the armed timer or the
+        next timed event (a scheduled interrupt, or host work that may
+        raise one)."""
         timer = self.timer.next_expiry()  # the run loop asks a few times per slice
-        if not self.scheduled:
+        event = self.events.next_time()
+        if event is None:
             return timer
-        first = self.scheduled[0][0]
-        return first if timer is None else min(timer, first)
+        return event if timer is None else min(timer, event)
 
     def fire_due(self, now: int) -> list[tuple[str, int]]:
-        """Raise every source whose time has come: [(source, vector)]."""
+        """Run the timed events due, then raise every source whose time has
+        come: [(source, vector)], the timer first."""
+        self.events.run_due(now)
         fired = []
         vector = self.timer.fire(now)
         if vector is not None:
             fired.append(("timer", vector))
-        while self.scheduled and self.scheduled[0][0] <= now:
-            fired.append(("injected", self.scheduled.pop(0)[1]))
+        fired += self._arrived
+        self._arrived.clear()
         for _, vector in fired:
             if vector == NMI:
                 self.nmi_pending = True

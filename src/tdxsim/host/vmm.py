@@ -8,8 +8,6 @@ where `fn(host, exit) -> VmResume`.
 from __future__ import annotations
 
 import ctypes
-import heapq
-import itertools
 from typing import Callable
 
 from .. import abi, native
@@ -71,7 +69,7 @@ class Host:
         # The TD's virtual time: a TD built with this host ticks it.
         self.clock = clock if clock is not None else Clock()
         self.msrs = msr.MsrStore(self.clock.now)
-        self.lapic = LocalApic(clock=self.clock.now)
+        self.lapic = LocalApic(self.clock.now, self.clock.events)
         self.lapic.install_msrs(self.msrs)
         self.memory = None  # HostMemory: shared pages only, from serve()
         self.map_gpa_exit = True  # user space (QEMU) takes KVM_HC_MAP_GPA_RANGE exits
@@ -81,8 +79,6 @@ class Host:
         self.notify_vector: int | None = None  # SetupEventNotifyInterrupt
         self.vcpu_apic_id = 0
         self.record: Callable[[object], None] = lambda event: None  # the TD's event log (serve)
-        self._work: list[tuple[int, int, Callable[[], None]]] = []  # heap of (time, seq, action)
-        self._seq = itertools.count()
         self.fast = native.Host()  # what host/fast.c may serve
         self._fast_serial = None
 
@@ -131,20 +127,15 @@ class Host:
 
     # --- work the host does later in virtual time (quote completion) ---
     def at(self, time_ns: int, action: Callable[[], None]) -> None:
-        heapq.heappush(self._work, (time_ns, next(self._seq), action))
+        self.clock.events.at(time_ns, action, owner=self)
 
     def next_deadline(self) -> int | None:
-        """The next virtual time at which the host or the APIC acts."""
-        apic = self.lapic.next_deadline()
-        if not self._work:
-            return apic
-        work = self._work[0][0]
-        return work if apic is None else min(apic, work)
+        """The next virtual time at which the host or the APIC acts (both
+        wait in the clock's one queue; the APIC timer is the APIC's)."""
+        return self.lapic.next_deadline()
 
     def fire_due(self, now: int) -> list[tuple[str, int]]:
-        """Run due host work, then raise due interrupts: [(source, vector)]."""
-        while self._work and self._work[0][0] <= now:
-            heapq.heappop(self._work)[2]()
+        """Run due host work and raise due interrupts: [(source, vector)]."""
         return self.lapic.fire_due(now)
 
     def io_device(self, port: int):
