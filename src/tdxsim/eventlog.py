@@ -21,6 +21,7 @@ from struct import Struct
 
 from . import abi, native
 from .events import VmcallRecord
+from .exits import subfn_name
 
 RING = 10_000  # events a default log keeps: crash reports and exits[-k:] need few
 RECORD_SIZE = ctypes.sizeof(native.ExitRecord)
@@ -181,9 +182,9 @@ class _Tally:
     def names(self) -> Counter:
         names = Counter()
         for r11, n in self.subfns.items():
-            names[abi.subfn_name(0, r11)] += n
+            names[subfn_name(0, r11)] += n
         for r10, n in self.hypercalls.items():
-            names[abi.subfn_name(r10, 0)] += n
+            names[subfn_name(r10, 0)] += n
         return names + self.kinds
 
 
