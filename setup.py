@@ -14,7 +14,7 @@ from setuptools.command.build_ext import build_ext
 
 SRC = Path(__file__).parent / "src" / "tdxsim"
 NATIVE = ["_native.c", "vcpu/counter.c", "vcpu/traps.c", "vcpu/tdcall.c", "module/vmcall.c",
-          "host/fast.c"]
+          "host/fast.c", "host/kvm.c", "host/cpuid.c", "host/msr.c"]
 
 
 def abi_header() -> str:
@@ -30,7 +30,17 @@ def abi_header() -> str:
         VMCALL_INVALID_OPERAND=abi["VmcallStatus"].INVALID_OPERAND,
         SUBFN_IO=abi["SubFn"].IO, IO_READ=abi["IO_READ"], IO_WRITE=abi["IO_WRITE"],
         IO_SIZE_BITS=sum(1 << size for size in abi["IO_SIZES"]),
-        KVM_HC_VAPIC_POLL_IRQ=abi["KvmHc"].VAPIC_POLL_IRQ,
+        SUBFN_CPUID=abi["SubFn"].CPUID, SUBFN_RDMSR=abi["SubFn"].RDMSR,
+        SUBFN_WRMSR=abi["SubFn"].WRMSR,
+        SUBFN_GET_TD_VM_CALL_INFO=abi["SubFn"].GET_TD_VM_CALL_INFO,
+        **{f"KVM_HC_{hc.name}": hc.value for hc in abi["KvmHc"]},
+        **{f"KVM_{e}_STATUS": abi["kvm_error"](abi[f"KVM_{e}"])
+           for e in ("ENOSYS", "EINVAL", "EOPNOTSUPP")},
+        KVM_CPUID_FEATURES=abi["KVM_CPUID_FEATURES"],
+        KVM_FEATURE_PV_UNHALT=abi["KVM_FEATURE_PV_UNHALT"],
+        KVM_FEATURE_PV_SEND_IPI=abi["KVM_FEATURE_PV_SEND_IPI"],
+        KVM_FEATURE_PV_SCHED_YIELD=abi["KVM_FEATURE_PV_SCHED_YIELD"],
+        ICR_DEST_LOGICAL=abi["ICR_DEST_LOGICAL"], ICR_SHORTHAND=abi["ICR_SHORTHAND"],
         SERIAL_THR=abi["UART_THR"], SERIAL_LSR=abi["UART_LSR"], SERIAL_LCR=abi["UART_LCR"],
         SERIAL_LCR_DLAB=abi["UART_LCR_DLAB"],
         SERIAL_LSR_READY=abi["UART_LSR_THRE"] | abi["UART_LSR_TEMT"])

@@ -8,6 +8,7 @@
 #define TDXSIM_NATIVE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tdxsim_abi.h"
@@ -76,16 +77,53 @@ struct tdxsim_serial {
     uint64_t length, capacity;
 };
 
+/* host/cpuid.c: the host's CPUID table (host/cpuid.py CpuidTable), copied
+ * here by Python whenever it changes. */
+#define CPUID_ENTRIES 256
+struct tdxsim_cpuid_entry {
+    uint64_t leaf, subleaf;
+    uint64_t regs[4]; /* EAX, EBX, ECX, EDX */
+};
+struct tdxsim_cpuid {
+    uint64_t count;
+    struct tdxsim_cpuid_entry entries[CPUID_ENTRIES];
+};
+
+/* host/msr.c: the host's MSR store (host/msr.py MsrStore).  Each MSR's
+ * value lives here, in an open-addressed table keyed by index + 1; an MSR
+ * with Python callbacks (the APIC timer's, EOI) is served by Python. */
+#define MSR_SLOTS 512
+#define MSR_WRITABLE 1u
+#define MSR_PYTHON 2u /* read or written through Python callbacks */
+struct tdxsim_msr {
+    uint64_t key;   /* index + 1; 0: empty slot */
+    uint64_t value;
+    uint64_t flags;
+    struct tdxsim_clock *clock; /* non-NULL: reads as this clock's now (IA32_TSC) */
+};
+struct tdxsim_msrs {
+    struct tdxsim_msr slots[MSR_SLOTS];
+};
+
 /* host/fast.c: which hypercalls the host lets the compiled path serve.
  * Python sets these when a run starts from the host's handler tables, so a
  * handler or device the user replaced is always served by Python. */
 struct tdxsim_host {
-    uint64_t vapic_poll_irq; /* KVM_HC_VAPIC_POLL_IRQ is KVM's own handler */
     uint64_t serial_io;      /* Instruction.IO on the UART's ports is KVM's and the UART's */
     struct tdxsim_serial *serial;
     /* A host that answers every exit with the same registers
      * (host/constant.py ConstantHost, the checker's marker host): */
     uint64_t answer_all, answer_mask, answer[16];
+    uint64_t info;          /* GetTdVmCallInfo is host/info.py's ... */
+    uint64_t info_bitmap;   /* ... and its leaf-1 answer for this host */
+    struct tdxsim_cpuid *cpuid_table; /* the host's CPUID table (NULL: not in C) ... */
+    uint64_t cpuid;             /* ... and Instruction.CPUID is host/cpuid.py's */
+    struct tdxsim_msrs *msrs;   /* the MSR store (NULL: not in C) ... */
+    uint64_t rdmsr, wrmsr;      /* ... and RDMSR/WRMSR are host/msr.py's */
+    uint64_t kvm;          /* bit n: KVM hypercall n is host/kvm.py's, and served in C */
+    uint64_t kvm_table;    /* bit n: n is in the host's KVM table */
+    uint64_t kvm_unknown;  /* every number in that table is below 64 */
+    uint64_t enforce_pv_cpuid, vcpu_apic_id;
 };
 
 /* One TDG.VP.VMCALL, as module/vmcall.py's VmcallRecord. */
@@ -113,10 +151,31 @@ struct tdxsim_reply {
     uint64_t gprs[16];
 };
 
+static inline bool tdxsim_set(struct tdxsim_reply *reply, int reg, uint64_t value)
+{
+    reply->mask |= 1u << reg;
+    reply->gprs[reg] = value;
+    return true;
+}
+
+/* The host's answer with R10 = status (exits.py VmResume.status). */
+static inline bool tdxsim_status(struct tdxsim_reply *reply, uint64_t r10)
+{
+    return tdxsim_set(reply, REG_R10, r10);
+}
+
 bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
                    uint64_t *written);
+/* The host's compiled rules, one file per family (host/fast.c dispatches);
+ * each answers into reply, or returns false: declined, nothing changed. */
 bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],
                        struct tdxsim_reply *reply);
+bool tdxsim_kvm(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
+bool tdxsim_cpuid(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
+const uint64_t *tdxsim_cpuid_lookup(const struct tdxsim_cpuid *t, uint64_t leaf,
+                                    uint64_t subleaf);
+bool tdxsim_rdmsr(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
+bool tdxsim_wrmsr(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
 
 /* vcpu/tdcall.c: what a TDCALL observer (the checker) sees of each one,
  * as check/harness.py TdcallSeen. */

@@ -80,9 +80,38 @@ class Serial(ctypes.Structure):
                 ("length", u64), ("capacity", u64)]
 
 
+CPUID_ENTRIES = 256
+
+
+class CpuidEntry(ctypes.Structure):
+    _fields_ = [("leaf", u64), ("subleaf", u64), ("regs", u64 * 4)]
+
+
+class Cpuid(ctypes.Structure):
+    _fields_ = [("count", u64), ("entries", CpuidEntry * CPUID_ENTRIES)]
+
+
+MSR_SLOTS = 512
+MSR_WRITABLE, MSR_PYTHON = 1, 2
+
+
+class Msr(ctypes.Structure):
+    _fields_ = [("key", u64), ("value", u64), ("flags", u64),
+                ("clock", ctypes.POINTER(Clock))]
+
+
+class Msrs(ctypes.Structure):
+    _fields_ = [("slots", Msr * MSR_SLOTS)]
+
+
 class Host(ctypes.Structure):
-    _fields_ = [("vapic_poll_irq", u64), ("serial_io", u64), ("serial", ctypes.POINTER(Serial)),
-                ("answer_all", u64), ("answer_mask", u64), ("answer", u64 * 16)]
+    _fields_ = [("serial_io", u64), ("serial", ctypes.POINTER(Serial)),
+                ("answer_all", u64), ("answer_mask", u64), ("answer", u64 * 16),
+                ("info", u64), ("info_bitmap", u64),
+                ("cpuid_table", ctypes.POINTER(Cpuid)), ("cpuid", u64),
+                ("msrs", ctypes.POINTER(Msrs)), ("rdmsr", u64), ("wrmsr", u64),
+                ("kvm", u64), ("kvm_table", u64), ("kvm_unknown", u64),
+                ("enforce_pv_cpuid", u64), ("vcpu_apic_id", u64)]
 
 
 class ExitRecord(ctypes.Structure):

@@ -2,7 +2,7 @@
 EAX, EBX, ECX, EDX (spec 4.3, 6.2).  KVM applies no operand check."""
 from __future__ import annotations
 
-from .. import abi
+from .. import abi, native
 from ..abi import VmcallStatus
 from ..exits import VmExit, VmResume
 
@@ -34,16 +34,53 @@ DEFAULT_CPUID = {
 
 
 class CpuidTable:
-    """Configurable CPUID answers; leaves not in the table read as zeros."""
+    """Configurable CPUID answers; leaves not in the table read as zeros.
+
+    The compiled CPUID path (host/cpuid.c) answers from a copy in `state`,
+    made when `set` changes the table and, for changes made to `entries`
+    directly, when a run starts (`exported`)."""
 
     def __init__(self, entries: dict | None = None):
         self.entries = dict(DEFAULT_CPUID if entries is None else entries)
+        self.state = native.Cpuid()
+        self._exported: dict | None = None  # the entries `state` holds (None: not exportable)
+        self._copied: dict | None = None
 
     def set(self, leaf: int, subleaf: int, eax: int, ebx: int, ecx: int, edx: int) -> None:
         self.entries[(leaf, subleaf)] = (eax, ebx, ecx, edx)
+        self.exported()
 
     def lookup(self, leaf: int, subleaf: int) -> tuple[int, int, int, int]:
         return self.entries.get((leaf, subleaf)) or self.entries.get((leaf, 0)) or (0, 0, 0, 0)
+
+    def exported(self) -> bool:
+        """Whether `state` holds the table as it is now (copied if it
+        changed); False when some entry is not C's kind of entry (a key
+        other than two 32-bit ints, a value other than four 64-bit ints):
+        Python then answers CPUID."""
+        if self._copied == self.entries:
+            return self._exported is not None
+        self._copied = dict(self.entries)
+        self._exported = self._copied if _copy(self._copied, self.state) else None
+        return self._exported is not None
+
+
+def _u(value, bits: int) -> bool:
+    return type(value) is int and 0 <= value < 1 << bits
+
+
+def _copy(entries: dict, state: native.Cpuid) -> bool:
+    if len(entries) > native.CPUID_ENTRIES:
+        return False
+    for i, (key, regs) in enumerate(entries.items()):
+        if not (type(key) is tuple and len(key) == 2 and all(_u(k, 32) for k in key)
+                and type(regs) is tuple and len(regs) == 4 and all(_u(r, 64) for r in regs)):
+            return False
+        entry = state.entries[i]
+        entry.leaf, entry.subleaf = key
+        entry.regs[:] = regs
+    state.count = len(entries)
+    return True
 
 
 def handle(host, exit: VmExit) -> VmResume:

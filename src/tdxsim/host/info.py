@@ -17,12 +17,17 @@ from ..exits import VmExit, VmResume
 QUOTE_BIT_PERSONALITIES = frozenset({"kvm-legacy"})
 
 
+def leaf1_bitmap(host) -> int:
+    """The optional calls this host serves (the compiled path answers with
+    the value this gives when a run starts: host/fast.c)."""
+    quote = host.personality in QUOTE_BIT_PERSONALITIES and SubFn.GET_QUOTE in host.handlers
+    notify = SubFn.SETUP_EVENT_NOTIFY_INTERRUPT in host.handlers
+    return abi.TDVMCALLINFO_GET_QUOTE * quote | abi.TDVMCALLINFO_SETUP_EVENT_NOTIFY * notify
+
+
 def handle(host, exit: VmExit) -> VmResume:
     if exit.r12 == 0:
         return VmResume.status(VmcallStatus.SUCCESS, r11=0, r12=0, r13=0, r14=0)
     if exit.r12 == 1:
-        quote = host.personality in QUOTE_BIT_PERSONALITIES and SubFn.GET_QUOTE in host.handlers
-        notify = SubFn.SETUP_EVENT_NOTIFY_INTERRUPT in host.handlers
-        bitmap = abi.TDVMCALLINFO_GET_QUOTE * quote | abi.TDVMCALLINFO_SETUP_EVENT_NOTIFY * notify
-        return VmResume.status(VmcallStatus.SUCCESS, r11=bitmap, r12=0, r13=0, r14=0)
+        return VmResume.status(VmcallStatus.SUCCESS, r11=leaf1_bitmap(host), r12=0, r13=0, r14=0)
     return VmResume.status(VmcallStatus.INVALID_OPERAND)

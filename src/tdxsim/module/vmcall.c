@@ -53,9 +53,11 @@ bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
     view[REG_RAX] = EXIT_REASON_TDCALL;
     view[REG_RCX] = rcx & 0xFFFFFFFF; /* GPR/XMM select; VM index (33:32) is 0 */
     time_ns = tdxsim_now_ns(m->clock); /* the exit's time: before its cost */
-    if (!tdxsim_host_serve(m->host, view, &reply))
+    m->clock->added_ns += m->clock->exit_ns; /* as clock.py exit_to_host, before the host runs */
+    if (!tdxsim_host_serve(m->host, view, &reply)) {
+        m->clock->added_ns -= m->clock->exit_ns; /* declined: nothing changed */
         return false;
-    m->clock->added_ns += m->clock->exit_ns; /* as clock.py exit_to_host */
+    }
     uint64_t taken = reply.mask & select;
     for (int i = 0; i < 16; i++)
         if (taken >> i & 1)

@@ -1,0 +1,108 @@
+"""Each compiled host rule (host/fast.c, kvm.c, cpuid.c, msr.c) against
+its Python reference (TD(native=False)), on random exits: identical
+registers, exits, console, time and host state.  The expected values of the
+rules themselves are tested against the spec in test_host_ghci.py and
+test_ghci_more.py, on both paths.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import compiled
+from tdxsim import TD, VmResume
+
+pytestmark = compiled
+GUESTS = Path(__file__).parent / "guests"
+CPUID, RDMSR, WRMSR, INFO = 10, 31, 32, 0x10000  # spec 4.3, 4.7: R11 sub-functions
+KVM_NUMBERS = [1, 2, 3, 5, 9, 10, 11, 1000]  # spec 5 (12, MAP_GPA_RANGE, is Python's)
+# MSRs of the default host (plain, read-only, the TSC, and the APIC timer's,
+# whose callbacks Python serves) and some it does not have.
+MSRS = [0x10, 0x1B, 0x3A, 0x1A0, 0xC000_0080, 0x6E0, 0x832, 0x838, 0x839, 0x83E, 0x80B,
+        0x277, 0x123, 0x2FF, 0xFE]
+SELECTS = [0xFC00] * 8 + [0x7C00, 0x3C00, 0x1C00, 0xDC00, 0xFFCC, 0x0C00]
+
+
+def _block(rng: random.Random, family: str) -> list[int]:
+    pick, wide = rng.choice, lambda: rng.getrandbits(64)  # noqa: E731
+    r10, r11, r12, r13, r14, r15 = 0, 0, wide(), wide(), wide(), wide()
+    if family == "info":
+        r11, r12 = INFO, pick([0, 0, 1, 1, 2, wide()])
+    elif family == "cpuid":
+        r11 = CPUID
+        r12 = pick([0, 1, 7, 0x15, 0x4000_0000, 0x4000_0001, 0x8000_0008, 0x99, wide()])
+        r12 |= pick([0, 0, wide() << 32 & (1 << 64) - 1])
+        r13 = pick([0, 0, 1, 2, wide()])
+    elif family == "msr":
+        r11 = pick([RDMSR, WRMSR])
+        r12 = pick(MSRS) | pick([0, 0, 0, 1 << 40])
+        r13 = pick([0, 1, wide(), 0x10000])
+    else:  # kvm
+        r10 = pick(KVM_NUMBERS + [wide()])
+        r11, r12 = pick([0, 1, 2, wide()]), pick([0, 1, wide()])
+        r13 = pick([0, 0, 1, 64, wide()])
+        r14 = pick([0x30, 0x30 | 1 << 11, 0x30 | 1 << 18, 0x430, wide()])
+    rcx = pick(SELECTS)
+    return [0, rcx, wide(), wide(), 0, wide(), wide(), wide(), wide(), wide(),
+            r10, r11, r12, r13, r14, r15]
+
+
+def _setup(td: TD, variant: int) -> None:
+    """The same host configuration on both TDs: table edits, PV CPUID
+    enforced or not, another APIC ID."""
+    host = td.host
+    if variant == 1:
+        host.cpuid.set(0x4000_0001, 0, 0x80, 1, 2, 3)  # PV_UNHALT (bit 7) only
+        host.cpuid.set(0x7, 1, 0xA1, 0xB1, 0xC1, 0xD1)
+        host.enforce_pv_cpuid = True
+        host.msrs.define(0x123, 5, writable=False)
+        host.msrs.define(0x2FF, 6)
+    elif variant == 2:
+        host.cpuid.entries[(0x99, 3)] = (1, 2, 3, 4)  # changed behind set()'s back
+        host.vcpu_apic_id = 1
+        host.enforce_pv_cpuid = True
+
+
+def _run(native: bool, family: str, seed: int, calls: int, variant: int):
+    td = TD.from_source(GUESTS / "regblock.S", native=native, ns_per_insn=3, exit_ns=7)
+    _setup(td, variant)
+    block, rng, trail = td.symbol("regblock"), random.Random(seed), []
+    for _ in range(calls):
+        td.write(block, b"".join(v.to_bytes(8, "little") for v in _block(rng, family)))
+        result = td.call_result("regblock_tdcall", block)
+        msrs = {i: td.host.msrs.read(i) for i in MSRS}
+        trail.append((result.reason, td.read(block, 128), result.events, result.time_ns,
+                      msrs, sorted(td.lapic.irr)))
+    return td, trail
+
+
+@pytest.mark.parametrize("family", ["info", "cpuid", "msr", "kvm"])
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_random_exits_match_the_python_path(family, variant):
+    native, a = _run(True, family, variant, 400, variant)
+    python, b = _run(False, family, variant, 400, variant)
+    assert native.module.fast.served > 100 and python.module.fast.served == 0
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert x == y, f"{family} call {i} differs"
+
+
+def test_replaced_handlers_and_tables_go_to_python(probe):
+    p = probe(native=True)
+    td = p.td
+    td.host.handlers[CPUID] = lambda host, exit: VmResume.status(0, r12=0x77)
+    assert p.vmcall(r11=CPUID, r12=0).gprs["r12"] == 0x77 and td.module.fast.served == 0
+    del td.host.handlers[CPUID]
+    td.host.cpuid.entries[(0, 0)] = [1, 2, 3, 4]  # not C's kind of entry: Python answers
+    td.host.handlers[CPUID] = __import__("tdxsim.host.cpuid", fromlist=["handle"]).handle
+    assert p.vmcall(r11=CPUID, r12=0).gprs["r12"] == 1 and td.module.fast.served == 0
+    td.host.cpuid.entries[(0, 0)] = (5, 6, 7, 8)  # C's again: copied when the run starts
+    assert p.vmcall(r11=CPUID, r12=0).gprs["r12"] == 5 and td.module.fast.served == 1
+    msr = td.host.msrs.define(0x123, 9)
+    assert p.vmcall(r11=RDMSR, r12=0x123).gprs["r11"] == 9 and td.module.fast.served == 2
+    msr.read = lambda: 10  # a Python callback: Python serves this MSR
+    assert p.vmcall(r11=RDMSR, r12=0x123).gprs["r11"] == 10 and td.module.fast.served == 2
+    td.host.kvm_handlers[77] = lambda host, exit: VmResume.status(78)
+    assert p.vmcall(r10=77).gprs["r10"] == 78  # an added hypercall
+    assert p.vmcall(r10=76).gprs["r10"] == 2**64 - 1000 and td.module.fast.served == 2
