@@ -14,7 +14,8 @@ from setuptools.command.build_ext import build_ext
 
 SRC = Path(__file__).parent / "src" / "tdxsim"
 NATIVE = ["_native.c", "vcpu/counter.c", "vcpu/traps.c", "vcpu/tdcall.c", "module/vmcall.c",
-          "host/fast.c", "host/kvm.c", "host/cpuid.c", "host/msr.c"]
+          "host/fast.c", "host/kvm.c", "host/cpuid.c", "host/msr.c", "host/io.c",
+          "devices/devices.c"]
 
 
 def abi_header() -> str:
@@ -30,6 +31,12 @@ def abi_header() -> str:
         VMCALL_INVALID_OPERAND=abi["VmcallStatus"].INVALID_OPERAND,
         SUBFN_IO=abi["SubFn"].IO, IO_READ=abi["IO_READ"], IO_WRITE=abi["IO_WRITE"],
         IO_SIZE_BITS=sum(1 << size for size in abi["IO_SIZES"]),
+        SUBFN_MMIO=abi["SubFn"].MMIO, MMIO_READ=abi["MMIO_READ"], MMIO_WRITE=abi["MMIO_WRITE"],
+        MMIO_SIZE_BITS=sum(1 << size for size in abi["MMIO_SIZES"]),
+        **{name: abi[name] for name in ("PM_SIZE", "PM_TIMER", "PM_TIMER_HZ", "PM_TIMER_MASK",
+                                        "PCI_CONFIG_ADDRESS", "PCI_CONFIG_DATA",
+                                        "PCI_ADDRESS_MASK", "PCI_READ_ONLY_END",
+                                        "MMIO_DEVICE_ID_SIZE")},
         SUBFN_CPUID=abi["SubFn"].CPUID, SUBFN_RDMSR=abi["SubFn"].RDMSR,
         SUBFN_WRMSR=abi["SubFn"].WRMSR,
         SUBFN_GET_TD_VM_CALL_INFO=abi["SubFn"].GET_TD_VM_CALL_INFO,

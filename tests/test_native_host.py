@@ -13,6 +13,7 @@ import pytest
 
 from conftest import compiled
 from tdxsim import TD, VmResume
+from tdxsim.firmware import platform
 
 pytestmark = compiled
 GUESTS = Path(__file__).parent / "guests"
@@ -22,6 +23,15 @@ KVM_NUMBERS = [1, 2, 3, 5, 9, 10, 11, 1000]  # spec 5 (12, MAP_GPA_RANGE, is Pyt
 # whose callbacks Python serves) and some it does not have.
 MSRS = [0x10, 0x1B, 0x3A, 0x1A0, 0xC000_0080, 0x6E0, 0x832, 0x838, 0x839, 0x83E, 0x80B,
         0x277, 0x123, 0x2FF, 0xFE]
+IO, MMIO = 30, 48
+PORTS = [[0x3F8 + i for i in range(8)],  # COM1
+         [0x80, 0x81, 0x1234, 0xFFFF],  # nobody's
+         [0xF4, 0x70, 0x71, 0x510, 0x402],  # Python's devices: debug exit, CMOS, fw_cfg, console
+         [0xCF8, 0xCF8, 0xCF9, 0xCFC, 0xCFD, 0xCFE, 0xCFF, 0xCFB],  # PCI configuration
+         [0x600, 0x602, 0x604, 0x608, 0x608, 0x609, 0x60B, 0x67E, 0x67F]]  # ACPI PM
+# the MMIO scratch device, the ECAM window (host bridge, LPC bridge, nothing), unclaimed
+GPAS = [0xFEB0_0000, 0xB000_0000, 0xB00F_8000, 0xB010_0000, 0xBFFF_F000, 0xC000_0000, 0xFEC0_0000]
+SHARED = 1 << 47
 SELECTS = [0xFC00] * 8 + [0x7C00, 0x3C00, 0x1C00, 0xDC00, 0xFFCC, 0x0C00]
 
 
@@ -39,6 +49,16 @@ def _block(rng: random.Random, family: str) -> list[int]:
         r11 = pick([RDMSR, WRMSR])
         r12 = pick(MSRS) | pick([0, 0, 0, 1 << 40])
         r13 = pick([0, 1, wide(), 0x10000])
+    elif family == "io":
+        r11, r12, r13 = IO, pick([1, 1, 2, 4, 4, 4, 3, 0, 8]), pick([0, 0, 1, 1, 2])
+        r14 = pick(pick(PORTS)) | pick([0, 0, 0, 1 << 16])
+        r15 = pick([wide(), 0x41, 0x80, rng.randrange(256)] + [  # a CONFIG_ADDRESS value
+            0x8000_0000 | pick([0, 0xF800, 0x1_0000]) | rng.randrange(256)] * 3)
+    elif family == "mmio":
+        r11, r12, r13 = MMIO, pick([1, 2, 4, 8, 8, 3, 0]), pick([0, 0, 1, 1, 2])
+        r14 = pick(GPAS) + pick([0, 8, 0x10, 0x3C, 0x60, 0xFC, 0xFE, 0x100, 0xFF8,
+                                 rng.randrange(0x1000)])
+        r14 |= pick([SHARED] * 6 + [0, 1 << 48, 1 << 63])
     else:  # kvm
         r10 = pick(KVM_NUMBERS + [wide()])
         r11, r12 = pick([0, 1, 2, wide()]), pick([0, 1, wide()])
@@ -51,8 +71,10 @@ def _block(rng: random.Random, family: str) -> list[int]:
 
 def _setup(td: TD, variant: int) -> None:
     """The same host configuration on both TDs: table edits, PV CPUID
-    enforced or not, another APIC ID."""
+    enforced or not, another APIC ID; the firmware's devices."""
     host = td.host
+    if variant:
+        platform.install(td)
     if variant == 1:
         host.cpuid.set(0x4000_0001, 0, 0x80, 1, 2, 3)  # PV_UNHALT (bit 7) only
         host.cpuid.set(0x7, 1, 0xA1, 0xB1, 0xC1, 0xD1)
@@ -66,7 +88,7 @@ def _setup(td: TD, variant: int) -> None:
 
 
 def _run(native: bool, family: str, seed: int, calls: int, variant: int):
-    td = TD.from_source(GUESTS / "regblock.S", native=native, ns_per_insn=3, exit_ns=7)
+    td = TD.from_source(GUESTS / "regblock.S", native=native, ns_per_insn=3, exit_ns=10_007)
     _setup(td, variant)
     block, rng, trail = td.symbol("regblock"), random.Random(seed), []
     for _ in range(calls):
@@ -74,11 +96,23 @@ def _run(native: bool, family: str, seed: int, calls: int, variant: int):
         result = td.call_result("regblock_tdcall", block)
         msrs = {i: td.host.msrs.read(i) for i in MSRS}
         trail.append((result.reason, td.read(block, 128), result.events, result.time_ns,
-                      msrs, sorted(td.lapic.irr)))
+                      msrs, sorted(td.lapic.irr), _devices(td)))
     return td, trail
 
 
-@pytest.mark.parametrize("family", ["info", "cpuid", "msr", "kvm"])
+def _devices(td: TD) -> tuple:
+    """The device state both paths write: UART, scratch MMIO, PCI, PM."""
+    host = td.host
+    state = [bytes(host.serial.state.regs), host.serial.output, bytes(host.mmio_devices[0]._mem)]
+    for d in host.io_devices:
+        if hasattr(d, "functions"):
+            state += [d.address, {k: bytes(v) for k, v in d.functions.items()}]
+        if hasattr(d, "regs"):
+            state.append(bytes(d.regs))
+    return tuple(state)
+
+
+@pytest.mark.parametrize("family", ["info", "cpuid", "msr", "kvm", "io", "mmio"])
 @pytest.mark.parametrize("variant", [0, 1, 2])
 def test_random_exits_match_the_python_path(family, variant):
     native, a = _run(True, family, variant, 400, variant)

@@ -57,7 +57,10 @@ struct tdxsim_clock {
 
 static inline uint64_t tdxsim_now_ns(const struct tdxsim_clock *clock)
 {
-    return clock->counter->count * clock->ns_per_insn + clock->added_ns;
+    /* (a clock no vCPU ticks yet: only added time, as Clock.now) */
+    uint64_t count = clock->counter ? clock->counter->count : 0;
+
+    return count * clock->ns_per_insn + clock->added_ns;
 }
 
 /* vcpu/traps.c */
@@ -75,6 +78,48 @@ struct tdxsim_serial {
     uint8_t regs[8];
     uint8_t *output;
     uint64_t length, capacity;
+};
+
+/* devices/pm_timer.py: the ACPI PM registers (Python's bytearray) and the
+ * clock the timer counts. */
+struct tdxsim_pm_timer {
+    uint8_t *regs;
+    struct tdxsim_clock *clock;
+};
+
+/* devices/pci_host.py: CONFIG_ADDRESS and the config spaces (Python's
+ * bytearrays) by bus << 8 | device << 3 | function. */
+#define PCI_FUNCTIONS 32
+struct tdxsim_pci_function {
+    uint64_t bdf;
+    uint8_t *space;
+    uint64_t length;
+};
+struct tdxsim_pci {
+    uint64_t address;
+    uint64_t count;
+    struct tdxsim_pci_function functions[PCI_FUNCTIONS];
+};
+
+/* host/io.c, host/mmio.c: the host's device tables as C sees them, in
+ * Python's order (the first device that claims an address wins). */
+enum tdxsim_device_kind {
+    DEVICE_PYTHON,      /* served by Python: the exit is declined */
+    DEVICE_SERIAL,      /* struct tdxsim_serial */
+    DEVICE_PM_TIMER,    /* struct tdxsim_pm_timer */
+    DEVICE_PCI,         /* struct tdxsim_pci: ports 0xCF8-0xCFF */
+    DEVICE_ECAM,        /* struct tdxsim_pci: the ECAM window */
+    DEVICE_MMIO_SCRATCH /* uint8_t[]: devices/mmio_device.py's registers */
+};
+#define DEVICE_SLOTS 16
+struct tdxsim_device {
+    uint64_t first, end; /* ports or GPAs [first, end) */
+    uint64_t kind;
+    void *state;
+};
+struct tdxsim_devices {
+    uint64_t count;
+    struct tdxsim_device devices[DEVICE_SLOTS];
 };
 
 /* host/cpuid.c: the host's CPUID table (host/cpuid.py CpuidTable), copied
@@ -109,8 +154,9 @@ struct tdxsim_msrs {
  * Python sets these when a run starts from the host's handler tables, so a
  * handler or device the user replaced is always served by Python. */
 struct tdxsim_host {
-    uint64_t serial_io;      /* Instruction.IO on the UART's ports is KVM's and the UART's */
-    struct tdxsim_serial *serial;
+    uint64_t io, mmio;   /* Instruction.IO and #VE.RequestMMIO are host/io.py's and mmio.py's */
+    struct tdxsim_devices *io_devices, *mmio_devices; /* NULL: not in C */
+    uint64_t gpaw; /* for the shared-GPA checks of #VE.RequestMMIO */
     /* A host that answers every exit with the same registers
      * (host/constant.py ConstantHost, the checker's marker host): */
     uint64_t answer_all, answer_mask, answer[16];
@@ -174,6 +220,14 @@ bool tdxsim_kvm(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_re
 bool tdxsim_cpuid(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
 const uint64_t *tdxsim_cpuid_lookup(const struct tdxsim_cpuid *t, uint64_t leaf,
                                     uint64_t subleaf);
+bool tdxsim_io(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
+bool tdxsim_mmio(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
+/* devices/devices.c: an access to device d (address: port or GPA without
+ * the shared bit); false: the device is Python's, nothing changed. */
+bool tdxsim_device_read(const struct tdxsim_device *d, uint64_t address, uint64_t size,
+                        uint64_t *value);
+bool tdxsim_device_write(const struct tdxsim_device *d, uint64_t address, uint64_t size,
+                         uint64_t value);
 bool tdxsim_rdmsr(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
 bool tdxsim_wrmsr(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
 

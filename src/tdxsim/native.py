@@ -80,6 +80,35 @@ class Serial(ctypes.Structure):
                 ("length", u64), ("capacity", u64)]
 
 
+class PmTimer(ctypes.Structure):
+    _fields_ = [("regs", ctypes.POINTER(u8)), ("clock", ctypes.POINTER(Clock))]
+
+
+PCI_FUNCTIONS = 32
+
+
+class PciFunction(ctypes.Structure):
+    _fields_ = [("bdf", u64), ("space", ctypes.POINTER(u8)), ("length", u64)]
+
+
+class Pci(ctypes.Structure):
+    _fields_ = [("address", u64), ("count", u64), ("functions", PciFunction * PCI_FUNCTIONS)]
+
+
+# enum tdxsim_device_kind
+(DEVICE_PYTHON, DEVICE_SERIAL, DEVICE_PM_TIMER, DEVICE_PCI, DEVICE_ECAM,
+ DEVICE_MMIO_SCRATCH) = range(6)
+DEVICE_SLOTS = 16
+
+
+class Device(ctypes.Structure):
+    _fields_ = [("first", u64), ("end", u64), ("kind", u64), ("state", ptr)]
+
+
+class Devices(ctypes.Structure):
+    _fields_ = [("count", u64), ("devices", Device * DEVICE_SLOTS)]
+
+
 CPUID_ENTRIES = 256
 
 
@@ -105,7 +134,8 @@ class Msrs(ctypes.Structure):
 
 
 class Host(ctypes.Structure):
-    _fields_ = [("serial_io", u64), ("serial", ctypes.POINTER(Serial)),
+    _fields_ = [("io", u64), ("mmio", u64), ("io_devices", ctypes.POINTER(Devices)),
+                ("mmio_devices", ctypes.POINTER(Devices)), ("gpaw", u64),
                 ("answer_all", u64), ("answer_mask", u64), ("answer", u64 * 16),
                 ("info", u64), ("info_bitmap", u64),
                 ("cpuid_table", ctypes.POINTER(Cpuid)), ("cpuid", u64),

@@ -5,6 +5,8 @@ plain read/write storage, little-endian, any access size.
 """
 from __future__ import annotations
 
+from ..abi import MMIO_DEVICE_ID_SIZE
+
 MMIO_DEVICE_BASE = 0xFEB0_0000  # guest-physical, without the shared bit
 MMIO_DEVICE_SIZE = 0x1000
 MMIO_DEVICE_ID = 0x5358_4454
@@ -26,6 +28,6 @@ class MmioDevice:
 
     def write(self, gpa: int, size: int, value: int) -> None:
         offset = gpa - self.base
-        if offset < 8:
+        if offset < MMIO_DEVICE_ID_SIZE:
             return  # the ID register is read-only
         self._mem[offset:offset + size] = value.to_bytes(size, "little")

@@ -9,12 +9,13 @@ it Q35 from i440FX) and writes (PMBASE, ACPI control, PCIEXBAR) round-trips.
 """
 from __future__ import annotations
 
-CONFIG_ADDRESS = 0xCF8
-CONFIG_DATA = 0xCFC
+from .. import native
+from ..abi import PCI_ADDRESS_MASK, PCI_CONFIG_ADDRESS as CONFIG_ADDRESS, \
+    PCI_CONFIG_DATA as CONFIG_DATA, PCI_READ_ONLY_END as _READ_ONLY
+
 INTEL = 0x8086
 Q35_MCH_DEVICE = 0x29C0
 ICH9_LPC_DEVICE = 0x2918
-_READ_ONLY = 0x10  # vendor, device, revision, class, header type: read-only
 
 
 def _function(vendor: int, device: int, class_code: int) -> bytearray:
@@ -28,12 +29,20 @@ class PciHost:
     ports = range(CONFIG_ADDRESS, CONFIG_DATA + 4)
 
     def __init__(self):
-        self.address = 0
+        self.state = native.Pci()  # CONFIG_ADDRESS, and the spaces as host/io.c sees them
         self.functions = {  # (bus, device, function) -> config space
             (0, 0, 0): _function(INTEL, Q35_MCH_DEVICE, 0x060000),  # host bridge
             (0, 0x1F, 0): _function(INTEL, ICH9_LPC_DEVICE, 0x060100),  # ISA bridge
         }
         self.functions[(0, 0x1F, 0)][0x0E] = 0x80  # multi-function
+
+    @property
+    def address(self) -> int:
+        return self.state.address
+
+    @address.setter
+    def address(self, value: int) -> None:
+        self.state.address = value
 
     def _target(self, port: int):
         """(config space, offset) selected by CONFIG_ADDRESS, or None."""
@@ -56,7 +65,7 @@ class PciHost:
 
     def write(self, port: int, size: int, value: int) -> None:
         if port == CONFIG_ADDRESS and size == 4:
-            self.address = value & 0x80FF_FFFC
+            self.address = value & PCI_ADDRESS_MASK
             return
         target = self._target(port) if port >= CONFIG_DATA else None
         if target is None:

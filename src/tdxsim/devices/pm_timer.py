@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-PM_BASE = 0x600
-PM_SIZE = 0x80
-PM_TIMER = 0x08
-PM_TIMER_HZ = 3_579_545
+from ..abi import PM_BASE, PM_SIZE, PM_TIMER, PM_TIMER_HZ, PM_TIMER_MASK
 
 
 class PmTimer:
@@ -22,7 +19,7 @@ class PmTimer:
     def read(self, port: int, size: int) -> int:
         offset = port - self.base
         if PM_TIMER <= offset < PM_TIMER + 4:
-            ticks = self.clock() * PM_TIMER_HZ // 1_000_000_000 & 0xFF_FFFF
+            ticks = self.clock() * PM_TIMER_HZ // 1_000_000_000 & PM_TIMER_MASK
             return ticks >> 8 * (offset - PM_TIMER) & (1 << 8 * size) - 1
         return int.from_bytes(self.regs[offset:offset + size], "little")
 

@@ -1,52 +1,15 @@
 /*
  * The host's compiled fast paths: the sub-functions and hypercalls the
  * default host answers from registers and state that lives in C, with the
- * same results as the Python handlers they mirror (host/vmm.py's dispatch,
- * host/info.py, host/io.py with devices/serial.py; the other families in
- * kvm.c, cpuid.c, msr.c).  Python enables each one only while the host
+ * same results as the Python handlers they mirror (host/vmm.py's dispatch and
+ * host/info.py here; the other families in kvm.c, cpuid.c, msr.c, io.c
+ * with the devices in devices/devices.c).  Python enables each one only while the host
  * still uses that handler and device (struct tdxsim_host); anything else is
  * declined and served by Python.
  */
 #include <string.h>
 
 #include "../native.h"
-
-/* The UART's read side: devices/serial.py Serial.read. */
-static uint64_t serial_read(const struct tdxsim_serial *s, unsigned offset)
-{
-    if (offset == SERIAL_LSR)
-        return SERIAL_LSR_READY;
-    if (offset == SERIAL_THR)
-        return 0;
-    return s->regs[offset];
-}
-
-/* Instruction.IO (host/io.py) on the UART's ports. */
-static bool serial_io(struct tdxsim_serial *s, const uint64_t view[16],
-                      struct tdxsim_reply *reply)
-{
-    uint64_t size = view[REG_R12], direction = view[REG_R13], port = view[REG_R14] & 0xFFFF;
-
-    if (!(size < 64 && IO_SIZE_BITS >> size & 1) || (direction != IO_READ && direction != IO_WRITE))
-        return tdxsim_status(reply, VMCALL_INVALID_OPERAND);
-    if (port < s->base || port >= s->base + 8)
-        return false;
-    unsigned offset = port - s->base;
-    uint64_t mask = (1ull << 8 * size) - 1;
-    if (direction == IO_READ) {
-        tdxsim_set(reply, REG_R11, serial_read(s, offset) & mask);
-        return tdxsim_status(reply, VMCALL_SUCCESS);
-    }
-    uint8_t byte = view[REG_R15] & mask & 0xFF;
-    if (offset == SERIAL_THR && !(s->regs[SERIAL_LCR] & SERIAL_LCR_DLAB)) {
-        if (s->length == s->capacity)
-            return false; /* Python grows the buffer */
-        s->output[s->length++] = byte;
-    } else {
-        s->regs[offset] = byte;
-    }
-    return tdxsim_status(reply, VMCALL_SUCCESS);
-}
 
 /* GetTdVmCallInfo (host/info.py): leaf 0 all zeros, leaf 1 the bitmap
  * Python computed for this host, any other leaf INVALID_OPERAND. */
@@ -78,7 +41,9 @@ bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],
         return tdxsim_kvm(h, view, reply);
     switch (view[REG_R11]) {
     case SUBFN_IO:
-        return h->serial_io && serial_io(h->serial, view, reply);
+        return h->io && tdxsim_io(h, view, reply);
+    case SUBFN_MMIO:
+        return h->mmio && tdxsim_mmio(h, view, reply);
     case SUBFN_CPUID:
         return h->cpuid && tdxsim_cpuid(h, view, reply);
     case SUBFN_RDMSR:

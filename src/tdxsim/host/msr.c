@@ -24,11 +24,7 @@ static struct tdxsim_msr *find(struct tdxsim_msrs *t, uint64_t index)
 
 static uint64_t read_msr(const struct tdxsim_msr *msr)
 {
-    const struct tdxsim_clock *clock = msr->clock;
-
-    if (!clock)
-        return msr->value;
-    return clock->counter ? tdxsim_now_ns(clock) : clock->added_ns;
+    return msr->clock ? tdxsim_now_ns(msr->clock) : msr->value;
 }
 
 bool tdxsim_rdmsr(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply)

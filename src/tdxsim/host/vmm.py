@@ -7,11 +7,10 @@ where `fn(host, exit) -> VmResume`.
 """
 from __future__ import annotations
 
-import ctypes
 from typing import Callable
 
 from .. import abi, native
-from ..abi import KvmHc, SubFn, VmcallStatus
+from ..abi import SubFn, VmcallStatus
 from ..clock import Clock
 from ..devices.debug_exit import DebugExit
 from ..devices.lapic import LocalApic
@@ -19,7 +18,7 @@ from ..devices.mmio_device import MmioDevice
 from ..devices.serial import Serial
 from ..errors import HostError, TdxsimError
 from ..exits import EptExit, VmExit, VmResume
-from . import cpuid, ept, fatal, halt, info, io, kvm, mapgpa, mmio, msr, quote
+from . import compiled, cpuid, ept, fatal, halt, info, io, kvm, mapgpa, mmio, msr, quote
 from .hostile import Adversary
 
 Handler = Callable[["Host", VmExit], VmResume]
@@ -37,11 +36,6 @@ GHCI_HANDLERS: dict[int, Handler] = {
     SubFn.REPORT_FATAL_ERROR: fatal.handle,
     SubFn.SETUP_EVENT_NOTIFY_INTERRUPT: quote.setup_event_notify,
 }
-
-# The KVM hypercalls host/kvm.c mirrors, served there while these handlers are in place.
-COMPILED_KVM = {n: kvm.HANDLERS[n] for n in (KvmHc.VAPIC_POLL_IRQ, KvmHc.KICK_CPU,
-                                             KvmHc.SCHED_YIELD, KvmHc.CLOCK_PAIRING,
-                                             KvmHc.SEND_IPI)}
 
 # Status for a sub-function the host does not implement (spec 4.2, 6.2):
 # KVM answers SUBFUNC_UNSUPPORTED since 2025, INVALID_OPERAND before.  The
@@ -85,7 +79,7 @@ class Host:
         self.vcpu_apic_id = 0
         self.record: Callable[[object], None] = lambda event: None  # the TD's event log (serve)
         self.fast = native.Host()  # what host/fast.c may serve
-        self._fast_state = None  # what self.fast points to (_point)
+        self.device_maps = compiled.DeviceMaps()  # the device tables as C sees them
 
     def serve(self, memory, gpaw: int, record: Callable[[object], None]) -> None:
         """Become the host of a TD: its memory (a memory.HostMemory, shared
@@ -96,41 +90,10 @@ class Host:
         self.memory, self.gpaw, self.record = memory, gpaw, record
 
     def compiled_paths(self) -> native.Host:
-        """What host/fast.c may serve for this host, read from its tables
-        when a run starts: a sub-function or hypercall only while the host
-        still uses the Python handler (and device, table, store) it
-        mirrors, and tells no lies."""
-        fast, handlers, honest = self.fast, self.handlers, self.adversary is None
-        serial = self.serial
-        fast.serial_io = honest and handlers.get(SubFn.IO) is io.handle \
-            and type(serial) is Serial and bool(self.io_devices) and self.io_devices[0] is serial
-        fast.info = honest and handlers.get(SubFn.GET_TD_VM_CALL_INFO) is info.handle
-        fast.info_bitmap = info.leaf1_bitmap(self)
-        table = self.cpuid if type(self.cpuid) is cpuid.CpuidTable and self.cpuid.exported() \
-            else None
-        store = self.msrs if type(self.msrs) is msr.MsrStore and self.msrs.complete else None
-        fast.cpuid = honest and table is not None and handlers.get(SubFn.CPUID) is cpuid.handle
-        fast.rdmsr = honest and store is not None and handlers.get(SubFn.RDMSR) is msr.handle_rdmsr
-        fast.wrmsr = honest and store is not None and handlers.get(SubFn.WRMSR) is msr.handle_wrmsr
-        kvm_handlers = self.kvm_handlers
-        apic_id_fits = type(self.vcpu_apic_id) is int and 0 <= self.vcpu_apic_id < 1 << 32
-        fast.kvm = sum(1 << n for n, f in COMPILED_KVM.items() if honest and kvm_handlers.get(n)
-                       is f and (n != KvmHc.SEND_IPI or apic_id_fits))
-        fast.kvm_table = sum(1 << n for n in kvm_handlers if isinstance(n, int) and 0 <= n < 64)
-        fast.kvm_unknown = honest and all(isinstance(n, int) and 0 <= n < 64 for n in kvm_handlers)
-        fast.enforce_pv_cpuid = bool(self.enforce_pv_cpuid)
-        fast.vcpu_apic_id = self.vcpu_apic_id if apic_id_fits else 0
-        self._point(serial, table, store)
-        return fast
-
-    def _point(self, serial, table, store) -> None:
-        """Point the native host at the current UART, CPUID table and MSR
-        store (only when they change: a pointer costs a microsecond)."""
-        if self._fast_state != (serial, table, store):
-            self._fast_state = (serial, table, store)
-            self.fast.serial = ctypes.pointer(serial.state)
-            self.fast.cpuid_table = ctypes.pointer(table.state) if table is not None else None
-            self.fast.msrs = ctypes.pointer(store.state) if store is not None else None
+        """What host/fast.c may serve for this host (host/compiled.py),
+        read from its tables when a run starts."""
+        compiled.compiled_paths(self, self.fast)
+        return self.fast
 
     def handle(self, exit: VmExit) -> VmResume:
         if exit.r10 != 0:
