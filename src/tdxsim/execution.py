@@ -288,6 +288,11 @@ class Execution:
                          events=self.td.events.detach(), instructions=self.vcpu.instructions,
                          time_ns=self.clock.now(), **kw)
 
+    def bridged(self, action, error: Exception | None) -> None:
+        """A TDG.VP.VMCALL the module's bridge answered (module/bridge.py)
+        ended in a host action or an error, as on_tdcall's would."""
+        self._action, self._error = action, error
+
     def on_tdcall(self, regs) -> bool:
         """Called by the vCPU for each TDCALL; False stops the CPU."""
         observer = self.observer

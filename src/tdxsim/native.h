@@ -172,6 +172,12 @@ struct tdxsim_host {
     uint64_t enforce_pv_cpuid, vcpu_apic_id;
 };
 
+/* A TD exit's view and the host's reply, between module and host. */
+struct tdxsim_reply {
+    uint64_t mask;     /* GPRs the host wrote */
+    uint64_t gprs[16];
+};
+
 /* One TDG.VP.VMCALL, as module/vmcall.py's VmcallRecord. */
 struct tdxsim_exit_record {
     uint64_t time_ns, rip, rcx;
@@ -179,6 +185,16 @@ struct tdxsim_exit_record {
     uint64_t returned_mask; /* GPRs the guest took back ... */
     uint64_t returned[16];  /* ... and their values */
 };
+
+/* module/vmcall.c: what became of a TDG.VP.VMCALL (0: declined, the full
+ * Python path takes it).  The bridge (module/bridge.py) answers with the
+ * flags after HANDLED. */
+#define VMCALL_HANDLED 1u     /* RIP moves past the TDCALL, the exit's cost is charged */
+#define VMCALL_COMPLETE 2u    /* the selected GPRs the host wrote, and RAX = SUCCESS */
+#define VMCALL_RECORD 4u      /* recorded into the exit log here */
+#define VMCALL_STOP 8u        /* the vCPU stops after it (translated code went stale) */
+#define VMCALL_STOP_TDCALL 16u /* ... at a TDCALL the run loop looks at (host action, error) */
+typedef uint64_t (*bridge_fn)(void);
 
 /* module/vmcall.c */
 struct tdxsim_module {
@@ -189,12 +205,12 @@ struct tdxsim_module {
     struct tdxsim_exit_record *records; /* the exit log, drained by Python */
     uint64_t recorded, capacity;
     uint64_t served; /* TDG.VP.VMCALLs completed here, for tests */
-};
-
-/* A TD exit's view and the host's reply, between module and host. */
-struct tdxsim_reply {
-    uint64_t mask;     /* GPRs the host wrote */
-    uint64_t gprs[16];
+    /* Python's host for an exit the compiled rules decline, called once
+     * with the exit here (module/bridge.py); NULL: the full Python path. */
+    bridge_fn bridge;
+    uint64_t bridged; /* TDG.VP.VMCALLs answered through it, for tests */
+    uint64_t bridge_time_ns, bridge_rip, bridge_view[16];
+    struct tdxsim_reply bridge_reply;
 };
 
 static inline bool tdxsim_set(struct tdxsim_reply *reply, int reg, uint64_t value)
@@ -210,8 +226,8 @@ static inline bool tdxsim_status(struct tdxsim_reply *reply, uint64_t r10)
     return tdxsim_set(reply, REG_R10, r10);
 }
 
-bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
-                   uint64_t *written);
+unsigned tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
+                       uint64_t *written);
 /* The host's compiled rules, one file per family (host/fast.c dispatches);
  * each answers into reply, or returns false: declined, nothing changed. */
 bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],
@@ -254,6 +270,7 @@ struct tdxsim_vcpu {
     struct tdxsim_observer *observer; /* NULL: nobody observes TDCALLs */
     uint64_t shadow_pages[SHADOW_SLOTS];   /* linear page + 1 (0: empty) ... */
     uint64_t shadow_backing[SHADOW_SLOTS]; /* ... -> backing page, as last filled */
+    uint64_t stop_tdcall; /* the vCPU stopped at a TDCALL the run loop must see (cpu.py) */
 };
 
 #endif

@@ -144,6 +144,10 @@ class Host(ctypes.Structure):
                 ("enforce_pv_cpuid", u64), ("vcpu_apic_id", u64)]
 
 
+class Reply(ctypes.Structure):
+    _fields_ = [("mask", u64), ("gprs", u64 * 16)]
+
+
 class ExitRecord(ctypes.Structure):
     _fields_ = [("time_ns", u64), ("rip", u64), ("rcx", u64), ("exposed", u64 * 16),
                 ("returned_mask", u64), ("returned", u64 * 16)]
@@ -153,7 +157,13 @@ class Module(ctypes.Structure):
     _fields_ = [("enabled", u64), ("no_rbp_mod", u64), ("clock", ctypes.POINTER(Clock)),
                 ("host", ctypes.POINTER(Host)),
                 ("records", ctypes.POINTER(ExitRecord)), ("recorded", u64), ("capacity", u64),
-                ("served", u64)]
+                ("served", u64), ("bridge", ptr), ("bridged", u64), ("bridge_time_ns", u64),
+                ("bridge_rip", u64), ("bridge_view", u64 * 16), ("bridge_reply", Reply)]
+
+
+# VMCALL_* in native.h: what became of a TDG.VP.VMCALL the bridge answered
+VMCALL_COMPLETE, VMCALL_RECORD, VMCALL_STOP, VMCALL_STOP_TDCALL = 2, 4, 8, 16
+BRIDGE = ctypes.CFUNCTYPE(u64)
 
 
 OBSERVE_STACK_MAX = 1040
@@ -176,4 +186,5 @@ FALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ptr, ptr)
 class VCpu(ctypes.Structure):
     _fields_ = [("uc", Unicorn), ("fallback", FALLBACK), ("module", ctypes.POINTER(Module)),
                 ("observer", ctypes.POINTER(Observer)),
-                ("shadow_pages", u64 * SHADOW_SLOTS), ("shadow_backing", u64 * SHADOW_SLOTS)]
+                ("shadow_pages", u64 * SHADOW_SLOTS), ("shadow_backing", u64 * SHADOW_SLOTS),
+                ("stop_tdcall", u64)]

@@ -62,6 +62,7 @@ class TD:
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer, ring=None)
         self.vcpu = VCpu(self.clock, self.ram, native, self.module.fast, self._on_tdcall)
+        self.module.bridge.connect(self._bridged, lambda: self.vcpu.mmu.code_stale)
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
         self.vcpu.traps.install([(seg.vaddr, seg.data) for seg in image.segments
@@ -262,6 +263,11 @@ class TD:
         """A guest access the EPT check refused (Execution.ept_violation):
         the one place to plug in for EPT-violation handling."""
         return self._run.ept_violation(rip, violation)
+
+    def _bridged(self, action, error: Exception | None) -> None:
+        """A TDG.VP.VMCALL answered through the module's bridge ended in a
+        host action or an error (module/bridge.py): the current run's."""
+        self._run.bridged(action, error)
 
     def _on_tdcall(self, regs) -> bool:
         """The vCPU's TDCALLs that C did not serve: the current run's."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import abi, native
-from ..abi import SubFn, VmcallStatus
+from ..abi import MASK64, SubFn, VmcallStatus
 from ..clock import Clock
 from ..devices.debug_exit import DebugExit
 from ..devices.lapic import LocalApic
@@ -137,9 +137,16 @@ class Host:
 
 def _check_reply(exit: VmExit, resume) -> None:
     """A handler's reply must name registers by index with 64-bit values."""
-    if not isinstance(resume, VmResume):
+    if type(resume) is not VmResume and not isinstance(resume, VmResume):
         raise HostError(f"the host handler for {exit.name} returned "
                         f"{type(resume).__name__}, not a VmResume")
+    for index, value in resume.gprs.items():  # the common case, without the message's cost
+        if not (type(index) is int and type(value) is int and 0 <= index < 16
+                and 0 <= value <= MASK64):
+            break
+    else:
+        if not resume.xmms:
+            return
     for regs, width, what in ((resume.gprs, 64, "GPR"), (resume.xmms, 128, "XMM")):
         for index, value in regs.items():
             if not (isinstance(index, int) and 0 <= index < 16 and isinstance(value, int)

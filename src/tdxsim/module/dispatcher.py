@@ -17,6 +17,7 @@ from ..exits import VmExit, VmResume
 from . import (cpuidve_set, page_accept, page_attr, report, rtmr_extend, sys_rd, td_ctls, veinfo,
                vm_rd_wr, vmcall, vp_info, vp_rd_wr)
 from .common import complete
+from .bridge import VmcallBridge
 from .ept_violation import ept_violation
 from .intercept import intercept
 from .locks import TdLock
@@ -105,6 +106,7 @@ class TdxModule:
         # TDG.VP.VMCALL fail with this RAX, without a TD exit.
         self.vmcall_failure = 0
         self.fast = native.Module(clock=ctypes.pointer(clock.state))  # vmcall.c
+        self.bridge = VmcallBridge(self)  # Python's host for exits vmcall.c's host rules decline
 
     def finalize(self, build_pages) -> None:
         """TDH.MR.FINALIZE: MRTD from the VMM's build records, (GPA, content)
@@ -125,6 +127,8 @@ class TdxModule:
         fast_host = paths() if paths is not None else None
         self.fast.enabled = fast_host is not None and not observed \
             and not self.vmcall_failure and self.handlers.get(Leaf.VP_VMCALL) is vmcall.handle
+        bridged = self.fast.enabled and self.bridge.outcome is not None
+        self.fast.bridge = self.bridge.address if bridged else None
         if fast_host is not None and fast_host is not self._fast_host:
             self.fast.host = ctypes.pointer(fast_host)
             self._fast_host = fast_host

@@ -37,34 +37,58 @@ static void record(struct tdxsim_module *m, uint64_t time_ns, uint64_t rip, uint
         r->returned[i] = taken >> i & 1 ? gprs[i] : 0;
 }
 
-/* Complete the TDG.VP.VMCALL in gprs (RAX = 0) at rip; *written: the GPRs
- * changed.  False: declined, nothing changed. */
-bool tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
-                   uint64_t *written)
+/* Python answers an exit the host's compiled rules declined (module/bridge.py). */
+static unsigned bridge(struct tdxsim_module *m, const uint64_t view[16], uint64_t time_ns,
+                       uint64_t rip, struct tdxsim_reply *reply)
 {
-    uint64_t rcx = gprs[REG_RCX], select = rcx & GPR_SELECT_MASK, view[16], time_ns;
+    unsigned outcome;
+
+    m->bridge_time_ns = time_ns;
+    m->bridge_rip = rip;
+    memcpy(m->bridge_view, view, sizeof(m->bridge_view));
+    m->bridge_reply.mask = 0;
+    outcome = m->bridge();
+    *reply = m->bridge_reply;
+    m->bridged++;
+    return outcome;
+}
+
+/* Complete the TDG.VP.VMCALL in gprs (RAX = 0) at rip; *written: the GPRs
+ * changed.  0: declined, nothing changed; else VMCALL_* flags. */
+unsigned tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
+                       uint64_t *written)
+{
+    uint64_t rcx = gprs[REG_RCX], select = rcx & GPR_SELECT_MASK, view[16], time_ns, taken = 0;
     struct tdxsim_reply reply = {0};
+    unsigned outcome = VMCALL_COMPLETE | VMCALL_RECORD;
 
     if (!m->enabled || m->recorded == m->capacity || tdxsim_invalid_control(rcx, m->no_rbp_mod)
         || (rcx >> XMM_SELECT_SHIFT & XMM_SELECT_MASK))
-        return false;
+        return 0;
     for (int i = 0; i < 16; i++)
         view[i] = select >> i & 1 ? gprs[i] : 0;
     view[REG_RAX] = EXIT_REASON_TDCALL;
     view[REG_RCX] = rcx & 0xFFFFFFFF; /* GPR/XMM select; VM index (33:32) is 0 */
     time_ns = tdxsim_now_ns(m->clock); /* the exit's time: before its cost */
     m->clock->added_ns += m->clock->exit_ns; /* as clock.py exit_to_host, before the host runs */
-    if (!tdxsim_host_serve(m->host, view, &reply)) {
+    if (tdxsim_host_serve(m->host, view, &reply)) {
+        m->served++;
+    } else if (m->bridge) {
+        outcome = bridge(m, view, time_ns, rip, &reply);
+    } else {
         m->clock->added_ns -= m->clock->exit_ns; /* declined: nothing changed */
-        return false;
+        return 0;
     }
-    uint64_t taken = reply.mask & select;
-    for (int i = 0; i < 16; i++)
-        if (taken >> i & 1)
-            gprs[i] = reply.gprs[i];
-    gprs[REG_RAX] = STATUS_SUCCESS;
-    *written = taken | 1u << REG_RAX;
-    record(m, time_ns, rip, rcx, view, taken, gprs);
-    m->served++;
-    return true;
+    *written = 0;
+    if (outcome & VMCALL_COMPLETE) {
+        taken = reply.mask & select;
+        for (int i = 0; i < 16; i++)
+            if (taken >> i & 1)
+                gprs[i] = reply.gprs[i];
+        gprs[REG_RAX] = STATUS_SUCCESS;
+        *written = taken | 1u << REG_RAX;
+    }
+    if (outcome & VMCALL_RECORD)
+        record(m, time_ns, rip, rcx, view, taken, gprs);
+    return outcome | VMCALL_HANDLED;
 }

@@ -249,6 +249,9 @@ class VCpu:
                 self._stop = self._fault_stop(exc)
         finally:
             self.counter.enabled = True
+        if self.fast.stop_tdcall:  # tdcall.c stopped at a TDCALL, as _invalid_insn does
+            self.fast.stop_tdcall = 0
+            self._stop = Stop("tdcall", self.regs.rip)
         pause = self.traps.boundary if self.traps.boundary.hit else \
             self.traps.if_watch if self.traps.if_watch.hit else None
         if self.traps.trap.hit and self._stop is None and pause is None:

@@ -81,15 +81,20 @@ static struct tdxsim_tdcall_seen *observe(struct tdxsim_vcpu *v, void *uc, uint6
 static bool serve(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint64_t gprs[16])
 {
     uint64_t written;
+    unsigned outcome;
 
     /* RAX is exactly leaf 0, version 0: any other leaf, version or reserved
      * bit is Python's. */
     if (gprs[REG_RAX] != LEAF_VP_VMCALL || !v->module
-        || !tdxsim_vmcall(v->module, gprs, rip, &written))
+        || !(outcome = tdxsim_vmcall(v->module, gprs, rip, &written)))
         return false;
     write_gprs(v, uc, gprs, written);
     rip += TDCALL_LEN;
     v->uc.reg_write(uc, v->uc.rip_id, &rip);
+    if (outcome & VMCALL_STOP_TDCALL)
+        v->stop_tdcall = 1;
+    if (outcome & (VMCALL_STOP | VMCALL_STOP_TDCALL))
+        v->uc.emu_stop(uc);
     return true;
 }
 

@@ -1,0 +1,76 @@
+"""The host bridge: one Python call per exit for a handler the compiled
+rules do not serve (a handler the user replaced or added, a device written
+in Python, the hostile host).
+
+module/vmcall.c applies the module's rules in C (RCX checks, the host's
+view, charging the exit), and for an exit the host's C rules decline it
+calls `VmcallBridge.serve` once with the view in `struct tdxsim_module`;
+this asks the host, as vmcall.handle does, and writes the reply back for C
+to copy into the selected registers and record.  Outcomes C cannot finish
+alone go back to the TD through `outcome(action, error)`: a host action
+(halt, exit, fatal error; recorded here, since the record carries it) or an
+exception, either of which stops the vCPU at the TDCALL as the Python path
+does.  The one difference from vmcall.handle, which moves RIP first: while
+the handler runs, the vCPU's RIP still points at the TDCALL (handlers see
+only the VmExit and the host, not the vCPU).
+"""
+from __future__ import annotations
+
+import ctypes
+from struct import Struct
+from typing import Callable
+
+from .. import abi, native
+from ..events import VmcallRecord
+from ..exits import VmExit
+
+_EXIT = Struct("<18Q")  # bridge_time_ns, bridge_rip, bridge_view[16]
+_EXIT_OFFSET = native.Module.bridge_time_ns.offset
+_NO_XMMS = (0,) * 16
+_SERVED = native.VMCALL_COMPLETE | native.VMCALL_RECORD
+_new_exit = object.__new__
+
+
+class VmcallBridge:
+    def __init__(self, module):
+        self.module = module
+        # bridge_reply (mask, then 16 GPRs) as 17 words of module.fast's memory
+        reply = ctypes.addressof(module.fast) + native.Module.bridge_reply.offset
+        self._reply = memoryview((ctypes.c_uint64 * 17).from_address(reply)).cast("B").cast("Q")
+        self.function = native.BRIDGE(self.serve)  # kept alive while C may call it
+        self.address = ctypes.cast(self.function, native.ptr).value
+        self.outcome: Callable[[object, Exception | None], None] | None = None
+        self.stale: Callable[[], bool] = lambda: False
+
+    def connect(self, outcome: Callable[[object, Exception | None], None],
+                stale: Callable[[], bool]) -> None:
+        """outcome(action, error): a host action or an exception, for the
+        run loop; stale(): translated code went stale (a conversion), so
+        the vCPU stops after this TDCALL."""
+        self.outcome, self.stale = outcome, stale
+
+    def serve(self) -> int:
+        fields = _EXIT.unpack_from(self.module.fast, _EXIT_OFFSET)
+        time_ns, rip, view = fields[0], fields[1], fields[2:]
+        select = view[abi.RCX] & abi.GPR_SELECT_MASK
+        exit = _new_exit(VmExit)  # VmExit(select, 0, view, _NO_XMMS, time_ns), less its cost
+        exit.__dict__.update(gpr_select=select, xmm_select=0, gprs=view, xmms=_NO_XMMS,
+                             time_ns=time_ns)
+        reply, mask = self._reply, 0
+        try:
+            resume = self.module.host.handle(exit)
+            for i, value in resume.gprs.items():  # the selected ones, as vmcall.handle takes
+                if select >> i & 1:
+                    reply[i + 1] = value & abi.MASK64
+                    mask |= 1 << i
+            action = resume.action
+        except Exception as exc:  # as TD._on_tdcall: reported by the run loop
+            self.outcome(None, exc)
+            return native.VMCALL_STOP_TDCALL
+        reply[0] = mask
+        if action is not None:
+            taken = {i: v & abi.MASK64 for i, v in resume.gprs.items() if select >> i & 1}
+            self.module.record(VmcallRecord(time_ns, rip, select, 0, view, taken, action))
+            self.outcome(action, None)
+            return native.VMCALL_COMPLETE | native.VMCALL_STOP_TDCALL
+        return _SERVED | native.VMCALL_STOP if self.stale() else _SERVED
