@@ -40,6 +40,9 @@ def abi_header() -> str:
         SUBFN_CPUID=abi["SubFn"].CPUID, SUBFN_RDMSR=abi["SubFn"].RDMSR,
         SUBFN_WRMSR=abi["SubFn"].WRMSR,
         SUBFN_GET_TD_VM_CALL_INFO=abi["SubFn"].GET_TD_VM_CALL_INFO,
+        SUBFN_SETUP_EVENT_NOTIFY_INTERRUPT=abi["SubFn"].SETUP_EVENT_NOTIFY_INTERRUPT,
+        EVENT_NOTIFY_FIRST=abi["EVENT_NOTIFY_VECTORS"][0],
+        EVENT_NOTIFY_LAST=abi["EVENT_NOTIFY_VECTORS"][-1],
         **{f"KVM_HC_{hc.name}": hc.value for hc in abi["KvmHc"]},
         **{f"KVM_{e}_STATUS": abi["kvm_error"](abi[f"KVM_{e}"])
            for e in ("ENOSYS", "EINVAL", "EOPNOTSUPP")},

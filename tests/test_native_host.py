@@ -17,7 +17,7 @@ from tdxsim.firmware import platform
 
 pytestmark = compiled
 GUESTS = Path(__file__).parent / "guests"
-CPUID, RDMSR, WRMSR, INFO = 10, 31, 32, 0x10000  # spec 4.3, 4.7: R11 sub-functions
+CPUID, RDMSR, WRMSR, INFO, NOTIFY = 10, 31, 32, 0x10000, 0x10004  # spec 4.3, 4.7: R11
 KVM_NUMBERS = [1, 2, 3, 5, 9, 10, 11, 1000]  # spec 5 (12, MAP_GPA_RANGE, is Python's)
 # MSRs of the default host (plain, read-only, the TSC, and the APIC timer's,
 # whose callbacks Python serves) and some it does not have.
@@ -39,7 +39,7 @@ def _block(rng: random.Random, family: str) -> list[int]:
     pick, wide = rng.choice, lambda: rng.getrandbits(64)  # noqa: E731
     r10, r11, r12, r13, r14, r15 = 0, 0, wide(), wide(), wide(), wide()
     if family == "info":
-        r11, r12 = INFO, pick([0, 0, 1, 1, 2, wide()])
+        r11, r12 = pick([INFO, NOTIFY]), pick([0, 0, 1, 1, 2, 31, 32, 0x40, 255, 256, wide()])
     elif family == "cpuid":
         r11 = CPUID
         r12 = pick([0, 1, 7, 0x15, 0x4000_0000, 0x4000_0001, 0x8000_0008, 0x99, wide()])
@@ -111,7 +111,8 @@ def _run(native: bool, family: str, seed: int, calls: int, variant: int):
         msrs = {i: td.host.msrs.read(i) for i in MSRS}
         trail.append((result.reason, result.message, td.read(block, 128), result.events,
                       result.time_ns, result.instructions, td.vcpu.regs.gprs(),
-                      td.vcpu.regs.rip, msrs, sorted(td.lapic.irr), _devices(td)))
+                      td.vcpu.regs.rip, msrs, sorted(td.lapic.irr), _devices(td),
+                      td.host.notify_vector))
     return td, trail
 
 

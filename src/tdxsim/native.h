@@ -170,6 +170,8 @@ struct tdxsim_host {
     uint64_t kvm_table;    /* bit n: n is in the host's KVM table */
     uint64_t kvm_unknown;  /* every number in that table is below 64 */
     uint64_t enforce_pv_cpuid, vcpu_apic_id;
+    uint64_t notify;        /* SetupEventNotifyInterrupt is host/quote.py's ... */
+    uint64_t notify_vector; /* ... and the vector it registered (0: none; Host.notify_vector) */
 };
 
 /* A TD exit's view and the host's reply, between module and host. */

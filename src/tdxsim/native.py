@@ -141,7 +141,8 @@ class Host(ctypes.Structure):
                 ("cpuid_table", ctypes.POINTER(Cpuid)), ("cpuid", u64),
                 ("msrs", ctypes.POINTER(Msrs)), ("rdmsr", u64), ("wrmsr", u64),
                 ("kvm", u64), ("kvm_table", u64), ("kvm_unknown", u64),
-                ("enforce_pv_cpuid", u64), ("vcpu_apic_id", u64)]
+                ("enforce_pv_cpuid", u64), ("vcpu_apic_id", u64),
+                ("notify", u64), ("notify_vector", u64)]
 
 
 class Reply(ctypes.Structure):

@@ -21,7 +21,7 @@ from ..devices.pci_ecam import PciEcam
 from ..devices.pci_host import PciHost
 from ..devices.pm_timer import PmTimer
 from ..devices.serial import Serial
-from . import cpuid, info, io, kvm, mmio, msr
+from . import cpuid, info, io, kvm, mmio, msr, quote
 
 # The KVM hypercalls host/kvm.c mirrors, served there while these handlers are in place.
 COMPILED_KVM = {n: kvm.HANDLERS[n] for n in (KvmHc.VAPIC_POLL_IRQ, KvmHc.KICK_CPU,
@@ -41,6 +41,8 @@ def compiled_paths(host, fast: native.Host) -> None:
     fast.wrmsr = honest and store is not None and handlers.get(SubFn.WRMSR) is msr.handle_wrmsr
     fast.cpuid_table = ctypes.pointer(table.state) if table is not None else None
     fast.msrs = ctypes.pointer(store.state) if store is not None else None
+    fast.notify = honest and handlers.get(SubFn.SETUP_EVENT_NOTIFY_INTERRUPT) \
+        is quote.setup_event_notify
     _kvm(host, fast, honest)
     io_map, mmio_map = host.device_maps.current(host)
     fast.io = honest and io_map is not None and handlers.get(SubFn.IO) is io.handle

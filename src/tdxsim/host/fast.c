@@ -27,6 +27,19 @@ static bool info(const struct tdxsim_host *h, const uint64_t view[16],
     return tdxsim_status(reply, VMCALL_SUCCESS);
 }
 
+/* SetupEventNotifyInterrupt (host/quote.py setup_event_notify): a vector
+ * of 32..255 is registered, any other value is INVALID_OPERAND. */
+static bool setup_event_notify(struct tdxsim_host *h, const uint64_t view[16],
+                               struct tdxsim_reply *reply)
+{
+    uint64_t vector = view[REG_R12];
+
+    if (vector < EVENT_NOTIFY_FIRST || vector > EVENT_NOTIFY_LAST)
+        return tdxsim_status(reply, VMCALL_INVALID_OPERAND);
+    h->notify_vector = vector;
+    return tdxsim_status(reply, VMCALL_SUCCESS);
+}
+
 /* host/vmm.py Host.handle: R10 != 0 is a KVM hypercall, else R11 picks
  * the GHCI sub-function. */
 bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],
@@ -52,6 +65,8 @@ bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],
         return h->wrmsr && tdxsim_wrmsr(h, view, reply);
     case SUBFN_GET_TD_VM_CALL_INFO:
         return h->info && info(h, view, reply);
+    case SUBFN_SETUP_EVENT_NOTIFY_INTERRUPT:
+        return h->notify && setup_event_notify(h, view, reply);
     default:
         return false;
     }

@@ -75,11 +75,20 @@ class Host:
         self.map_gpa_eagain = None  # (gpa, size) -> bool: user space refuses a step (mapgpa.py)
         self.enforce_pv_cpuid = False  # QEMU's default: KVM PV calls need no CPUID bit
         self.quote_service: quote.QuoteService | None = quote.QuoteService()
-        self.notify_vector: int | None = None  # SetupEventNotifyInterrupt
+        self.fast = native.Host()  # what host/fast.c may serve, and the state it shares
+        self.notify_vector: int | None = None  # SetupEventNotifyInterrupt (in self.fast)
         self.vcpu_apic_id = 0
         self.record: Callable[[object], None] = lambda event: None  # the TD's event log (serve)
-        self.fast = native.Host()  # what host/fast.c may serve
         self.device_maps = compiled.DeviceMaps()  # the device tables as C sees them
+
+    @property
+    def notify_vector(self) -> int | None:
+        return self.fast.notify_vector or None
+
+    @notify_vector.setter
+    def notify_vector(self, vector: int | None) -> None:
+        """Vectors are 32..255 (quote.py checks), so 0 stands for None."""
+        self.fast.notify_vector = vector or 0
 
     def serve(self, memory, gpaw: int, record: Callable[[object], None]) -> None:
         """Become the host of a TD: its memory (a memory.HostMemory, shared
