@@ -12,6 +12,7 @@ leaves that whole table to Python, since C cannot tell what it claims.
 from __future__ import annotations
 
 import ctypes
+import operator
 
 from .. import native
 from ..abi import PM_SIZE, KvmHc, SubFn
@@ -39,12 +40,16 @@ def compiled_paths(host, fast: native.Host) -> None:
     fast.cpuid = honest and table is not None and handlers.get(SubFn.CPUID) is cpuid.handle
     fast.rdmsr = honest and store is not None and handlers.get(SubFn.RDMSR) is msr.handle_rdmsr
     fast.wrmsr = honest and store is not None and handlers.get(SubFn.WRMSR) is msr.handle_wrmsr
-    fast.cpuid_table = ctypes.pointer(table.state) if table is not None else None
-    fast.msrs = ctypes.pointer(store.state) if store is not None else None
+    maps = host.device_maps
+    if maps.pointed != (table, store):  # a pointer costs a microsecond: only on a change
+        fast.cpuid_table = ctypes.pointer(table.state) if table is not None else None
+        fast.msrs = ctypes.pointer(store.state) if store is not None else None
+        maps.pointed = (table, store)
     fast.notify = honest and handlers.get(SubFn.SETUP_EVENT_NOTIFY_INTERRUPT) \
         is quote.setup_event_notify
+    fast.enforce_pv_cpuid = bool(host.enforce_pv_cpuid)
     _kvm(host, fast, honest)
-    io_map, mmio_map = host.device_maps.current(host)
+    io_map, mmio_map = maps.current(host)
     fast.io = honest and io_map is not None and handlers.get(SubFn.IO) is io.handle
     fast.mmio = honest and mmio_map is not None and handlers.get(SubFn.MMIO) is mmio.handle \
         and type(host.gpaw) is int and 1 <= host.gpaw <= 64
@@ -55,13 +60,16 @@ def compiled_paths(host, fast: native.Host) -> None:
 
 def _kvm(host, fast: native.Host, honest: bool) -> None:
     kvm_handlers = host.kvm_handlers
+    key = (honest, host.vcpu_apic_id, *kvm_handlers.items())
+    if key == host.device_maps.kvm_key:  # the table as at the last run
+        return
     apic_id_fits = type(host.vcpu_apic_id) is int and 0 <= host.vcpu_apic_id < 1 << 32
     fast.kvm = sum(1 << n for n, f in COMPILED_KVM.items() if honest and kvm_handlers.get(n)
                    is f and (n != KvmHc.SEND_IPI or apic_id_fits))
     fast.kvm_table = sum(1 << n for n in kvm_handlers if isinstance(n, int) and 0 <= n < 64)
     fast.kvm_unknown = honest and all(isinstance(n, int) and 0 <= n < 64 for n in kvm_handlers)
-    fast.enforce_pv_cpuid = bool(host.enforce_pv_cpuid)
     fast.vcpu_apic_id = host.vcpu_apic_id if apic_id_fits else 0
+    host.device_maps.kvm_key = key
 
 
 class DeviceMaps:
@@ -69,16 +77,17 @@ class DeviceMaps:
     when a table, a device's range or a PCI function changes."""
 
     def __init__(self):
+        self.kvm_key = None  # the KVM table compiled_paths last read (_kvm)
+        self.pointed = None  # the CPUID table and MSR store the native host points to
         self._key = None
         self._maps = (None, None)
         self._keep: list = []  # native objects C points into
 
     def current(self, host):
         """(io map, mmio map) as ctypes pointers; None: that table is Python's."""
-        key = [part for d in host.io_devices for part in _parts(d)] + [_SEPARATOR] + \
-            [part for d in host.mmio_devices for part in _parts(d)]
+        key = _key(host)
         if self._key is None or len(key) != len(self._key) \
-                or any(a is not b for a, b in zip(key, self._key)):
+                or not all(map(operator.is_, key, self._key)):
             self._keep = []
             self._maps = (self._build(host.io_devices, self._io_entry),
                           self._build(host.mmio_devices, self._mmio_entry))
@@ -152,13 +161,19 @@ class DeviceMaps:
 _SEPARATOR = object()
 
 
-def _parts(d) -> list:
-    """What a device's entry depends on, compared by identity."""
-    pci = d if type(d) is PciHost else getattr(d, "pci", None)
-    parts = [d, getattr(d, "ports", None), getattr(d, "clock", None)]
-    if type(pci) is PciHost:
-        parts += [part for item in pci.functions.items() for part in item]
-    return parts
+def _key(host) -> list:
+    """What the device maps depend on, compared by identity: the devices,
+    their ranges, the PM timer's clock, the PCI functions."""
+    key = [*host.io_devices, _SEPARATOR, *host.mmio_devices, _SEPARATOR]
+    for d in host.io_devices:
+        key.append(getattr(d, "ports", None))
+        if type(d) is PmTimer:
+            key.append(d.clock)
+    for d in (*host.io_devices, *host.mmio_devices):
+        pci = d if type(d) is PciHost else getattr(d, "pci", None)
+        if type(pci) is PciHost:
+            key += [pci, *pci.functions, *pci.functions.values()]
+    return key
 
 
 def _clock_of(read):
