@@ -49,7 +49,7 @@ static unsigned bridge(struct tdxsim_module *m, const uint64_t view[16], uint64_
     m->bridge_reply.mask = 0;
     outcome = m->bridge();
     *reply = m->bridge_reply;
-    m->bridged++;
+    m->bridged += outcome != 0;
     return outcome;
 }
 
@@ -73,8 +73,8 @@ unsigned tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
     m->clock->added_ns += m->clock->exit_ns; /* as clock.py exit_to_host, before the host runs */
     if (tdxsim_host_serve(m->host, view, &reply)) {
         m->served++;
-    } else if (m->bridge) {
-        outcome = bridge(m, view, time_ns, rip, &reply);
+    } else if (m->bridge && (outcome = bridge(m, view, time_ns, rip, &reply))) {
+        /* answered by Python (0 only if the bridge itself failed: the full path then) */
     } else {
         m->clock->added_ns -= m->clock->exit_ns; /* declined: nothing changed */
         return 0;
