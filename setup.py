@@ -3,6 +3,7 @@
 The C code spells no ABI number: tdxsim_abi.h is generated here from
 tdxsim/abi.py, the one place each number is written.
 """
+import ast
 import runpy
 import shutil
 import sys
@@ -16,6 +17,16 @@ SRC = Path(__file__).parent / "src" / "tdxsim"
 NATIVE = ["_native.c", "vcpu/counter.c", "vcpu/traps.c", "vcpu/tdcall.c", "module/vmcall.c",
           "host/fast.c", "host/kvm.c", "host/cpuid.c", "host/msr.c", "host/io.c",
           "devices/devices.c"]
+
+
+def constants(module: str, **names: str) -> dict:
+    """Numbers a device model spells at its top level (NAME = literal),
+    read without importing it: {C name: value} for {C name: Python name}."""
+    found = {node.targets[0].id: ast.literal_eval(node.value)
+             for node in ast.parse((SRC / module).read_text()).body
+             if isinstance(node, ast.Assign) and len(node.targets) == 1
+             and isinstance(node.targets[0], ast.Name)}
+    return {c: found[python] for c, python in names.items()}
 
 
 def abi_header() -> str:
@@ -33,10 +44,12 @@ def abi_header() -> str:
         IO_SIZE_BITS=sum(1 << size for size in abi["IO_SIZES"]),
         SUBFN_MMIO=abi["SubFn"].MMIO, MMIO_READ=abi["MMIO_READ"], MMIO_WRITE=abi["MMIO_WRITE"],
         MMIO_SIZE_BITS=sum(1 << size for size in abi["MMIO_SIZES"]),
-        **{name: abi[name] for name in ("PM_SIZE", "PM_TIMER", "PM_TIMER_HZ", "PM_TIMER_MASK",
-                                        "PCI_CONFIG_ADDRESS", "PCI_CONFIG_DATA",
-                                        "PCI_ADDRESS_MASK", "PCI_READ_ONLY_END",
-                                        "MMIO_DEVICE_ID_SIZE")},
+        **constants("devices/pm_timer.py", PM_SIZE="PM_SIZE", PM_TIMER="PM_TIMER",
+                    PM_TIMER_HZ="PM_TIMER_HZ", PM_TIMER_MASK="PM_TIMER_MASK"),
+        **constants("devices/pci_host.py", PCI_CONFIG_ADDRESS="CONFIG_ADDRESS",
+                    PCI_CONFIG_DATA="CONFIG_DATA", PCI_ADDRESS_MASK="ADDRESS_MASK",
+                    PCI_READ_ONLY_END="READ_ONLY_END"),
+        **constants("devices/mmio_device.py", MMIO_DEVICE_ID_SIZE="MMIO_DEVICE_ID_SIZE"),
         SUBFN_CPUID=abi["SubFn"].CPUID, SUBFN_RDMSR=abi["SubFn"].RDMSR,
         SUBFN_WRMSR=abi["SubFn"].WRMSR,
         SUBFN_GET_TD_VM_CALL_INFO=abi["SubFn"].GET_TD_VM_CALL_INFO,

@@ -349,22 +349,6 @@ UART_LSR = 5  # line status register
 UART_LSR_THRE = 0x20  # transmit holding register empty
 UART_LSR_TEMT = 0x40  # transmitter empty
 
-# --- Platform devices of the firmware TD (spec 14) ---
-# ACPI PM registers of the ICH9 LPC bridge at PMBASE, the PM timer at +8: a
-# 24-bit counter at 3.579545 MHz (ACPI spec 4.8.3.3; QEMU hw/acpi/core.c)
-PM_BASE = 0x600
-PM_SIZE = 0x80
-PM_TIMER = 0x08
-PM_TIMER_HZ = 3_579_545
-PM_TIMER_MASK = 0xFF_FFFF
-# PCI configuration mechanism #1 (PCI Local Bus spec 3.0, 3.2.2.3.2): the
-# address register keeps enable (31), bus, device, function and the dword offset
-PCI_CONFIG_ADDRESS = 0xCF8
-PCI_CONFIG_DATA = 0xCFC
-PCI_ADDRESS_MASK = 0x80FF_FFFC
-PCI_READ_ONLY_END = 0x10  # vendor, device, revision, class, header type (tdxsim: read-only)
-# tdxsim's MMIO scratch device (devices/mmio_device.py): ID register, read-only
-MMIO_DEVICE_ID_SIZE = 8
 
 # --- MSRs used by the host models (Intel SDM vol. 4) ---
 MSR_IA32_TSC = 0x10

@@ -5,11 +5,10 @@ plain read/write storage, little-endian, any access size.
 """
 from __future__ import annotations
 
-from ..abi import MMIO_DEVICE_ID_SIZE
-
 MMIO_DEVICE_BASE = 0xFEB0_0000  # guest-physical, without the shared bit
 MMIO_DEVICE_SIZE = 0x1000
 MMIO_DEVICE_ID = 0x5358_4454
+MMIO_DEVICE_ID_SIZE = 8  # the read-only ID register
 
 
 class MmioDevice:

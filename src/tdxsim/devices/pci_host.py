@@ -10,12 +10,14 @@ it Q35 from i440FX) and writes (PMBASE, ACPI control, PCIEXBAR) round-trips.
 from __future__ import annotations
 
 from .. import native
-from ..abi import PCI_ADDRESS_MASK, PCI_CONFIG_ADDRESS as CONFIG_ADDRESS, \
-    PCI_CONFIG_DATA as CONFIG_DATA, PCI_READ_ONLY_END as _READ_ONLY
 
+CONFIG_ADDRESS = 0xCF8
+CONFIG_DATA = 0xCFC
+ADDRESS_MASK = 0x80FF_FFFC  # enable (31), bus, device, function, dword offset
 INTEL = 0x8086
 Q35_MCH_DEVICE = 0x29C0
 ICH9_LPC_DEVICE = 0x2918
+READ_ONLY_END = 0x10  # vendor, device, revision, class, header type: read-only
 
 
 def _function(vendor: int, device: int, class_code: int) -> bytearray:
@@ -65,7 +67,7 @@ class PciHost:
 
     def write(self, port: int, size: int, value: int) -> None:
         if port == CONFIG_ADDRESS and size == 4:
-            self.address = value & PCI_ADDRESS_MASK
+            self.address = value & ADDRESS_MASK
             return
         target = self._target(port) if port >= CONFIG_DATA else None
         if target is None:
@@ -76,5 +78,5 @@ class PciHost:
     def store(space: bytearray, offset: int, data: bytes) -> None:
         """A config write: the identification header stays as it is."""
         for i, byte in enumerate(data):
-            if _READ_ONLY <= offset + i < len(space):
+            if READ_ONLY_END <= offset + i < len(space):
                 space[offset + i] = byte

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..abi import PM_BASE, PM_SIZE, PM_TIMER, PM_TIMER_HZ, PM_TIMER_MASK
+PM_BASE = 0x600
+PM_SIZE = 0x80
+PM_TIMER = 0x08
+PM_TIMER_HZ = 3_579_545
+PM_TIMER_MASK = 0xFF_FFFF  # 24 bits
 
 
 class PmTimer:

@@ -15,12 +15,12 @@ import ctypes
 import operator
 
 from .. import native
-from ..abi import PM_SIZE, KvmHc, SubFn
+from ..abi import KvmHc, SubFn
 from ..clock import Clock
 from ..devices.mmio_device import MmioDevice
 from ..devices.pci_ecam import PciEcam
 from ..devices.pci_host import PciHost
-from ..devices.pm_timer import PmTimer
+from ..devices.pm_timer import PM_SIZE, PmTimer
 from ..devices.serial import Serial
 from . import cpuid, info, io, kvm, mmio, msr, quote
 
