@@ -191,7 +191,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                      help=f"wall-clock limit in seconds (default {DEFAULT_TIMEOUT:g})")
     run.add_argument("--no-library", action="store_true",
-                     help="do not link tdxsim's guest library (tdcall.S, ve_handler.S, irq.S)")
+                     help="do not link tdxsim's guest library (tdcall.S, ghci.S, ..., irq.S)")
     run.add_argument("--no-rbp-mod-off", action="store_true",
                      help="create the TD without NO_RBP_MOD (TDX module 1.0 behaviour)")
     add_build_arguments(run)

@@ -123,7 +123,9 @@ def _not_a_guest(path: Path) -> str:
 
 
 def _assemble(source: Path, out: Path, original: Path) -> None:
-    tools.run([tools.tool("as"), "--64", "-g", "-o", str(out), str(source)],
+    # -I: `.include "x"` finds x next to the original file, as cpp's #include does
+    tools.run([tools.tool("as"), "--64", "-g", f"-I{original.parent}", "-o", str(out),
+               str(source)],
               f"assembling {original}", lambda text: hints.intel_syntax(original, text))
 
 

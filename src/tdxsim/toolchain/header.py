@@ -108,6 +108,6 @@ def render(abi: dict, library: list[Path]) -> str:
         "#define TDXSIM_TDX_H",
         "#include <stdint.h>",
         *_constants(abi), "", STRUCTS,
-        "/* The guest library (tdcall.S, ve_handler.S, irq.S); SysV ABI. */",
+        "/* The guest library (src/tdxsim/guest/, LIBRARY in toolchain/sdk.py); SysV ABI. */",
         *prototypes(library), "", RUNTIME,
         "#endif", ""])

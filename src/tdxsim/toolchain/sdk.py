@@ -47,8 +47,11 @@ CFLAGS = ("-ffreestanding", "-fno-pic", "-fno-pie", "-mno-red-zone", "-mgeneral-
 LDFLAGS = ("-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,noexecstack",
            "-Wl,-e,_start")
 
-LIBRARY = ("tdcall.S", "ve_handler.S", "irq.S")
+# Link order is layout: the bundled guests' addresses (and traces) follow it.
+LIBRARY = ("tdcall.S", "ghci.S", "memory.S", "services.S", "halt.S", "report.S",
+           "ve_handler.S", "irq.S")
 RUNTIME = "crt0.S"
+INCLUDES = ("tdcall.inc",)  # `.include`d by library files: found with `as -I`
 
 
 def guest_file(name: str) -> Path:
@@ -80,12 +83,12 @@ def _content() -> tuple[str, str]:
 
 
 def _sources() -> list[Path]:
-    return [*library_sources(), guest_file(RUNTIME)]
+    return [*library_sources(), guest_file(RUNTIME), *map(guest_file, INCLUDES)]
 
 
 def sdk_dir() -> Path:
     """The prepared directory (made on first use): include/tdx.h, td.ld,
-    tdcall.o, ve_handler.o, crt0.o."""
+    an object per LIBRARY file, crt0.o."""
     text, digest = _content()
     for root in (_cache_root(), Path(tempfile.gettempdir()) / f"tdxsim-{os.getuid()}"):
         target = root / f"sdk-{digest}"
@@ -105,9 +108,9 @@ def _prepare(root: Path, target: Path, sources: list[Path], text: str) -> Path:
     (work / "include").mkdir()
     (work / "include" / "tdx.h").write_text(text)
     (work / "td.ld").write_text(LINKER_SCRIPT)
-    for source in sources:
+    for source in (s for s in sources if s.suffix == ".S"):
         obj = work / f"{source.stem}.o"
-        tools.run([tools.tool("as"), "--64", "-o", str(obj), str(source)],
+        tools.run([tools.tool("as"), "--64", f"-I{source.parent}", "-o", str(obj), str(source)],
                   f"assembling tdxsim's {source.name}")
         # weak: a name the user's code defines too is the user's
         tools.run([tools.tool("objcopy"), "--weaken", str(obj)], f"weakening {obj.name}")
