@@ -49,9 +49,9 @@ LDFLAGS = ("-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,noe
 
 # Link order is layout: the bundled guests' addresses (and traces) follow it.
 LIBRARY = ("tdcall.S", "ghci.S", "memory.S", "services.S", "halt.S", "report.S",
-           "ve_handler.S", "irq.S")
+           "ve_handler.S", "ve_mmio.S", "irq.S")
 RUNTIME = "crt0.S"
-INCLUDES = ("tdcall.inc",)  # `.include`d by library files: found with `as -I`
+INCLUDES = ("tdcall.inc", "ve.inc")  # `.include`d by library files: found with `as -I`
 
 
 def guest_file(name: str) -> Path:
