@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import compiled
+
 from tdxsim.devices.lapic import LocalApic
-from tdxsim.events import InterruptPosted
+from tdxsim.events import InterruptDelivered, InterruptPosted
 from tdxsim.host.msr import MsrStore
 
 TICK_NS = 40  # 1 / 25 MHz
@@ -258,3 +260,61 @@ def test_cpuid_0x15_reports_the_25_mhz_crystal_and_the_1_ghz_tsc(asm):
     td.call("leaf15")
     raw = td.read(td.symbol("out"), 12)
     assert [int.from_bytes(raw[i:i + 4], "little") for i in (0, 4, 8)] == [1, 40, 25_000_000]
+
+
+DEADLINE_IN_A_LOOP = """
+        .set    VECTOR, 0xEC
+        .text
+        .globl  _start, spin, spun
+_start:
+        lea     idt(%rip), %rdi
+        mov     $VECTOR, %esi
+        lea     timer_irq(%rip), %rdx
+        call    tdx_set_gate
+        lidt    idt_ptr(%rip)
+        rdtsc                           # (RDTSC and STI stop the vCPU: not after the arming)
+        shl     $32, %rdx
+        or      %rdx, %rax
+        lea     5000(%rax), %rbx        # 5 us after the RDTSC (RBX survives the calls)
+        mov     %rbx, deadline(%rip)
+        sti                             # IF = 1 from here on
+        mov     $0x832, %edi            # LVT timer: TSC-deadline mode (SDM 11.5.4.1)
+        mov     $(2 << 17 | VECTOR), %esi
+        call    tdx_wrmsr               # TDG.VP.VMCALL<Instruction.WRMSR>
+        mov     $0x6E0, %edi            # IA32_TSC_DEADLINE
+        mov     %rbx, %rsi
+        call    tdx_wrmsr
+        mov     $100000, %ecx           # 200,000 instructions
+spin:   dec     %ecx
+        jnz     spin
+spun:   cli
+        xor     %edi, %edi
+        call    tdx_debug_exit
+
+timer_irq:
+        iretq
+
+        .section .rodata
+idt_ptr:    .word 256 * 16 - 1
+            .quad idt
+        .data
+        .balign 16
+idt:        .fill 256 * 16, 1, 0
+        .globl  deadline
+deadline:   .quad 0
+"""
+
+
+@pytest.mark.parametrize("native", [pytest.param(True, marks=compiled), False])
+def test_a_deadline_armed_by_a_tdvmcall_fires_on_time_inside_a_long_slice(asm, native):
+    """SDM 11.5.4.1: the timer fires when the TSC reaches IA32_TSC_DEADLINE.
+    Armed through TDG.VP.VMCALL<WRMSR> while nothing else was due, the
+    interrupt still comes at that instruction boundary, not at the end of
+    the slice that was running when the guest armed it."""
+    td = asm(DEADLINE_IN_A_LOOP, native=native)
+    result = td.run()
+    assert result.reason == "exit" and result.exit_code == 0, result.describe()
+    [delivered] = [e for e in result.events if isinstance(e, InterruptDelivered)]
+    deadline = int.from_bytes(td.read(td.symbol("deadline"), 8), "little")
+    assert delivered.time_ns == deadline
+    assert td.symbol("spin") <= delivered.rip < td.symbol("spun")

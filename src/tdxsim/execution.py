@@ -39,6 +39,7 @@ class Execution:
         self.until, self.max_insns, self.timeout = until, max_insns, timeout
         self.observer = observer
         self._budget_end = self.vcpu.instructions + max_insns
+        self._slice_end = self._budget_end  # the running slice's instruction limit
         self._action = None  # the host action of the last TDCALL
         self._error: Exception | None = None  # raised by the last TDCALL's handling
 
@@ -70,7 +71,8 @@ class Execution:
                 continue
             waiting = self.lapic.deliverable() is not None  # for IF = 1, or the shadow to end
             # NMI blocking lasts until the next IRET: watch for it (SDM 6.7.1)
-            stop = self.vcpu.run(self._slice_limit(waiting), self.until, remaining if timeout else 0.0,
+            self._slice_end = self._slice_limit(waiting)
+            stop = self.vcpu.run(self._slice_end, self.until, remaining if timeout else 0.0,
                                  watch_if=waiting or self.vcpu.nmi_blocked)
             if self.vcpu.nmi_blocked and is_iret(self.vcpu, self.vcpu.watched):
                 self.vcpu.nmi_blocked = False
@@ -304,4 +306,17 @@ class Execution:
             self._error = exc
         if observer is not None and observer.tdcall_after(regs) is False:
             return False  # the observer ends the run here
-        return self._action is None and self._error is None
+        if self._action is not None or self._error is not None:
+            return False
+        self.end_slice_if_due()
+        return True
+
+    def end_slice_if_due(self) -> bool:
+        """A TDCALL armed a timer (or queued work) due before the running
+        slice ends: end the slice after it, so that the interrupt comes at
+        its instruction boundary (the next slice stops there)."""
+        due = self.host.next_deadline()
+        if due is None or self.vcpu.instructions + self.clock.insns_until(due) >= self._slice_end:
+            return False
+        self.vcpu.end_slice()
+        return True

@@ -62,7 +62,7 @@ class TD:
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer, ring=None)
         self.vcpu = VCpu(self.clock, self.ram, native, self.module.fast, self._on_tdcall)
-        self.module.bridge.connect(self._bridged, lambda: self.vcpu.mmu.code_stale)
+        self.module.bridge.connect(self._bridged, self._stop_after_bridged)
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
         self.vcpu.traps.install([(seg.vaddr, seg.data) for seg in image.segments
@@ -263,6 +263,11 @@ class TD:
         """A guest access the EPT check refused (Execution.ept_violation):
         the one place to plug in for EPT-violation handling."""
         return self._run.ept_violation(rip, violation)
+
+    def _stop_after_bridged(self) -> bool:
+        """Must the vCPU stop after a bridged TDG.VP.VMCALL: translated code
+        went stale (a conversion), or a timer now falls inside the slice."""
+        return self.vcpu.mmu.code_stale or self._run.end_slice_if_due()
 
     def _bridged(self, action, error: Exception | None) -> None:
         """A TDG.VP.VMCALL answered through the module's bridge ended in a

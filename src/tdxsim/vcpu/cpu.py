@@ -71,6 +71,7 @@ class VCpu:
         clock.count(self.counter.state)
         self.on_tdcall = on_tdcall
         self._stop: Stop | None = None
+        self._slice_ended = False  # end_slice() was called in this slice
         self._unmapped: tuple[str, int] | None = None
         self._shadow_until = -1  # instruction count at which an STI shadow is open
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
@@ -161,6 +162,12 @@ class VCpu:
         self._stop_requested = True
         self.uc.emu_stop()
 
+    def end_slice(self) -> None:
+        """End the running slice after the current instruction (a TDCALL
+        armed a timer due before the slice's end): a 'limit' stop."""
+        self._slice_ended = True
+        self.uc.emu_stop()
+
     @property
     def stop_requested(self) -> bool:
         """request_stop() was called, or the TDCALL observer is full (its
@@ -232,6 +239,7 @@ class VCpu:
         self._stop = None
         self._unmapped = None
         self._fault = None
+        self._slice_ended = False
         self.mmu.release_trap_pages()
         rip = self.regs.rip
         if step and (rip in self.traps.addresses or rip == until):  # Unicorn would not stop there
@@ -287,7 +295,8 @@ class VCpu:
             return Stop("interrupted", rip)
         if until and rip == until:
             return Stop("until", rip)
-        if self.counter.count >= self.counter.state.limit or self.mmu.code_stale:
+        if self.counter.count >= self.counter.state.limit or self.mmu.code_stale \
+                or self._slice_ended:
             return Stop("limit", rip)
         if rip in self.traps.addresses:
             return Stop("ve-insn", rip)
