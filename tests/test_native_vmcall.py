@@ -241,3 +241,17 @@ def test_the_rcx_rule_is_the_same_in_c_python_and_the_spec():
                 spec = bool(rcx >> 32 or select & 0b1_0011 or (no_rbp_mod and select & 0b10_0000))
                 assert c_rule(rcx, no_rbp_mod) is spec, (hex(rcx), no_rbp_mod)
                 assert (control_error(rcx, no_rbp_mod) is not None) is spec, (hex(rcx), no_rbp_mod)
+
+
+@compiled
+def test_a_library_built_from_other_sources_is_not_used(monkeypatch):
+    """An editable install not rebuilt after its C sources changed would
+    share structures of another layout: tdxsim warns and runs in Python."""
+    from tdxsim import native
+    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.setattr(native, "source_digest", lambda: "0" * 16)
+    with pytest.warns(UserWarning, match="built from other sources"):
+        assert native.library() is None
+    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.undo()
+    assert native.library() is not None  # the real sources match the built library

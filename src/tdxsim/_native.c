@@ -10,6 +10,12 @@
  */
 #include <Python.h>
 
+#include "native.h"
+
+/* What the library was built from (native_sources.py): native.py refuses
+ * a library whose sources differ from those beside it. */
+EXPORT const char tdxsim_source_digest[] = TDXSIM_SOURCE_DIGEST;
+
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT, "_native",
     "Compiled Unicorn hooks for tdxsim (used through ctypes).", -1, NULL,

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
 
 from unicorn.unicorn_py3 import unicorn as _binding
+
+from .native_sources import source_digest
 
 
 u64, u32, u8 = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint8
@@ -34,8 +37,20 @@ def library():
         except ImportError:
             _library = False
         else:
-            _library = ctypes.CDLL(_native.__file__)
+            _library = _matching(ctypes.CDLL(_native.__file__))
     return _library or None
+
+
+def _matching(library):
+    """The library, or False (Python only, with a warning) when it was built
+    from other sources than those installed beside it."""
+    built = (ctypes.c_char * 17).in_dll(library, "tdxsim_source_digest").value.decode()
+    here = source_digest()
+    if here is None or built == here:
+        return library
+    warnings.warn("tdxsim: the compiled hooks were built from other sources than these "
+                  "(rebuild them: pip install -e . or make); running without them", stacklevel=3)
+    return False
 
 
 def add_hook(uc, kind: int, function: str, state, begin: int = 1, end: int = 0) -> int:
