@@ -232,8 +232,8 @@ def test_vp_info_defaults(probe):
 def test_vp_info_reports_td_configuration(probe):
     """Spec 1.3: RCX = GPAW, RDX = ATTRIBUTES, R8 = NUM_VCPUS[31:0] |
     MAX_VCPUS[63:32], R9 = VCPU_INDEX, R11 = 0."""
-    p = probe(config=TdConfig(gpaw=52, attributes=0x1000_0000, num_vcpus=3,
-                              max_vcpus=8, vcpu_index=2))
+    p = probe(config=TdConfig(gpaw=52, attributes=0x1000_0000, vcpus=3, max_vcpus=8))
+    p.td.module.select(2)  # vCPU 2 calls
     after = p.tdcall(rax=1, rcx=0)
     assert after.gprs["rax"] == 0
     assert after.gprs["rcx"] & 0x3F == 52

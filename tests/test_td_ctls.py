@@ -174,7 +174,7 @@ def test_td_ctls_make_the_module_answer_cpuid(asm, ctls, leaf, native):
 
 
 def test_reduce_ve_reads_unknown_leaves_as_zero_and_topology_edx_is_the_x2apic_id(asm):
-    td = asm(CPUID_SRC, config=TdConfig(vcpu_index=0))
+    td = asm(CPUID_SRC)
     assert td.call("__tdx_module_call", 8, 0, TD_CTLS, REDUCE_VE, REDUCE_VE, 0) == 0
     assert cpuid_edx(td, 0x18) == 0
     assert cpuid_edx(td, 0xB) == 0  # x2APIC ID of vCPU 0

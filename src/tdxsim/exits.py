@@ -29,6 +29,7 @@ class VmExit:
     #                        RCX = exit qualification, selected = guest value, others 0
     xmms: tuple[int, ...]  # 16 slots, 128-bit; unselected are 0
     time_ns: int = 0
+    vcpu: int = 0  # the index of the vCPU that exited (KVM: which struct kvm_vcpu)
 
     def reg(self, index: int) -> int:
         return self.gprs[index]
@@ -72,6 +73,13 @@ class Halt:
 
 
 @dataclass(frozen=True)
+class Yield:
+    """The vCPU gives up the rest of its quantum to vCPU `to` (KVM_HC_SCHED_YIELD,
+    KVM_HC_KICK_CPU); with one vCPU nothing changes."""
+    to: int
+
+
+@dataclass(frozen=True)
 class GuestExit:
     """The guest asked to end the run (debug-exit port)."""
     code: int
@@ -100,7 +108,7 @@ class VmResume:
     """The host's answer: registers it wrote, and what the vCPU does next."""
     gprs: dict[int, int] = field(default_factory=dict)
     xmms: dict[int, int] = field(default_factory=dict)
-    action: Halt | GuestExit | FatalError | None = None
+    action: Halt | Yield | GuestExit | FatalError | None = None
 
     @classmethod
     def status(cls, r10: int, **regs: int) -> "VmResume":

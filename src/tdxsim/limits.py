@@ -28,6 +28,16 @@ TDCALLS_PER_RUN = 16
 # spaced before them (timing bugs sit next to the TDCALL).
 FLAG_VALUES = 64
 PLAN_INJECTIONS = 1024
+# vCPUs of one TD: each is a register context on the one Unicorn engine,
+# scheduled in quanta of virtual time (smp.py); x2APIC IDs in physical
+# destination mode and the KVM_HC_SEND_IPI bitmap cover far more.
+MAX_VCPUS = 64
+
+
+def vcpus(value: int, what: str = "--vcpus") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VCPUS:
+        raise TdxsimError(f"{what} must be a whole number from 1 to {MAX_VCPUS}, not {value!r}")
+    return value
 
 
 def budget(value: int, what: str = "--max-insns") -> int:

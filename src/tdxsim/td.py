@@ -57,7 +57,7 @@ class TD:
         adversary = self.host.adversary  # the hostile host holds the TD's lock at times
         self.module = TdxModule(self.config, self.host, self.clock, self._record,
                                 memory=self.ram, cpuid=self.host.cpuid,
-                                apic=VirtualApic(self.lapic),
+                                apics=[VirtualApic(v.lapic) for v in self.host.vcpus],
                                 lock_contender=adversary and adversary.holds_td_lock)
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer, ring=None)

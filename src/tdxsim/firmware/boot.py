@@ -99,7 +99,7 @@ class FirmwareTD(TD):
         RIP = 0xFFFFFFF0, EBX[5:0] = GPAW, ESI = the vCPU index."""
         modes.enter_reset_state(self.vcpu, self.memory - PAGE)
         self.vcpu.regs.set_gprs({i: 0 for i in range(16)}
-                                | {abi.RBX: self.config.gpaw, abi.RSI: self.config.vcpu_index})
+                                | {abi.RBX: self.config.gpaw, abi.RSI: 0})
         self.vcpu.regs.rip = modes.RESET_RIP
         self.vcpu.regs.rflags = 0x2
 

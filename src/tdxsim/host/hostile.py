@@ -80,7 +80,7 @@ class Adversary:
         action = self._action(resume.action)
         if ghci and exit.r11 == SubFn.GET_QUOTE and honest == VmcallStatus.SUCCESS:
             self._spoil_quote(host, exit)
-        self._interrupt(host, halting=isinstance(action, Halt))
+        self._interrupt(host, exit.vcpu, halting=isinstance(action, Halt))
         return VmResume(gprs=gprs, xmms=xmms, action=action)
 
     def _resume_gpa(self, exit: VmExit, honest: int) -> int:
@@ -109,21 +109,26 @@ class Adversary:
         host.at(host.clock.now() + rng.choice((0, delay, delay + 1)),
                 lambda: _write(host, gpa, header))
 
-    def _interrupt(self, host, halting: bool) -> None:
+    def _interrupt(self, host, vcpu: int, halting: bool) -> None:
         """Mostly while the vCPU halts (the host sees that; it cannot see IF),
         sometimes at a random later instruction boundary: a vector the guest
         armed (a wakeup, an extra tick), the syscall vector 0x80 (Heckler),
         any other vector 32-255, armed or not, or an NMI (spec 13.1, 13.4
-        B14).  Never an exception 0-31: posted interrupts cannot carry one."""
+        B14).  Never an exception 0-31: posted interrupts cannot carry one.
+        With several vCPUs the target is any of them (the exiting one or
+        another); with one, no draw is spent on it, so seeds keep their runs."""
         rng = self.rng
         if rng.random() >= (0.5 if halting else 0.02):
             return
         delay = rng.choice(DELAYS_NS) if rng.random() < 0.7 else rng.randrange(100_000)
-        host.lapic.schedule(host.clock.now() + delay, self._vector(host))
+        if len(host.vcpus) > 1:
+            vcpu = rng.randrange(len(host.vcpus))
+        lapic = host.vcpus[vcpu].lapic
+        lapic.schedule(host.clock.now() + delay, self._vector(host, lapic))
 
-    def _vector(self, host) -> int:
+    def _vector(self, host, lapic) -> int:
         rng = self.rng
-        lvt = host.lapic.lvt_timer
+        lvt = lapic.lvt_timer
         timer = None if lvt & LVT_MASKED else lvt & LVT_VECTOR_MASK
         armed = sorted({v for v in (host.notify_vector, timer) if v is not None})
         pick = rng.random()

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from .. import abi
 from ..abi import KvmHc
-from ..errors import TdxsimError
-from ..exits import VmExit, VmResume
-from . import mapgpa
+from ..exits import VmExit, VmResume, Yield
+from . import ipi, mapgpa
 
 ENOSYS = abi.kvm_error(abi.KVM_ENOSYS)
 EINVAL = abi.kvm_error(abi.KVM_EINVAL)
@@ -30,37 +29,45 @@ def vapic_poll_irq(host, exit: VmExit) -> VmResume:
 
 
 def kick_cpu(host, exit: VmExit) -> VmResume:
-    """a0 = flags, a1 = APIC ID to wake from a PV halt.  With one vCPU the
-    kick finds nobody halted (the caller is running); it still succeeds."""
+    """a0 = flags, a1 = APIC ID to wake from a PV halt: its PV-unhalt flag
+    ends its halt, or makes its next HLT return at once (ipi.kick; KVM
+    kvm_pv_kick_cpu_op).  Then KVM yields to it (sched_yield).  Returns 0
+    whether or not a vCPU has that APIC ID."""
     if not pv_has(host, abi.KVM_FEATURE_PV_UNHALT):
         return VmResume.status(ENOSYS)
-    return VmResume.status(0)
+    ipi.kick(host, exit.r12 & 0xFFFF_FFFF)
+    return _yield_to(host, exit.vcpu, exit.r12 & 0xFFFF_FFFF, VmResume.status(0))
 
 
 def send_ipi(host, exit: VmExit) -> VmResume:
-    """a0/a1 = bitmap of APIC IDs from a2 (64 per word), a3 = ICR.  Returns
-    how many vCPUs received it; the only vCPU has APIC ID vcpu_apic_id."""
+    """a0/a1 = bitmap of APIC IDs from a2 (64 per word), a3 = ICR (fixed or
+    NMI, physical, no shorthand).  Returns how many vCPUs received it (KVM
+    kvm_pv_send_ipi: bits naming no vCPU count nothing)."""
     if not pv_has(host, abi.KVM_FEATURE_PV_SEND_IPI):
         return VmResume.status(ENOSYS)
     low, high, first, icr = exit.r11, exit.r12, exit.r13 & 0xFFFF_FFFF, exit.r14
     if icr & (abi.ICR_DEST_LOGICAL | abi.ICR_SHORTHAND):
         return VmResume.status(EINVAL)
-    offset = host.vcpu_apic_id - first
-    targeted = 0 <= offset < 128 and (low | high << 64) >> offset & 1
-    if not targeted:
-        return VmResume.status(0)
-    if icr & abi.ICR_DELIVERY_MODE:
-        raise TdxsimError(f"delivery mode {icr >> 8 & 7} is not modelled by tdxsim yet "
-                          "(only fixed interrupts are)")
-    host.lapic.schedule(host.clock.now(), icr & abi.ICR_VECTOR)
-    return VmResume.status(1)
+    bitmap = low | high << 64
+    hit = [i for i in range(len(host.vcpus)) if 0 <= i - first < 128 and bitmap >> (i - first) & 1]
+    for target in hit:
+        ipi.deliver(host, target, icr & ~abi.ICR_SHORTHAND)
+    return VmResume.status(len(hit))
 
 
 def sched_yield(host, exit: VmExit) -> VmResume:
-    """a0 = APIC ID to yield to: a scheduling hint, nothing to do here."""
+    """a0 = APIC ID to yield to (KVM kvm_sched_yield): the caller gives up
+    the rest of its time slice when that vCPU exists and is not itself.
+    tdxsim's scheduler (scheduler.py) ends the caller's quantum."""
     if not pv_has(host, abi.KVM_FEATURE_PV_SCHED_YIELD):
         return VmResume.status(ENOSYS)
-    return VmResume.status(0)
+    return _yield_to(host, exit.vcpu, exit.r11 & 0xFFFF_FFFF, VmResume.status(0))
+
+
+def _yield_to(host, caller: int, apic_id: int, resume: VmResume) -> VmResume:
+    if apic_id != caller and 0 <= apic_id < len(host.vcpus):
+        resume.action = Yield(apic_id)
+    return resume
 
 
 def clock_pairing(host, exit: VmExit) -> VmResume:

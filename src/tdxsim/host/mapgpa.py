@@ -54,5 +54,5 @@ def handle(host, exit: VmExit) -> VmResume:
         next_gpa += chunk
         if next_gpa >= end:
             return VmResume.status(VmcallStatus.SUCCESS)
-        if host.lapic.deliverable() is not None:
+        if host.vcpus[exit.vcpu].lapic.deliverable() is not None:
             return VmResume.status(VmcallStatus.RETRY, r11=next_gpa)

@@ -19,6 +19,7 @@ from .. import abi, native
 from ..abi import VmcallStatus
 from ..clock import Clock
 from ..exits import VmExit, VmResume
+from . import ipi
 
 
 class Msr:
@@ -149,13 +150,20 @@ def _slot(state: native.Msrs, index: int) -> int | None:
 
 
 def handle_rdmsr(host, exit: VmExit) -> VmResume:
-    value = host.msrs.read(exit.r12 & 0xFFFF_FFFF)
+    value = host.vcpus[exit.vcpu].msrs.read(exit.r12 & 0xFFFF_FFFF)
     if value is None:
         return VmResume.status(VmcallStatus.INVALID_OPERAND)
     return VmResume.status(VmcallStatus.SUCCESS, r11=value)
 
 
 def handle_wrmsr(host, exit: VmExit) -> VmResume:
-    if not host.msrs.write(exit.r12 & 0xFFFF_FFFF, exit.r13):
+    """The x2APIC ICR sends an IPI (ipi.py) and keeps the value, less the
+    busy bit, for reads."""
+    index, value = exit.r12 & 0xFFFF_FFFF, exit.r13
+    if index == abi.MSR_X2APIC_ICR:
+        if not ipi.write_icr(host, exit.vcpu, value):
+            return VmResume.status(VmcallStatus.INVALID_OPERAND)
+        value &= ~abi.ICR_BUSY
+    if not host.vcpus[exit.vcpu].msrs.write(index, value):
         return VmResume.status(VmcallStatus.INVALID_OPERAND)
     return VmResume.status(VmcallStatus.SUCCESS)

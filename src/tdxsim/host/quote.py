@@ -57,7 +57,7 @@ def setup_event_notify(host, exit: VmExit) -> VmResume:
     """Record (vector, APIC ID of the caller) for vectors 32..255."""
     if exit.r12 not in abi.EVENT_NOTIFY_VECTORS:
         return VmResume.status(VmcallStatus.INVALID_OPERAND)
-    host.notify_vector = exit.r12
+    host.notify_vector, host.notify_vcpu = exit.r12, exit.vcpu
     return VmResume.status(VmcallStatus.SUCCESS)
 
 
@@ -106,7 +106,7 @@ def _queue(host, gpa: int, size: int) -> VmResume:
         _try(host.memory.write, gpa, header(status, written))
         host.record(QuoteCompleted(host.clock.now(), gpa, status, written))
         if host.notify_vector is not None:
-            host.lapic.schedule(host.clock.now(), host.notify_vector)
+            host.vcpus[host.notify_vcpu].lapic.schedule(host.clock.now(), host.notify_vector)
 
     host.at(host.clock.now() + service.delay_ns, complete)
     return VmResume.status(VmcallStatus.SUCCESS)

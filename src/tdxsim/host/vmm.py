@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .. import abi, native
+from .. import abi, limits, native
 from ..abi import MASK64, SubFn, VmcallStatus
 from ..clock import Clock
 from ..devices.debug_exit import DebugExit
-from ..devices.lapic import LocalApic
 from ..devices.mmio_device import MmioDevice
 from ..devices.serial import Serial
 from ..errors import HostError, TdxsimError
 from ..exits import EptExit, VmExit, VmResume
 from . import compiled, cpuid, ept, fatal, halt, info, io, kvm, mapgpa, mmio, msr, quote
 from .hostile import Adversary
+from .vcpus import HostVcpu
 
 Handler = Callable[["Host", VmExit], VmResume]
 
@@ -49,7 +49,7 @@ PERSONALITIES = {
 
 class Host:
     def __init__(self, personality: str = "kvm", gpaw: int = abi.GPAW_DEFAULT,
-                 seed: int | None = None, clock: Clock | None = None):
+                 seed: int | None = None, clock: Clock | None = None, vcpus: int = 1):
         if personality not in PERSONALITIES:
             raise TdxsimError(f"unknown host personality '{personality}'; "
                               f"choose one of: {', '.join(PERSONALITIES)}")
@@ -67,9 +67,10 @@ class Host:
         self.cpuid = cpuid.CpuidTable()
         # The TD's virtual time: a TD built with this host ticks it.
         self.clock = clock if clock is not None else Clock()
-        self.msrs = msr.MsrStore(self.clock.now)
-        self.lapic = LocalApic(self.clock.now, self.clock.events)
-        self.lapic.install_msrs(self.msrs)
+        # Per vCPU: local APIC, MSRs, PV-unhalt flag (vcpus.py); vCPU 0's
+        # are also host.lapic and host.msrs.
+        self.vcpus = [HostVcpu(i, self.clock) for i in range(limits.vcpus(vcpus, "vcpus"))]
+        self.msrs, self.lapic = self.vcpus[0].msrs, self.vcpus[0].lapic
         self.memory = None  # HostMemory: shared pages only, from serve()
         self.map_gpa_exit = True  # user space (QEMU) takes KVM_HC_MAP_GPA_RANGE exits
         self.map_gpa_eagain = None  # (gpa, size) -> bool: user space refuses a step (mapgpa.py)
@@ -77,7 +78,8 @@ class Host:
         self.quote_service: quote.QuoteService | None = quote.QuoteService()
         self.fast = native.Host()  # what host/fast.c may serve, and the state it shares
         self.notify_vector: int | None = None  # SetupEventNotifyInterrupt (in self.fast)
-        self.vcpu_apic_id = 0
+        self.notify_vcpu = 0  # ... and the vCPU that registered it
+        self.vcpu_apic_id = 0  # what host/kvm.c takes as the only vCPU (one-vCPU TDs only)
         self.record: Callable[[object], None] = lambda event: None  # the TD's event log (serve)
         self.device_maps = compiled.DeviceMaps()  # the device tables as C sees them
 
@@ -128,14 +130,15 @@ class Host:
     def at(self, time_ns: int, action: Callable[[], None]) -> None:
         self.clock.events.at(time_ns, action, owner=self)
 
-    def next_deadline(self) -> int | None:
-        """The next virtual time at which the host or the APIC acts (both
-        wait in the clock's one queue; the APIC timer is the APIC's)."""
-        return self.lapic.next_deadline()
+    def next_deadline(self, vcpu: int = 0) -> int | None:
+        """The next virtual time at which the host or vCPU vcpu's APIC acts
+        (both wait in the clock's one queue; the APIC timer is the APIC's)."""
+        return self.vcpus[vcpu].lapic.next_deadline()
 
-    def fire_due(self, now: int) -> list[tuple[str, int]]:
-        """Run due host work and raise due interrupts: [(source, vector)]."""
-        return self.lapic.fire_due(now)
+    def fire_due(self, now: int, vcpu: int = 0) -> list[tuple[str, int]]:
+        """Run due host work and raise vCPU vcpu's due interrupts:
+        [(source, vector)]."""
+        return self.vcpus[vcpu].lapic.fire_due(now)
 
     def io_device(self, port: int):
         return next((d for d in self.io_devices if port in d.ports), None)

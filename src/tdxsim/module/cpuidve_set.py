@@ -11,5 +11,5 @@ def handle(module, regs, time_ns: int):
     control = regs.get(abi.RCX)
     if control & abi.CPUIDVE_RESERVED:
         return complete(regs, abi.operand_invalid(abi.RCX))
-    module.cpuid_ve = control
+    module.vp.cpuid_ve = control
     return complete(regs, abi.Status.SUCCESS)

@@ -9,7 +9,7 @@ import ctypes
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from .. import abi, native
+from .. import abi, limits, native
 from ..clock import Clock
 from ..abi import Leaf
 from ..errors import TdxsimError
@@ -23,7 +23,7 @@ from .intercept import intercept
 from .locks import TdLock
 from .measurement import Measurements, mrtd
 from .msr import MsrPolicy
-from .ve import VeState
+from .tdvps import Tdvps
 
 
 class NotModelled(TdxsimError):
@@ -38,15 +38,22 @@ class TdConfig:
     topology_enum_configured: bool = True  # the VMM configured the x2APIC IDs (13.2)
     gpaw: int = abi.GPAW_DEFAULT
     attributes: int = 0
-    num_vcpus: int = 1
-    max_vcpus: int = 1
-    vcpu_index: int = 0
+    vcpus: int = 1  # vCPUs the TD runs, indices 0 (the BSP) .. vcpus - 1
+    num_vcpus: int | None = None  # NUM_VCPUS reported (TDG.VP.INFO, TDG.VM.RD); default vcpus
+    max_vcpus: int | None = None  # MAX_VCPUS (TD_PARAMS); default vcpus
     legacy_nested_ve_gp: bool = False  # SDV: nested #VE -> #GP(0), not #DF
     xfam: int = 0x3  # x87 and SSE, which every TD has
     mrconfigid: bytes = bytes(48)  # owner-supplied IDs, reported in TDINFO
     mrowner: bytes = bytes(48)
     mrownerconfig: bytes = bytes(48)
     report_key: bytes = b"tdxsim simulated TDREPORT MAC key"  # see measurement.py
+
+    def __post_init__(self):
+        limits.vcpus(self.vcpus, "TdConfig.vcpus")
+        if self.num_vcpus is None:
+            self.num_vcpus = self.vcpus
+        if self.max_vcpus is None:
+            self.max_vcpus = max(self.vcpus, self.num_vcpus)
 
 
 LEAF_HANDLERS: dict[int, Callable] = {
@@ -82,10 +89,10 @@ class TdxModule:
 
     def __init__(self, config: TdConfig, host: HostLike, clock: Clock,
                  record: Callable[[object], None] | None = None, *, memory=None,
-                 cpuid=None, apic=None, lock_contender: Callable[[], bool] | None = None):
+                 cpuid=None, apics=(), lock_contender: Callable[[], bool] | None = None):
         """memory: the TD's guest memory (memory.TdMemory); cpuid: the
         CPUID values the VMM configured at TD creation (host/cpuid.py);
-        apic: the virtual APIC page (apicv.VirtualApic); lock_contender:
+        apics: each vCPU's virtual APIC page (apicv.VirtualApic); lock_contender:
         who else may hold the TD's locks (the hostile host, locks.py)."""
         self.config = config
         self.host = host
@@ -93,15 +100,16 @@ class TdxModule:
         self._fast_host = None  # the native.Host that fast.host points to
         self.record = record or (lambda event: None)
         self.handlers = dict(LEAF_HANDLERS)
-        self.ve = VeState(config.legacy_nested_ve_gp)
+        # Per-vCPU state (TDVPS), one per vCPU; `vp` is the running vCPU's.
+        apics = [*apics, *[None] * (config.vcpus - len(apics))]
+        self.vps = [Tdvps(i, config.legacy_nested_ve_gp, apic) for i, apic in enumerate(apics)]
+        self.vp = self.vps[0]
         self.measurements = Measurements(config)
         self.msr_policy = MsrPolicy()
-        self.cpuid_ve = 0  # TDG.VP.CPUIDVE.SET controls (TDVPS)
-        self.cpuid_control: dict[int, int] = {}  # TDVPS.CPUID_CONTROL per leaf (vp_rd_wr.py)
         self.notify_enables = 0  # TDCS.NOTIFY_ENABLES
         self.td_ctls = td_ctls.initial(config)  # TDCS.TD_CTLS (td_ctls.py)
         self.rtmr_lock = TdLock(abi.OPERAND_ID_RTMR, lock_contender)  # OPERAND_BUSY (locks.py)
-        self.memory, self.cpuid, self.apic = memory, cpuid, apic
+        self.memory, self.cpuid = memory, cpuid
         # Fault injection (spec 10 B9): nonzero makes every valid
         # TDG.VP.VMCALL fail with this RAX, without a TD exit.
         self.vmcall_failure = 0
@@ -112,6 +120,21 @@ class TdxModule:
         """TDH.MR.FINALIZE: MRTD from the VMM's build records, (GPA, content)
         per added page, content None where the page was not extended."""
         self.measurements.mrtd = mrtd(build_pages)
+
+    def select(self, index: int) -> None:
+        """The vCPU with this index runs from now on: TDCALLs, #VEs and
+        intercepted instructions use its TDVPS."""
+        self.vp = self.vps[index]
+
+    @property
+    def ve(self):
+        """The running vCPU's VE information (ve.VeState)."""
+        return self.vp.ve
+
+    @property
+    def apic(self):
+        """The running vCPU's virtual APIC (apicv.VirtualApic)."""
+        return self.vp.apic
 
     def plug_host(self, host: HostLike) -> None:
         """Send TD exits to `host` from now on."""

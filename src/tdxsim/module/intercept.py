@@ -58,8 +58,8 @@ def cpuid(module, insn, regs) -> VeInfo | None:
     the maximum to the maximum basic leaf; tdxsim does not."""
     leaf, subleaf = regs.get(abi.RAX) & 0xFFFF_FFFF, regs.get(abi.RCX) & 0xFFFF_FFFF
     forced = abi.CPUIDVE_USER if regs.cpl else abi.CPUIDVE_SUPERVISOR
-    if (abi.CPUID_HYPERVISOR_FIRST <= leaf <= abi.CPUID_HYPERVISOR_LAST or module.cpuid_ve & forced
-            or module.cpuid_control.get(leaf, 0) & forced):  # TDG.VP.WR CPUID_CONTROL
+    if (abi.CPUID_HYPERVISOR_FIRST <= leaf <= abi.CPUID_HYPERVISOR_LAST or module.vp.cpuid_ve & forced
+            or module.vp.cpuid_control.get(leaf, 0) & forced):  # TDG.VP.WR CPUID_CONTROL
         return VeInfo(abi.EXIT_REASON_CPUID, instr_len=insn.length)
     native = td_ctls.cpuid_native(module, leaf, leaf in NATIVE_CPUID_LEAVES)
     if native is False:
@@ -71,7 +71,7 @@ def cpuid(module, insn, regs) -> VeInfo | None:
     else:
         values = module.cpuid.lookup(leaf, subleaf)
     if leaf in abi.CPUID_LEAVES_TOPOLOGY:  # EDX: the vCPU's x2APIC ID (its index here)
-        values = (*values[:3], module.config.vcpu_index)
+        values = (*values[:3], module.vp.index)
     regs.set_gprs(dict(zip((abi.RAX, abi.RBX, abi.RCX, abi.RDX), values)))
     regs.rip = regs.rip + insn.length
     return None

@@ -62,7 +62,8 @@ def handle(module, regs, time_ns: int):
     rip = regs.rip
     regs.rip = rip + abi.TDCALL_LEN  # trap-like: RIP moves before the VMM runs
     module.clock.exit_to_host()
-    resume = module.host.handle(VmExit(gpr_select, xmm_select, view, xmms, time_ns))
+    resume = module.host.handle(VmExit(gpr_select, xmm_select, view, xmms, time_ns,
+                                        module.vp.index))
     taken = {i: v & abi.MASK64 for i, v in resume.gprs.items() if gpr_select >> i & 1}
     regs.set_gprs({**taken, abi.RAX: abi.Status.SUCCESS})
     for j, value in resume.xmms.items():

@@ -11,7 +11,7 @@ def handle(module, regs, time_ns: int):
         abi.RCX: cfg.gpaw,
         abi.RDX: cfg.attributes,
         abi.R8: cfg.num_vcpus | cfg.max_vcpus << 32,
-        abi.R9: cfg.vcpu_index,
+        abi.R9: module.vp.index,
         abi.R10: 1,  # bit 0: TDG.SYS.RD available (sys_rd.py)
         abi.R11: 0,
     })

@@ -30,13 +30,13 @@ CPUID_CONTROL_LEAVES = tuple(sorted(NATIVE_CPUID_LEAVES | abi.CPUID_LEAVES_VIRT_
 
 def _read_control(module, element: int) -> int:
     leaves = CPUID_CONTROL_LEAVES
-    return module.cpuid_control.get(leaves[element], 0) if element < len(leaves) else 0
+    return module.vp.cpuid_control.get(leaves[element], 0) if element < len(leaves) else 0
 
 
 def _control_writer(element: int):
     def write(module, value: int) -> int:
         if element < len(CPUID_CONTROL_LEAVES):
-            module.cpuid_control[CPUID_CONTROL_LEAVES[element]] = value
+            module.vp.cpuid_control[CPUID_CONTROL_LEAVES[element]] = value
         return Status.SUCCESS
     return write
 
