@@ -27,6 +27,8 @@ BUNDLED = {
     "quote": "MapGPA a buffer to shared, GetQuote through it, print the quote header",
     "heckler": "Heckler (CVE-2024-25744): a naive int 0x80 gate reached from outside, the defended one not",
     "early-init": "Linux's boot-time TDCALLs: VP.INFO, NOTIFY_ENABLES, SEPT #VE and TD_CTLS setup",
+    "smp": "several vCPUs (--vcpus N): the BSP wakes each AP through the ACPI MP-wakeup mailbox, "
+           "each AP reports by IPI",
 }
 
 
@@ -191,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                      help=f"wall-clock limit in seconds (default {DEFAULT_TIMEOUT:g})")
     run.add_argument("--no-library", action="store_true",
-                     help="do not link tdxsim's guest library (tdcall.S, ghci.S, ..., irq.S)")
+                     help="do not link tdxsim's guest library (tdcall.S, ghci.S, ..., irq.S, mp.S)")
     run.add_argument("--no-rbp-mod-off", action="store_true",
                      help="create the TD without NO_RBP_MOD (TDX module 1.0 behaviour)")
     add_build_arguments(run)

@@ -24,6 +24,8 @@ from typing import Callable
 
 from . import native
 
+MASK64 = (1 << 64) - 1  # the C clock's u64 arithmetic: a vCPU switch may wrap added_ns
+
 
 class TimedEvents:
     """Actions due at virtual times, run in time order (ties in the order
@@ -71,7 +73,7 @@ class Clock:
         """Virtual nanoseconds since the TD was built (tdxsim_now_ns in C)."""
         state = self.state
         count = self._counter.count if self._counter is not None else 0
-        return count * state.ns_per_insn + state.added_ns
+        return (count * state.ns_per_insn + state.added_ns) & MASK64  # u64, as in C
 
     @property
     def ns_per_insn(self) -> int:

@@ -8,6 +8,9 @@ RETURN_TRAP = 0x1800
 GDT = 0x2000  # tdxsim's flat GDT (vcpu/interrupts.py)
 STUB_IDT = 0x3000  # an IDT for tools, used when the guest has not loaded one
 STUB_HANDLER = 0x4000  # its handler: iretq
+# The ACPI multiprocessor wakeup mailbox (guest/mp.S): where a firmware's
+# MADT would say it is.  Private; zero (no command) when the TD starts.
+MP_MAILBOX = 0x5000
 PAGE_TABLES = 0x8000  # tdxsim's default page tables, 3 pages (vcpu/paging.py)
 RESERVED_END = 0x10000
 

@@ -49,7 +49,7 @@ LDFLAGS = ("-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none", "-Wl,-z,noe
 
 # Link order is layout: the bundled guests' addresses (and traces) follow it.
 LIBRARY = ("tdcall.S", "ghci.S", "memory.S", "services.S", "halt.S", "report.S",
-           "ve_handler.S", "ve_mmio.S", "irq.S")
+           "ve_handler.S", "ve_mmio.S", "irq.S", "mp.S")
 RUNTIME = "crt0.S"
 INCLUDES = ("tdcall.inc", "ve.inc")  # `.include`d by library files: found with `as -I`
 

@@ -144,6 +144,11 @@ class VCpu:
         self.regs.rip = self.regs.rip + insn.length
         self._shadow_until = self.counter.count if shadow else -1
 
+    def set_sti_shadow(self, open_: bool) -> None:
+        """Open (or close) an STI shadow over the next instruction: a vCPU
+        switched back onto the engine (context.py) keeps its own."""
+        self._shadow_until = self.counter.count if open_ else -1
+
     @property
     def in_sti_shadow(self) -> bool:
         """The last instruction was an STI that set IF: interrupts stay
