@@ -83,3 +83,20 @@ def test_yield_to_a_halted_vcpu_is_ignored():
 def test_bad_quantum(quantum, jitter):
     with pytest.raises(ValueError):
         Scheduler(2, quantum_ns=quantum, jitter=jitter)
+
+
+def test_a_plan_comes_first_then_the_usual_order():
+    sched = Scheduler(3, quantum_ns=100, jitter=0)
+    sched.plan([(2, 7), (1, None)])
+    assert sched.pick() == 2 and sched.quantum_end(2) == 7
+    sched.ran(2, 7)
+    assert sched.pick() == 1 and sched.quantum_end(1) == 1 << 62
+    sched.ran(1, 50)
+    assert sched.pick() == 0
+
+
+def test_a_planned_turn_of_a_vcpu_halted_for_good_is_skipped():
+    sched = Scheduler(2, quantum_ns=100, jitter=0)
+    sched.halt(1, None)
+    sched.plan([(1, 10)])
+    assert sched.pick() == 0

@@ -44,8 +44,14 @@ def _size(text: str) -> int:
 
 def load_td(guests: list[str], args) -> TD:
     """A TD from a bundled guest name, sources and objects, or one ELF executable."""
-    kw = dict(memory=args.memory, host=Host(args.host, seed=args.seed),
-              config=TdConfig(no_rbp_mod=not args.no_rbp_mod_off))
+    vcpus = limits.vcpus(args.vcpus)
+    if args.seed is not None and args.host != "hostile" and vcpus == 1:
+        raise TdxsimError(f"--seed chooses the hostile host's lies and the interleaving of "
+                          f"several vCPUs; the '{args.host}' host with one vCPU has neither")
+    hostile_seed = args.seed if args.host == "hostile" else None
+    kw = dict(memory=args.memory, host=Host(args.host, seed=hostile_seed, vcpus=vcpus),
+              config=TdConfig(no_rbp_mod=not args.no_rbp_mod_off, vcpus=vcpus),
+              seed=args.seed or 0)
     guests, library = guests or ["demo"], not args.no_library
     if len(guests) == 1 and guests[0] in BUNDLED and not Path(guests[0]).exists():
         guests, library = [str(image.bundled_guest(guests[0]))], True
@@ -62,6 +68,8 @@ def load_firmware(args):
     from .firmware.boot import DEFAULT_MEMORY, FirmwareTD
     if args.guest:
         raise TdxsimError("--firmware runs the firmware alone: give no guest files with it")
+    if args.vcpus != 1:
+        raise TdxsimError("--firmware runs one vCPU (the firmware's APs are not modelled yet)")
     return FirmwareTD.from_path(args.firmware, memory=args.memory or DEFAULT_MEMORY,
                                 host=Host(args.host, seed=args.seed),
                                 config=TdConfig(no_rbp_mod=False))
@@ -181,7 +189,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", choices=sorted(PERSONALITIES), default="kvm",
                      help="host personality (default: kvm)")
     run.add_argument("--seed", type=int, default=None,
-                     help="seed of the hostile host's choices (default 0)")
+                     help="seed of the hostile host's choices and of the interleaving of "
+                     "several vCPUs (default 0)")
+    run.add_argument("--vcpus", type=int, default=1,
+                     help=f"vCPUs of the TD, 1..{limits.MAX_VCPUS} (default 1); each starts "
+                     "at the entry point with its index in RSI")
     run.add_argument("--entry", default="_start", type=limits.symbol_name,
                      help="entry symbol (default: _start)")
     run.add_argument("--memory", type=_size, default=None,

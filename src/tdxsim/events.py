@@ -65,8 +65,17 @@ class Halted:
 @dataclass(frozen=True)
 class Woke:
     time_ns: int
-    vector: int
+    vector: int | None  # None: a kick (KVM_HC_KICK_CPU), no vector
     slept_ns: int
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """From here on the events are vCPU `vcpu`'s (a TD with several vCPUs
+    switches between them, smp.py); rip is where it resumes."""
+    time_ns: int
+    vcpu: int
+    rip: int
 
 
 @dataclass(frozen=True)

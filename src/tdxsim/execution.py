@@ -16,7 +16,7 @@ from .errors import TdxsimError
 from .layout import PAGE
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
                      SoftwareInterrupt, VeRaised, Woke)
-from .exits import EptExit, FatalError, GuestExit, Halt
+from .exits import EptExit, FatalError, GuestExit, Halt, Yield
 from .memory import EptViolation
 from .module.ve import VE_VECTOR, VeInfo
 from .result import RunResult
@@ -52,7 +52,14 @@ class Execution:
         # timeout 0: no wall-clock limit, only the instruction budget (Unicorn
         # starts a watchdog thread per slice for a timeout, ~0.2 ms each).
         deadline = time.monotonic() + timeout if timeout else math.inf
+        smp = self.td.smp  # several vCPUs: smp.py says when to switch, and switches
+        if smp is not None:
+            smp.start(self)
         while True:
+            if smp is not None and smp.must_switch():
+                result = smp.switch()
+                if result is not None:
+                    return result
             if self.vcpu.stop_requested:
                 return self._after(Stop("interrupted", self.vcpu.regs.rip))
             remaining = deadline - time.monotonic()
@@ -71,9 +78,11 @@ class Execution:
                 continue
             waiting = self.lapic.deliverable() is not None  # for IF = 1, or the shadow to end
             # NMI blocking lasts until the next IRET: watch for it (SDM 6.7.1)
-            self._slice_end = self._slice_limit(waiting)
-            stop = self.vcpu.run(self._slice_end, self.until, remaining if timeout else 0.0,
-                                 watch_if=waiting or self.vcpu.nmi_blocked)
+            self._slice_end = limit = self._slice_limit(waiting)
+            exact = smp is None or smp.exact_end(limit)
+            # a quantum is short: this loop checks the deadline, no watchdog thread
+            stop = self.vcpu.run(limit, self.until, remaining if timeout and exact else 0.0,
+                                 watch_if=waiting or self.vcpu.nmi_blocked, exact=exact)
             if self.vcpu.nmi_blocked and is_iret(self.vcpu, self.vcpu.watched):
                 self.vcpu.nmi_blocked = False
             result = self._after(stop)
@@ -103,16 +112,19 @@ class Execution:
             self.vcpu.interrupts_enabled and waiting or self.lapic.nmi_pending)
         if waiting and self.vcpu.in_sti_shadow or ve_blocked:  # until VEINFO.GET
             return min(self._budget_end, count + 1)
-        due = self.host.next_deadline()
+        end = self._budget_end if self.td.smp is None else \
+            min(self._budget_end, count + self.td.smp.insns_left())
+        due = self.host.next_deadline(self.td.vcpu_index)
         if due is None:
-            return self._budget_end
-        return min(self._budget_end, count + self.clock.insns_until(due))
+            return end
+        return min(end, count + self.clock.insns_until(due))
 
     def _fire_timers(self) -> None:
-        due = self.host.next_deadline()
+        index = self.td.vcpu_index
+        due = self.host.next_deadline(index)
         if due is None or due > self.clock.now():
             return
-        for source, vector in self.host.fire_due(self.clock.now()):
+        for source, vector in self.host.fire_due(self.clock.now(), index):
             self.td.events.append(InterruptPosted(self.clock.now(), vector, self.vcpu.regs.rip, source))
 
     def _deliver(self, vector: int) -> RunResult | None:
@@ -143,9 +155,12 @@ class Execution:
             return self._host_action(action)
         if stop.kind == "until":
             return self._end("return", return_value=self.vcpu.regs.get(abi.RAX))
+        if stop.kind == "soft-limit":  # the quantum ends at a block boundary
+            self.td.smp.quantum_over()
+            return None
         if stop.kind == "limit":
             if self.vcpu.instructions < self._budget_end:
-                return None  # a timer deadline, the STI shadow or a POPF/IRET ended it
+                return None  # a timer deadline, the STI shadow, a POPF/IRET, the quantum
             return self._end("budget", f"the guest ran away: instruction budget of "
                              f"{self.max_insns} exhausted at {self.image.describe(stop.rip)}")
         if stop.kind == "interrupted":
@@ -237,7 +252,12 @@ class Execution:
             return self._end("fatal", f"guest reported a fatal error, code "
                              f"{action.error_code:#x}{where}: {text}", fatal=action)
         if isinstance(action, Halt):
+            if self.td.smp is not None:
+                return self.td.smp.halt(action.irq_blocked)
             return self._halt(action)
+        if isinstance(action, Yield):  # only a TD with several vCPUs has one to yield to
+            self.td.smp.yield_to(action.to)
+            return None
         if isinstance(action, EptExit):  # TDG.MEM.PAGE.ACCEPT found nothing mapped
             rip = self.vcpu.regs.rip
             return self._ept_exit(rip, action, f"TDG.MEM.PAGE.ACCEPT at {self.image.describe(rip)} "
@@ -315,7 +335,7 @@ class Execution:
         """A TDCALL armed a timer (or queued work) due before the running
         slice ends: end the slice after it, so that the interrupt comes at
         its instruction boundary (the next slice stops there)."""
-        due = self.host.next_deadline()
+        due = self.host.next_deadline(self.td.vcpu_index)
         if due is None or self.vcpu.instructions + self.clock.insns_until(due) >= self._slice_end:
             return False
         self.vcpu.end_slice()

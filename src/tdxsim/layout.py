@@ -11,6 +11,7 @@ STUB_HANDLER = 0x4000  # its handler: iretq
 # The ACPI multiprocessor wakeup mailbox (guest/mp.S): where a firmware's
 # MADT would say it is.  Private; zero (no command) when the TD starts.
 MP_MAILBOX = 0x5000
+WAKER_STUB = 0x6000  # the explorer's waking vCPU runs its code here (explore.py)
 PAGE_TABLES = 0x8000  # tdxsim's default page tables, 3 pages (vcpu/paging.py)
 RESERVED_END = 0x10000
 

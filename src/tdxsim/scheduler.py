@@ -29,10 +29,22 @@ class Scheduler:
         self.halted = [False] * vcpus
         self.wake_at: list[int | None] = [None] * vcpus  # a halted vCPU's next chance to wake
         self._yield_to: int | None = None
+        self._plan: list[tuple[int, int | None]] = []  # turns given before the usual order
+
+    def plan(self, turns: list[tuple[int, int | None]]) -> None:
+        """Give these turns first, in order: (vCPU, length in ns; None: until
+        it halts).  A tool places one vCPU's actions at an exact point of
+        another's run this way (explore.py).  A turn of a vCPU halted with
+        nothing to wake it is skipped."""
+        self._plan = list(turns)
 
     def pick(self) -> int | None:
         """The vCPU to run (or to wake, if halted) next; None when every
         vCPU is halted with nothing that could wake it."""
+        while self._plan and self.halted[self._plan[0][0]] and self.wake_at[self._plan[0][0]] is None:
+            self._plan.pop(0)
+        if self._plan:
+            return self._plan[0][0]
         target, self._yield_to = self._yield_to, None
         if target is not None and not self.halted[target]:
             return target
@@ -41,8 +53,15 @@ class Scheduler:
                        if self.halted[i] and at is not None]
         return min(candidates)[1] if candidates else None
 
+    def planned(self, vcpu: int) -> bool:
+        """Is vCPU `vcpu`'s next turn a planned one?"""
+        return bool(self._plan) and self._plan[0][0] == vcpu
+
     def quantum_end(self, vcpu: int) -> int:
         """The virtual time at which vCPU `vcpu`'s next quantum ends."""
+        if self._plan and self._plan[0][0] == vcpu:
+            length = self._plan.pop(0)[1]
+            return self.time[vcpu] + length if length is not None else 1 << 62
         spread = int(self.quantum_ns * self.jitter)
         length = self.quantum_ns + (self.rng.randint(-spread, spread) if spread else 0)
         return self.time[vcpu] + length

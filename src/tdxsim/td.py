@@ -20,6 +20,7 @@ from .memory import HostMemory, TdMemory
 from .module import TdConfig, TdxModule
 from .module.apicv import VirtualApic
 from .result import GuestStopped, RunResult  # noqa: F401 (tdxsim.td.RunResult, GuestStopped)
+from .smp import Smp
 from .vcpu.cpu import VCpu
 from .vcpu.mmu import MemoryFault
 from .vcpu.interrupts import install_gdt
@@ -37,7 +38,9 @@ class TD:
 
     def __init__(self, image: image_mod.Image, memory: int = 64 * MiB,
                  config: TdConfig | None = None, host: str | Host = "kvm",
-                 ns_per_insn: int = 1, native: bool | None = None, exit_ns: int = 0):
+                 ns_per_insn: int = 1, native: bool | None = None, exit_ns: int = 0,
+                 seed: int = 0):
+        """seed: the interleaving of several vCPUs (scheduler.py)."""
         if memory % PAGE or memory < 2 * MiB:
             raise TdxsimError(f"guest memory must be a multiple of 4 KiB and at least "
                               f"2 MiB, not {memory:#x}")
@@ -50,8 +53,12 @@ class TD:
         self.clock = host.clock if isinstance(host, Host) else Clock()
         self.clock.set_rates(ns_per_insn, exit_ns)
         self.ram = TdMemory(memory, self.config.gpaw, self.ram_base)
+        vcpus = self.config.vcpus
         self.host = host if isinstance(host, Host) else Host(host, self.config.gpaw,
-                                                             clock=self.clock)
+                                                             clock=self.clock, vcpus=vcpus)
+        if len(self.host.vcpus) != vcpus:
+            raise TdxsimError(f"the host was built for {len(self.host.vcpus)} vCPU(s), the TD "
+                              f"has {vcpus}: give Host(..., vcpus={vcpus})")
         self.host.serve(HostMemory(self.ram), self.config.gpaw, self._record)
         self.lapic = self.host.lapic
         adversary = self.host.adversary  # the hostile host holds the TD's lock at times
@@ -68,6 +75,8 @@ class TD:
         self.vcpu.traps.install([(seg.vaddr, seg.data) for seg in image.segments
                                  if seg.executable])
         self.module.finalize(self._image_pages(image))
+        self.vcpu_index = 0  # the vCPU on the engine (several: smp.py switches them)
+        self.smp = Smp(self, seed) if vcpus > 1 else None
         self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._run: Execution | None = None
         self._labels: dict[int, str] = {}  # code address -> symbol+offset
@@ -111,6 +120,8 @@ class TD:
         self.vcpu.regs.rip = self.image.entry
         self.vcpu.regs.rflags = 0x2  # IF = 0, as after INIT
         install_gdt(self.vcpu, GDT)
+        if self.smp is not None:
+            self.smp.reset()
 
     @property
     def stack_top(self) -> int:
@@ -236,7 +247,9 @@ class TD:
         self.host.serial.clear()
         # Handler and device tables are read when a run starts
         # (module/dispatcher.py arm_compiled_vmcall decides).
-        self.module.arm_compiled_vmcall(observed=self._observer is not None)
+        # Several vCPUs: exits go through Python, which knows the vCPU.
+        self.module.arm_compiled_vmcall(observed=self._observer is not None
+                                        or self.smp is not None)
         self._run = Execution(self, until, max_insns, timeout, self._observer)
         return self._run.run()
 

@@ -6,8 +6,8 @@ from functools import lru_cache
 from . import abi
 from .abi import SubFn, VmcallStatus
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
-                     MemoryConverted, QuoteCompleted, SoftwareInterrupt, VeRaised, VmcallRecord,
-                     Woke)
+                     MemoryConverted, QuoteCompleted, Scheduled, SoftwareInterrupt, VeRaised,
+                     VmcallRecord, Woke)
 
 _STATUS_NAMES = {v: k for k, v in vars(VmcallStatus).items() if k.isupper()}
 
@@ -92,14 +92,17 @@ class Lines:
 
     def __init__(self):
         self._ve = None
+        self._vcpu = ""  # with several vCPUs, each line names its vCPU
 
     def __call__(self, event) -> str:
         line = render(event)
+        if isinstance(event, Scheduled):
+            self._vcpu = f"vcpu{event.vcpu} "
         if isinstance(event, VeRaised):
             self._ve = event
         elif isinstance(event, VmcallRecord) and self._ve is not None:
             line, self._ve = f"{line}  <- #VE at {self._ve.rip:#x}", None
-        return line
+        return self._vcpu + line
 
 
 def render(event) -> str:
@@ -120,7 +123,11 @@ def render(event) -> str:
     if isinstance(event, Halted):
         return f"{stamp} halt     vCPU halted at rip={event.rip:#x} (irq_blocked={int(event.irq_blocked)})"
     if isinstance(event, Woke):
-        return f"{stamp} wakeup   vector {event.vector:#x} pending, slept {event.slept_ns} ns"
+        why = "kicked (KVM_HC_KICK_CPU)" if event.vector is None else \
+            f"vector {event.vector:#x} pending"
+        return f"{stamp} wakeup   {why}, slept {event.slept_ns} ns"
+    if isinstance(event, Scheduled):
+        return f"{stamp} sched    vCPU {event.vcpu} runs from rip={event.rip:#x}"
     if isinstance(event, MemoryConverted):
         state = "shared" if event.shared else "private (pending)"
         refused = "" if event.ok else " refused: not guest RAM"

@@ -62,4 +62,4 @@ def kick(host, apic_id: int) -> None:
     """KVM_HC_KICK_CPU: the target's PV-unhalt flag (KVM pv_unhalted) ends
     its halt, or its next one at once; nobody has an unknown APIC ID."""
     if 0 <= apic_id < len(host.vcpus):
-        host.vcpus[apic_id].kicked = True
+        host.vcpus[apic_id].kicked = host.clock.now()

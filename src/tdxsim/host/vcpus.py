@@ -19,7 +19,7 @@ class HostVcpu:
         self.lapic = LocalApic(clock.now, clock.events)
         self.lapic.install_msrs(self.msrs)
         self.msrs.define(abi.MSR_X2APIC_ICR, 0)  # reads back the last IPI sent (ipi.py)
-        self.kicked = False  # KVM pv_unhalted
+        self.kicked: int | None = None  # KVM pv_unhalted: set at this virtual time
 
     def wake_event(self, irq_blocked: bool) -> int | str | None:
         """What ends a halt now (KVM kvm_vcpu_has_events, spec 7.4): an NMI,
@@ -28,7 +28,7 @@ class HostVcpu:
         lapic = self.lapic
         if lapic.nmi_pending:
             return NMI
-        if self.kicked:
-            self.kicked = False
+        if self.kicked is not None:
+            self.kicked = None
             return "kick"
         return None if irq_blocked else lapic.deliverable()

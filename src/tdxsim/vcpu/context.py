@@ -43,10 +43,15 @@ class VcpuContext:
         uc.context_restore(self.saved)
         if uc.reg_read(X.UC_X86_REG_CR3) != cr3:
             uc.ctl_flush_tlb()
-        state = clock.state
-        state.added_ns = (self.time_ns - cpu.instructions * state.ns_per_insn) & MASK64
+        set_time(cpu, clock, self.time_ns)
         cpu.set_sti_shadow(self.in_sti_shadow)
         cpu.nmi_blocked = self.nmi_blocked
+
+
+def set_time(cpu, clock, time_ns: int) -> None:
+    """Make the clock read time_ns for the vCPU on the engine now."""
+    state = clock.state
+    state.added_ns = (time_ns - cpu.instructions * state.ns_per_insn) & MASK64
 
 
 def switch(cpu, clock, leaving: VcpuContext, entering: VcpuContext) -> None:

@@ -184,7 +184,7 @@ class VCpu:
         return self.counter.count
 
     def run(self, limit: int, until: int = 0, timeout: float = 0.0,
-            watch_if: bool = False) -> Stop:
+            watch_if: bool = False, exact: bool = True) -> Stop:
         """Run from RIP until `limit` instructions have completed in total.
 
         Blocks run at full speed.  When the next block would pass the limit,
@@ -192,7 +192,10 @@ class VCpu:
         limit, so the slice ends exactly there (counter.py).  watch_if: also
         pause before each POPF or IRET and end the slice right after it, so
         that an interrupt waiting for IF = 1 is delivered at the first
-        boundary where it can be."""
+        boundary where it can be.  exact=False: stopping in front of the
+        block that would pass the limit will do ('soft-limit', a vCPU's
+        quantum), so no pause hook lands in a hot loop, whose instructions
+        Unicorn would then run ~100x slower."""
         started = time.monotonic()
         if self.mmu.code_stale:  # deferred: never flush translated code from inside a hook
             self.uc.ctl_flush_tb()
@@ -217,6 +220,8 @@ class VCpu:
             self.watched = self.traps.if_watch.rip
         while stop is None and self.counter.count < limit and not self.stop_requested:
             refused = self.counter.refused_block(self.regs.rip)
+            if refused and not exact:  # a block boundary will do: no hook in a hot loop
+                return Stop("soft-limit", self.regs.rip)
             stop = self._run_to_boundary(refused, limit, until) if refused \
                 else self._emulate(until, 0.0)
         return stop or self._natural_stop(until, timeout, started)
