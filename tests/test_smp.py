@@ -247,9 +247,9 @@ def test_every_vcpu_halted_for_good_is_reported(asm):
 
 SUMS = """
 ap:     xor     %r12d, %r12d
-        mov     $50000, %ecx
+        mov     $100000, %ecx
         lea     1(%rbx), %rdx
-1:      add     %rdx, %r12              # vCPU i adds i + 1, 50,000 times
+1:      add     %rdx, %r12              # vCPU i adds i + 1, 100,000 times
         loop    1b
         lea     sums(%rip), %rdi
         mov     %r12, (%rdi,%rbx,8)
@@ -271,8 +271,8 @@ def test_registers_survive_switches(asm):
     result = td.run()
     assert result.ok, result.describe()
     assert struct.unpack("<4Q", td.read(td.symbol("sums"), 32)) == tuple(
-        50_000 * (i + 1) for i in range(4))
-    assert sum(isinstance(e, Scheduled) for e in result.events) > 8
+        100_000 * (i + 1) for i in range(4))
+    assert sum(isinstance(e, Scheduled) for e in result.events) > 8  # quanta of ~100k insns
 
 
 def test_host_with_another_vcpu_count_is_refused():
@@ -317,3 +317,34 @@ def test_unknown_waker_is_a_clear_error():
     from tdxsim.errors import TdxsimError
     with pytest.raises(TdxsimError, match="choose one of: ipi, send-ipi, kick"):
         explore_wakeups(TD.from_source(BROKEN), "broken_safe_halt", waker="smoke")
+
+
+# --- the command line ---
+
+def test_cli_runs_smp_with_four_vcpus_and_names_them_in_the_trace(capsys):
+    from tdxsim.cli import main
+    assert main(["run", "smp", "--vcpus", "4", "--seed", "3", "--trace"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("CPUID vendor GenuineIntel") == 3
+    trace = [line for line in out.splitlines() if "] " in line and " ns]" in line]
+    assert trace and all(re.match(r"vcpu[0-3] \[", line) for line in trace)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--vcpus", "0"], "--vcpus must be a whole number from 1 to 64"),
+    (["--vcpus", "65"], "--vcpus must be a whole number from 1 to 64"),
+    (["--seed", "3"], "--seed chooses"),
+])
+def test_cli_refuses_bad_vcpu_options(capsys, argv, message):
+    from tdxsim.cli import main
+    assert main(["run", "smp", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_bench_guest_runs_on_four_vcpus(asm):
+    """tdxsim bench's SMP row (bench_smp.py), on a short loop."""
+    from tdxsim import bench_smp
+    source = bench_smp.SPIN.replace(str(bench_smp.ITERATIONS), "1000").replace("TdxVcpus", "4")
+    result = asm(source, config=TdConfig(vcpus=4)).run()
+    assert result.ok, result.describe()
+    assert result.instructions > 4 * 3 * 1000

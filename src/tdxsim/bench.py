@@ -26,6 +26,7 @@ from .firmware.bench import measure as measure_firmware
 from .prove.bench import measure as measure_prove
 from .bench_exits import measure as measure_exits
 from .bench_memory import measure as measure_memory
+from .bench_smp import measure as measure_smp
 from .td import TD
 
 REPEATS = 5
@@ -161,7 +162,7 @@ def _fmt(value: float, unit: str) -> str:
 def main(json_output: bool = False, show_profile: bool = False, compare: str | None = None,
          long: bool = False) -> int:
     old = _load(compare) if compare else None
-    rows = measure(long) + measure_check() + measure_prove()  # rows of check/ and prove/ bench.py
+    rows = measure(long) + measure_smp(_row, _bench_td) + measure_check() + measure_prove()
     if json_output:
         print(json.dumps(rows, indent=2))
     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-QUANTUM_NS = 50_000  # 50 us of virtual time: 50,000 instructions at 1 ns each
+QUANTUM_NS = 100_000  # 100 us of virtual time: 100,000 instructions at 1 ns each
 JITTER = 0.5
 
 
