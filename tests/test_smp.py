@@ -2,6 +2,7 @@
 IPIs), TDG.VP.INFO per vCPU, deterministic interleaving per seed."""
 from __future__ import annotations
 
+import json
 import re
 import struct
 from pathlib import Path
@@ -348,3 +349,18 @@ def test_the_bench_guest_runs_on_four_vcpus(asm):
     result = asm(source, config=TdConfig(vcpus=4)).run()
     assert result.ok, result.describe()
     assert result.instructions > 4 * 3 * 1000
+
+
+def test_a_crash_names_its_vcpu(asm):
+    result = smp_asm(asm, "        jmp park\nap:     ud2\n", 2).run()
+    assert result.reason == "crash"
+    assert "vCPU 1: #UD: ud2" in result.message
+
+
+def test_chrome_trace_has_a_track_per_vcpu(tmp_path):
+    from tdxsim.cli import main
+    out = tmp_path / "smp.json"
+    assert main(["run", "smp", "--vcpus", "3", "--trace-out", str(out)]) == 0
+    events = json.loads(out.read_text())["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert names == {0: "vCPU 0", 1: "vCPU 1", 2: "vCPU 2"}

@@ -294,6 +294,8 @@ class Execution:
                          f"{called}: {why} (a lost wakeup or a deadlock){pending}{last}")
 
     def _crash(self, stop: Stop) -> RunResult:
+        if self.td.smp is not None:  # which vCPU crashed
+            stop = stop._replace(detail=f"vCPU {self.td.vcpu_index}: {stop.detail}")
         gprs = self.vcpu.regs.gprs()
         read = self.td.peek
         detail = self.td.crash_details

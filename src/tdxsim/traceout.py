@@ -145,7 +145,7 @@ class _Chrome:
         self.out, self.first = out, True
         self.tracks: dict[int, _Track] = {}
         self.pending: set[int] = set()
-        self.ts = 0.0
+        self.ts, self.vcpu = 0.0, 0
         out.write('{"displayTimeUnit": "ns", "traceEvents": [\n')
         self.emit({"ph": "M", "name": "process_name", "pid": PID, "args": {"name": "tdxsim TD"}})
 
@@ -154,7 +154,7 @@ class _Chrome:
         self.first = False
 
     def add(self, event, line: str) -> None:
-        tid = getattr(event, "vcpu", 0)
+        tid = self.vcpu = getattr(event, "vcpu", self.vcpu)  # Scheduled: from here its vCPU's
         if tid not in self.tracks:
             self.emit({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid,
                        "args": {"name": f"vCPU {tid}"}})
