@@ -41,7 +41,7 @@ def test_smp_guest_wakes_every_ap_through_the_mailbox():
 
 def test_same_seed_same_run_other_seed_other_interleaving():
     def switches(seed):
-        result = smp_td(3, seed=seed).run()
+        result = smp_td(2, seed=seed).run()
         assert result.ok
         return [(e.time_ns, e.vcpu) for e in result.events if isinstance(e, Scheduled)]
     assert switches(5) == switches(5)

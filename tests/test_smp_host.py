@@ -192,3 +192,13 @@ def test_event_notify_goes_to_the_registering_vcpu(host):
     (spec 4.7): the quote completion interrupts that vCPU."""
     assert host.handle(exit_from(2, r11=0x10004, r12=0x55)).gprs[R10] == SUCCESS
     assert host.notify_vcpu == 2
+
+
+def test_the_hostile_host_injects_into_any_vcpu():
+    """Issue 15: the hostile host may target any vCPU, not only the one
+    that exited (here always vCPU 0, halting)."""
+    host = Host("hostile", seed=3, vcpus=4)
+    for _ in range(200):
+        host.handle(exit_from(0, r11=12))  # Instruction.HLT
+    targeted = {i for i, v in enumerate(host.vcpus) if v.lapic.scheduled}
+    assert len(targeted) > 1 and targeted - {0}
