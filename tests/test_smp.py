@@ -345,7 +345,7 @@ def test_cli_refuses_bad_vcpu_options(capsys, argv, message):
 def test_the_bench_guest_runs_on_four_vcpus(asm):
     """tdxsim bench's SMP row (bench_smp.py), on a short loop."""
     from tdxsim import bench_smp
-    source = bench_smp.SPIN.replace(str(bench_smp.ITERATIONS), "1000").replace("TdxVcpus", "4")
+    source = bench_smp.source(4, 4000)
     result = asm(source, config=TdConfig(vcpus=4)).run()
     assert result.ok, result.describe()
     assert result.instructions > 4 * 3 * 1000
