@@ -151,7 +151,8 @@ class Smp:
                 lapic = host_vcpu.lapic
                 if host_vcpu.kicked is not None:
                     at = host_vcpu.kicked
-                elif lapic.nmi_pending or not halt[0] and lapic.deliverable() is not None:
+                elif lapic.nmi_pending or lapic.arrivals_waiting or \
+                        not halt[0] and lapic.deliverable() is not None:
                     at = self.sched.time[index]
                 else:
                     at = self._wake_time(index, halt[0])

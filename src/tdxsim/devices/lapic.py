@@ -174,6 +174,12 @@ class LocalApic:
         return vector
 
     @property
+    def arrivals_waiting(self) -> bool:
+        """Scheduled interrupts have arrived (the clock's queue ran them,
+        perhaps from another vCPU's turn) that fire_due has not raised yet."""
+        return bool(self._arrived)
+
+    @property
     def nmi_coming(self) -> bool:
         """An NMI is pending or scheduled: what wakes a HLT with R12 != 0."""
         return self.nmi_pending or self._nmis_scheduled > 0
