@@ -321,30 +321,13 @@ KVM_FEATURE_PV_UNHALT = 7
 KVM_FEATURE_PV_SEND_IPI = 11
 KVM_FEATURE_PV_SCHED_YIELD = 13
 KVM_MAP_GPA_RANGE_ENCRYPTED = 1 << 4  # a2: target private; clear: shared
-# KVM_HC_SEND_IPI a3 = ICR (Intel SDM vol. 3 11.6.1; KVM kvm_pv_send_ipi)
-ICR_VECTOR = 0xFF
-ICR_DELIVERY_MODE = 0x700  # 0 = fixed
-ICR_DEST_LOGICAL = 1 << 11  # KVM: -KVM_EINVAL
-ICR_SHORTHAND = 0xC0000  # KVM: -KVM_EINVAL
-# The x2APIC ICR (MSR 0x830, SDM vol. 3 11.12.9): destination in bits 63:32,
-# shorthand in 19:18 (0 none, 1 self, 2 all including self, 3 all excluding
-# self), logical destination mode in bit 11, delivery mode in 10:8, vector 7:0.
-MSR_X2APIC_ICR = 0x830
-ICR_SHORTHAND_SHIFT = 18
-ICR_SELF, ICR_ALL, ICR_OTHERS = 1, 2, 3
-ICR_DEST_SHIFT = 32
-ICR_MODE_FIXED, ICR_MODE_NMI = 0x000, 0x400
-ICR_RESERVED = 0xFFF0_0000 | 0x3 << 16 | 1 << 13  # KVM X2APIC_ICR_RESERVED_BITS
-ICR_BUSY = 1 << 12  # delivery status: read-only, KVM clears it on a write
-# x2APIC logical destination (SDM 11.12.10.2): cluster in bits 31:16, a bit
-# per APIC in 15:0; the APIC with ID x is bit x & 15 of cluster x >> 4.
-X2APIC_CLUSTER_SHIFT = 16
-# The ACPI multiprocessor wakeup mailbox (ACPI 6.4, 5.2.12.19): u16 command
-# (0 noop, 1 wakeup) at 0, u32 APIC ID at 4, u64 wakeup vector at 8; bytes
-# 16..2047 belong to the OS, 2048..4095 to the firmware.  The woken AP clears
-# the command to acknowledge.
-MP_WAKEUP_NOOP, MP_WAKEUP_WAKEUP = 0, 1
-MP_MAILBOX_COMMAND, MP_MAILBOX_APIC_ID, MP_MAILBOX_VECTOR, MP_MAILBOX_OS = 0, 4, 8, 16
+# ICR (KVM_HC_SEND_IPI a3, x2APIC MSR 0x830; SDM vol. 3 11.6.1, 11.12.9-10, KVM
+# kvm_pv_send_ipi, X2APIC_ICR_RESERVED_BITS): vector 7:0, mode 10:8, logical 11,
+# busy 12, shorthand 19:18 (self/all/all but self), destination 63:32.
+ICR_VECTOR, ICR_DELIVERY_MODE, ICR_DEST_LOGICAL, ICR_SHORTHAND = 0xFF, 0x700, 1 << 11, 0xC0000
+MSR_X2APIC_ICR, ICR_SHORTHAND_SHIFT, ICR_DEST_SHIFT, X2APIC_CLUSTER_SHIFT = 0x830, 18, 32, 16
+ICR_SELF, ICR_ALL, ICR_OTHERS, ICR_MODE_FIXED, ICR_MODE_NMI = 1, 2, 3, 0x000, 0x400
+ICR_RESERVED, ICR_BUSY = 0xFFF0_0000 | 0x3 << 16 | 1 << 13, 1 << 12
 KVM_EPERM = 1
 KVM_E2BIG = 7
 KVM_EFAULT = 14
