@@ -68,7 +68,7 @@ def _block(rng: random.Random, family: str) -> list[int]:
         r10 = pick(KVM_NUMBERS + [wide()])
         r11, r12 = pick([0, 1, 2, wide()]), pick([0, 1, wide()])
         r13 = pick([0, 0, 1, 64, wide()])
-        r14 = pick([0x30, 0x30 | 1 << 11, 0x30 | 1 << 18, 0x430, wide()])
+        r14 = pick([0x30, 0x30 | 1 << 11, 0x30 | 1 << 18, 0x530, wide()])  # 0x530: INIT, not modelled
     rcx = pick(SELECTS)
     return [0, rcx, wide(), wide(), 0, wide(), wide(), wide(), wide(), wide(),
             r10, r11, r12, r13, r14, r15]

@@ -18,7 +18,7 @@ from ..errors import TdxsimError
 
 
 def targets(host, sender: int, icr: int) -> list[int]:
-    """The vCPU indices an ICR value addresses (APIC ID = vCPU index)."""
+    """The vCPU indices an ICR value addresses."""
     shorthand = icr >> abi.ICR_SHORTHAND_SHIFT & 3
     everyone = range(len(host.vcpus))
     if shorthand == abi.ICR_SELF:
@@ -28,10 +28,11 @@ def targets(host, sender: int, icr: int) -> list[int]:
     if shorthand == abi.ICR_OTHERS:
         return [i for i in everyone if i != sender]
     dest = icr >> abi.ICR_DEST_SHIFT
+    ids = [(i, host.vcpus[i].apic_id) for i in everyone]
     if not icr & abi.ICR_DEST_LOGICAL:
-        return list(everyone) if dest == 0xFFFF_FFFF else [i for i in everyone if i == dest]
+        return list(everyone) if dest == 0xFFFF_FFFF else [i for i, a in ids if a == dest]
     cluster, members = dest >> abi.X2APIC_CLUSTER_SHIFT, dest & 0xFFFF
-    return [i for i in everyone if i >> 4 == cluster and members >> (i & 15) & 1]
+    return [i for i, a in ids if a >> 4 == cluster and members >> (a & 15) & 1]
 
 
 def deliver(host, target: int, icr: int) -> None:
@@ -60,6 +61,10 @@ def write_icr(host, sender: int, value: int) -> bool:
 
 def kick(host, apic_id: int) -> None:
     """KVM_HC_KICK_CPU: the target's PV-unhalt flag (KVM pv_unhalted) ends
-    its halt, or its next one at once; nobody has an unknown APIC ID."""
-    if 0 <= apic_id < len(host.vcpus):
-        host.vcpus[apic_id].kicked = host.clock.now()
+    its halt, or its next one at once; nobody has an unknown APIC ID.  A
+    vCPU that kicks itself is not running this (KVM would set its own flag;
+    no guest does that, and host/kvm.c, which serves one-vCPU TDs, answers
+    such a kick with 0 alone)."""
+    target = host.vcpu_of(apic_id)
+    if target is not None:
+        host.vcpus[target].kicked = host.clock.now()

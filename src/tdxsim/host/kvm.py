@@ -35,7 +35,8 @@ def kick_cpu(host, exit: VmExit) -> VmResume:
     whether or not a vCPU has that APIC ID."""
     if not pv_has(host, abi.KVM_FEATURE_PV_UNHALT):
         return VmResume.status(ENOSYS)
-    ipi.kick(host, exit.r12 & 0xFFFF_FFFF)
+    if host.vcpu_of(exit.r12 & 0xFFFF_FFFF) != exit.vcpu:  # a kick of oneself: see ipi.kick
+        ipi.kick(host, exit.r12 & 0xFFFF_FFFF)
     return _yield_to(host, exit.vcpu, exit.r12 & 0xFFFF_FFFF, VmResume.status(0))
 
 
@@ -49,7 +50,8 @@ def send_ipi(host, exit: VmExit) -> VmResume:
     if icr & (abi.ICR_DEST_LOGICAL | abi.ICR_SHORTHAND):
         return VmResume.status(EINVAL)
     bitmap = low | high << 64
-    hit = [i for i in range(len(host.vcpus)) if 0 <= i - first < 128 and bitmap >> (i - first) & 1]
+    hit = [v.index for v in host.vcpus
+           if 0 <= v.apic_id - first < 128 and bitmap >> (v.apic_id - first) & 1]
     for target in hit:
         ipi.deliver(host, target, icr & ~abi.ICR_SHORTHAND)
     return VmResume.status(len(hit))
@@ -65,8 +67,9 @@ def sched_yield(host, exit: VmExit) -> VmResume:
 
 
 def _yield_to(host, caller: int, apic_id: int, resume: VmResume) -> VmResume:
-    if apic_id != caller and 0 <= apic_id < len(host.vcpus):
-        resume.action = Yield(apic_id)
+    target = host.vcpu_of(apic_id)
+    if target is not None and target != caller:
+        resume.action = Yield(target)
     return resume
 
 

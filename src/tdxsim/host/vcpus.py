@@ -14,11 +14,14 @@ class HostVcpu:
     def __init__(self, index: int, clock):
         """clock: the TD's clock (clock.py): its time, and its one queue of
         timed events, where this vCPU's scheduled interrupts wait."""
-        self.index = index  # also its x2APIC ID
+        self.index = index
+        self.apic_id = index  # its x2APIC ID (a one-vCPU host may give another: vcpu_apic_id)
         self.msrs = msr.MsrStore(clock.now)
         self.lapic = LocalApic(clock.now, clock.events)
         self.lapic.install_msrs(self.msrs)
-        self.msrs.define(abi.MSR_X2APIC_ICR, 0)  # reads back the last IPI sent (ipi.py)
+        # The ICR reads back the last IPI sent; a write is an IPI, which only
+        # Python sends (msr.handle_wrmsr, ipi.py): the callback keeps C away.
+        self.msrs.define(abi.MSR_X2APIC_ICR, 0, on_write=lambda value: None)
         self.kicked: int | None = None  # KVM pv_unhalted: set at this virtual time
 
     def wake_event(self, irq_blocked: bool) -> int | str | None:

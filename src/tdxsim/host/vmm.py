@@ -79,9 +79,21 @@ class Host:
         self.fast = native.Host()  # what host/fast.c may serve, and the state it shares
         self.notify_vector: int | None = None  # SetupEventNotifyInterrupt (in self.fast)
         self.notify_vcpu = 0  # ... and the vCPU that registered it
-        self.vcpu_apic_id = 0  # what host/kvm.c takes as the only vCPU (one-vCPU TDs only)
         self.record: Callable[[object], None] = lambda event: None  # the TD's event log (serve)
         self.device_maps = compiled.DeviceMaps()  # the device tables as C sees them
+
+    @property
+    def vcpu_apic_id(self) -> int:
+        """vCPU 0's x2APIC ID (host/kvm.c serves one-vCPU TDs with it)."""
+        return self.vcpus[0].apic_id
+
+    @vcpu_apic_id.setter
+    def vcpu_apic_id(self, apic_id: int) -> None:
+        self.vcpus[0].apic_id = apic_id
+
+    def vcpu_of(self, apic_id: int) -> int | None:
+        """The index of the vCPU with this x2APIC ID, if any."""
+        return next((v.index for v in self.vcpus if v.apic_id == apic_id), None)
 
     @property
     def notify_vector(self) -> int | None:
