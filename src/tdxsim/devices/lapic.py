@@ -230,6 +230,8 @@ class LocalApic:
         """Virtual time of the next interrupt source: the armed timer or the
         next timed event (a scheduled interrupt, or host work that may
         raise one)."""
+        if self._arrived:  # released by another vCPU's turn (several vCPUs share the queue)
+            return self.timer.clock()
         timer = self.timer.next_expiry()  # the run loop asks a few times per slice
         event = self.events.next_time()
         if event is None:
