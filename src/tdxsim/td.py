@@ -65,11 +65,12 @@ class TD:
         self.module = TdxModule(self.config, self.host, self.clock, self._record,
                                 memory=self.ram, cpuid=self.host.cpuid,
                                 apics=[VirtualApic(v.lapic) for v in self.host.vcpus],
-                                lock_contender=adversary and adversary.holds_td_lock)
+                                lock_contender=adversary and adversary.holds_td_lock,
+                                bridge_outcome=self._bridged,
+                                bridge_stop=self._stop_after_bridged)
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer, ring=None)
         self.vcpu = VCpu(self.clock, self.ram, native, self.module.fast, self._on_tdcall)
-        self.module.bridge.connect(self._bridged, self._stop_after_bridged)
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
         self.vcpu.traps.install([(seg.vaddr, seg.data) for seg in image.segments

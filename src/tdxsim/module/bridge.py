@@ -32,21 +32,18 @@ _new_exit = object.__new__
 
 
 class VmcallBridge:
-    def __init__(self, module):
+    def __init__(self, module, outcome: Callable[[object, Exception | None], None] | None = None,
+                 stale: Callable[[], bool] = lambda: False):
+        """outcome(action, error): a host action or an exception, for the
+        run loop (None: no run loop, no bridge); stale(): the vCPU must stop
+        after this TDCALL (translated code went stale, or a timer now falls
+        inside the running slice)."""
         self.module = module
         # bridge_reply (mask, then 16 GPRs) as 17 words of module.fast's memory
         reply = ctypes.addressof(module.fast) + native.Module.bridge_reply.offset
         self._reply = memoryview((ctypes.c_uint64 * 17).from_address(reply)).cast("B").cast("Q")
         self.function = native.BRIDGE(self.serve)  # kept alive while C may call it
         self.address = ctypes.cast(self.function, native.ptr).value
-        self.outcome: Callable[[object, Exception | None], None] | None = None
-        self.stale: Callable[[], bool] = lambda: False
-
-    def connect(self, outcome: Callable[[object, Exception | None], None],
-                stale: Callable[[], bool]) -> None:
-        """outcome(action, error): a host action or an exception, for the
-        run loop; stale(): translated code went stale (a conversion), so
-        the vCPU stops after this TDCALL."""
         self.outcome, self.stale = outcome, stale
 
     def serve(self) -> int:

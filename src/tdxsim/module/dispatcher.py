@@ -89,11 +89,14 @@ class TdxModule:
 
     def __init__(self, config: TdConfig, host: HostLike, clock: Clock,
                  record: Callable[[object], None] | None = None, *, memory=None,
-                 cpuid=None, apics=(), lock_contender: Callable[[], bool] | None = None):
+                 cpuid=None, apics=(), lock_contender: Callable[[], bool] | None = None,
+                 bridge_outcome=None, bridge_stop: Callable[[], bool] = lambda: False):
         """memory: the TD's guest memory (memory.TdMemory); cpuid: the
         CPUID values the VMM configured at TD creation (host/cpuid.py);
         apics: each vCPU's virtual APIC page (apicv.VirtualApic); lock_contender:
-        who else may hold the TD's locks (the hostile host, locks.py)."""
+        who else may hold the TD's locks (the hostile host, locks.py);
+        bridge_outcome, bridge_stop: the run loop's side of the host bridge
+        (bridge.py)."""
         self.config = config
         self.host = host
         self.clock = clock
@@ -114,7 +117,8 @@ class TdxModule:
         # TDG.VP.VMCALL fail with this RAX, without a TD exit.
         self.vmcall_failure = 0
         self.fast = native.Module(clock=ctypes.pointer(clock.state))  # vmcall.c
-        self.bridge = VmcallBridge(self)  # Python's host for exits vmcall.c's host rules decline
+        # Python's host for exits vmcall.c's host rules decline
+        self.bridge = VmcallBridge(self, bridge_outcome, bridge_stop)
 
     def finalize(self, build_pages) -> None:
         """TDH.MR.FINALIZE: MRTD from the VMM's build records, (GPA, content)
