@@ -19,12 +19,23 @@ NATIVE = SOURCES["NATIVE"]
 
 
 def constants(module: str, **names: str) -> dict:
-    """Numbers a device model spells at its top level (NAME = literal),
-    read without importing it: {C name: value} for {C name: Python name}."""
-    found = {node.targets[0].id: ast.literal_eval(node.value)
-             for node in ast.parse((SRC / module).read_text()).body
-             if isinstance(node, ast.Assign) and len(node.targets) == 1
-             and isinstance(node.targets[0], ast.Name)}
+    """Numbers a device model spells at its top level (NAME = expression of
+    literals and names defined before it, or A, B = x, y), read without
+    importing it: {C name: value} for {C name: Python name}."""
+    found: dict = {}
+    for node in ast.parse((SRC / module).read_text()).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target = node.targets[0]
+        try:
+            value = eval(compile(ast.Expression(node.value), module, "eval"),
+                         {"__builtins__": {}}, dict(found))
+        except Exception:  # not a number of its own (abi.X, a call): skip it
+            continue
+        if isinstance(target, ast.Name):
+            found[target.id] = value
+        elif isinstance(target, ast.Tuple) and all(isinstance(t, ast.Name) for t in target.elts):
+            found.update(zip((t.id for t in target.elts), value))
     return {c: found[python] for c, python in names.items()}
 
 
@@ -49,6 +60,18 @@ def abi_header() -> str:
                     PCI_CONFIG_DATA="CONFIG_DATA", PCI_ADDRESS_MASK="ADDRESS_MASK",
                     PCI_READ_ONLY_END="READ_ONLY_END"),
         **constants("devices/mmio_device.py", MMIO_DEVICE_ID_SIZE="MMIO_DEVICE_ID_SIZE"),
+        **constants("devices/lapic.py", LVT_VECTOR_MASK="LVT_VECTOR_MASK",
+                    LVT_MASKED="LVT_MASKED", LVT_MODE_SHIFT="LVT_MODE_SHIFT",
+                    LVT_MODE_PERIODIC="LVT_MODE_PERIODIC",
+                    LVT_MODE_TSC_DEADLINE="LVT_MODE_TSC_DEADLINE",
+                    LVT_TIMER_WRITABLE="LVT_TIMER_WRITABLE",
+                    DIVIDE_CONFIG_WRITABLE="DIVIDE_CONFIG_WRITABLE"),
+        APIC_BUS_CYCLE_NS=abi["APIC_BUS_CYCLE_NS"],
+        MSR_IA32_TSC_DEADLINE=abi["MSR_IA32_TSC_DEADLINE"], MSR_X2APIC_EOI=abi["MSR_X2APIC_EOI"],
+        MSR_X2APIC_LVT_TIMER=abi["MSR_X2APIC_LVT_TIMER"],
+        MSR_X2APIC_TIMER_INITIAL_COUNT=abi["MSR_X2APIC_TIMER_INITIAL_COUNT"],
+        MSR_X2APIC_TIMER_CURRENT_COUNT=abi["MSR_X2APIC_TIMER_CURRENT_COUNT"],
+        MSR_X2APIC_TIMER_DIVIDE_CONFIG=abi["MSR_X2APIC_TIMER_DIVIDE_CONFIG"],
         SUBFN_CPUID=abi["SubFn"].CPUID, SUBFN_RDMSR=abi["SubFn"].RDMSR,
         SUBFN_WRMSR=abi["SubFn"].WRMSR,
         SUBFN_GET_TD_VM_CALL_INFO=abi["SubFn"].GET_TD_VM_CALL_INFO,

@@ -318,3 +318,25 @@ def test_a_deadline_armed_by_a_tdvmcall_fires_on_time_inside_a_long_slice(asm, n
     deadline = int.from_bytes(td.read(td.symbol("deadline"), 8), "little")
     assert delivered.time_ns == deadline
     assert td.symbol("spin") <= delivered.rip < td.symbol("spun")
+
+
+def test_bits_63_32_of_the_x2apic_registers_are_reserved():
+    """KVM kvm_lapic_msr_write: 'Bits 63:32 are reserved in all other
+    registers' (than the ICR): the write fails (INVALID_OPERAND to a TD,
+    spec 6.2) and changes nothing.  IA32_TSC_DEADLINE is 64 bits wide."""
+    apic = Apic()
+    apic.wr(LVT, VECTOR)
+    for index, value in ((INITIAL, 1 << 32 | 5), (LVT, 1 << 63), (DIVIDE, 1 << 40 | 0xB),
+                         (0x80B, 1 << 32)):
+        assert apic.wr(index, value) is False
+    assert apic.rd(INITIAL) == 0 and apic.rd(LVT) == VECTOR and apic.rd(DIVIDE) == 0
+    apic.wr(LVT, TSC_DEADLINE | VECTOR)
+    assert apic.wr(DEADLINE, 1 << 40) is True and apic.rd(DEADLINE) == 1 << 40
+
+
+@pytest.mark.parametrize("native", [pytest.param(True, marks=compiled), False])
+def test_a_reserved_bit_in_a_timer_register_write_is_invalid_operand(probe, native):
+    p = probe(native=native)
+    after = p.vmcall(r11=32, r12=INITIAL, r13=1 << 32 | 100)
+    assert after.gprs["r10"] == 0x8000_0000_0000_0000  # TDG.VP.VMCALL_INVALID_OPERAND
+    assert p.td.lapic.timer.initial == 0

@@ -29,14 +29,25 @@ MASK64 = (1 << 64) - 1  # the C clock's u64 arithmetic: a vCPU switch may wrap a
 
 class TimedEvents:
     """Actions due at virtual times, run in time order (ties in the order
-    they were queued).  `owner` lets a party cancel its own entries."""
+    they were queued).  `owner` lets a party cancel its own entries.
+    state: the clock's native struct, where the head's time is kept for the
+    compiled path's deadlines (its next_event_ns)."""
 
-    def __init__(self):
+    def __init__(self, state: native.Clock | None = None):
         self._heap: list[tuple[int, int, object, Callable[[], None]]] = []
         self._seq = itertools.count()
+        self._state = state
+        self._head()
+
+    def _head(self) -> None:
+        if self._state is not None:
+            heap = self._heap
+            self._state.next_event_ns = min(max(heap[0][0], 0), native.NO_DEADLINE) \
+                if heap else native.NO_DEADLINE
 
     def at(self, time_ns: int, action: Callable[[], None], owner: object = None) -> None:
         heapq.heappush(self._heap, (time_ns, next(self._seq), owner, action))
+        self._head()
 
     def next_time(self) -> int | None:
         return self._heap[0][0] if self._heap else None
@@ -46,16 +57,18 @@ class TimedEvents:
         heap = self._heap
         while heap and heap[0][0] <= now:
             heapq.heappop(heap)[3]()
+            self._head()
 
     def cancel(self, owner: object) -> None:
         self._heap = [e for e in self._heap if e[2] is not owner]
         heapq.heapify(self._heap)
+        self._head()
 
 
 class Clock:
     def __init__(self, ns_per_insn: int = 1, exit_ns: int = 0):
         self.state = native.Clock()
-        self.events = TimedEvents()
+        self.events = TimedEvents(self.state)
         self.ns_per_insn, self.exit_ns = ns_per_insn, exit_ns
         self._counter: native.Counter | None = None
 

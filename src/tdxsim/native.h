@@ -53,7 +53,10 @@ struct tdxsim_clock {
     uint64_t ns_per_insn;
     uint64_t added_ns; /* time without instructions: halted, and exit costs */
     uint64_t exit_ns;  /* what each TD exit to the host costs */
+    uint64_t next_event_ns; /* when the head of its queue of timed events is due
+                             * (clock.py TimedEvents keeps it; NO_DEADLINE: empty) */
 };
+#define NO_DEADLINE UINT64_MAX
 
 static inline uint64_t tdxsim_now_ns(const struct tdxsim_clock *clock)
 {
@@ -62,6 +65,23 @@ static inline uint64_t tdxsim_now_ns(const struct tdxsim_clock *clock)
 
     return count * clock->ns_per_insn + clock->added_ns;
 }
+
+/* devices/lapic.py: one vCPU's local APIC, its interrupt state and timer;
+ * Python's LocalApic and ApicTimer read and write these same fields, the
+ * compiled rules are devices/lapic.c. */
+struct tdxsim_lapic {
+    uint64_t irr[4], isr[4]; /* vector v: bit v % 64 of word v / 64 */
+    uint64_t nmi_pending;
+    uint64_t lvt, initial, divide, tsc_deadline;
+    uint64_t counting, expiry; /* one-shot/periodic: the count reaches 0 at expiry */
+    struct tdxsim_clock *clock; /* the TD's clock; NULL: C serves nothing of it */
+};
+/* devices/lapic.c: the APIC registers the MSR store routes there (false:
+ * not one it serves), and its next deadline: the timer's expiry or the
+ * clock's next timed event, NO_DEADLINE if none (LocalApic.next_deadline). */
+bool tdxsim_apic_read(const struct tdxsim_lapic *a, uint64_t index, uint64_t *value);
+bool tdxsim_apic_write(struct tdxsim_lapic *a, uint64_t index, uint64_t value);
+uint64_t tdxsim_apic_next_deadline(const struct tdxsim_lapic *a);
 
 /* vcpu/traps.c */
 struct tdxsim_traps {
@@ -136,7 +156,8 @@ struct tdxsim_cpuid {
 
 /* host/msr.c: the host's MSR store (host/msr.py MsrStore).  Each MSR's
  * value lives here, in an open-addressed table keyed by index + 1; an MSR
- * with Python callbacks (the APIC timer's, EOI) is served by Python. */
+ * with Python callbacks is served by Python, except the local APIC's
+ * registers, which devices/lapic.c serves on the APIC's native state. */
 #define MSR_SLOTS 512
 #define MSR_WRITABLE 1u
 #define MSR_PYTHON 2u /* read or written through Python callbacks */
@@ -144,7 +165,9 @@ struct tdxsim_msr {
     uint64_t key;   /* index + 1; 0: empty slot */
     uint64_t value;
     uint64_t flags;
+    uint64_t reserved; /* a write with any of these bits set fails */
     struct tdxsim_clock *clock; /* non-NULL: reads as this clock's now (IA32_TSC) */
+    struct tdxsim_lapic *apic;  /* non-NULL: a register of this APIC (devices/lapic.c) */
 };
 struct tdxsim_msrs {
     struct tdxsim_msr slots[MSR_SLOTS];
@@ -273,6 +296,11 @@ struct tdxsim_vcpu {
     uint64_t shadow_pages[SHADOW_SLOTS];   /* linear page + 1 (0: empty) ... */
     uint64_t shadow_backing[SHADOW_SLOTS]; /* ... -> backing page, as last filled */
     uint64_t stop_tdcall; /* the vCPU stopped at a TDCALL the run loop must see (cpu.py) */
+    /* The local APIC of the vCPU on the engine (NULL: C does not know its
+     * deadlines); a TDCALL served here that brings its next deadline before
+     * the slice's end ends the slice (Execution.end_slice_if_due): */
+    struct tdxsim_lapic *apic;
+    uint64_t end_slice;
 };
 
 #endif

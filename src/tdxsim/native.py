@@ -83,7 +83,16 @@ class Counter(ctypes.Structure):
 
 class Clock(ctypes.Structure):
     _fields_ = [("counter", ctypes.POINTER(Counter)), ("ns_per_insn", u64), ("added_ns", u64),
-                ("exit_ns", u64)]
+                ("exit_ns", u64), ("next_event_ns", u64)]
+
+
+NO_DEADLINE = (1 << 64) - 1
+
+
+class Lapic(ctypes.Structure):
+    _fields_ = [("irr", u64 * 4), ("isr", u64 * 4), ("nmi_pending", u64), ("lvt", u64),
+                ("initial", u64), ("divide", u64), ("tsc_deadline", u64), ("counting", u64),
+                ("expiry", u64), ("clock", ctypes.POINTER(Clock))]
 
 
 class Traps(ctypes.Structure):
@@ -140,8 +149,8 @@ MSR_WRITABLE, MSR_PYTHON = 1, 2
 
 
 class Msr(ctypes.Structure):
-    _fields_ = [("key", u64), ("value", u64), ("flags", u64),
-                ("clock", ctypes.POINTER(Clock))]
+    _fields_ = [("key", u64), ("value", u64), ("flags", u64), ("reserved", u64),
+                ("clock", ctypes.POINTER(Clock)), ("apic", ctypes.POINTER(Lapic))]
 
 
 class Msrs(ctypes.Structure):
@@ -203,4 +212,4 @@ class VCpu(ctypes.Structure):
     _fields_ = [("uc", Unicorn), ("fallback", FALLBACK), ("module", ctypes.POINTER(Module)),
                 ("observer", ctypes.POINTER(Observer)),
                 ("shadow_pages", u64 * SHADOW_SLOTS), ("shadow_backing", u64 * SHADOW_SLOTS),
-                ("stop_tdcall", u64)]
+                ("stop_tdcall", u64), ("apic", ctypes.POINTER(Lapic)), ("end_slice", u64)]

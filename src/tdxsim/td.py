@@ -71,6 +71,7 @@ class TD:
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer, ring=None)
         self.vcpu = VCpu(self.clock, self.ram, native, self.module.fast, self._on_tdcall)
+        self._apic_in_c = None  # the LocalApic whose state vcpu.fast.apic points to
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
         self.vcpu.traps.install([(seg.vaddr, seg.data) for seg in image.segments
@@ -251,6 +252,9 @@ class TD:
         # Several vCPUs: exits go through Python, which knows the vCPU.
         self.module.arm_compiled_vmcall(observed=self._observer is not None
                                         or self.smp is not None)
+        if self._apic_in_c is not self.lapic:  # C ends slices at its deadlines (tdcall.c)
+            self._apic_in_c = self.lapic
+            self.vcpu.fast.apic = self.lapic.pointer if self.lapic.state.clock else None
         self._run = Execution(self, until, max_insns, timeout, self._observer)
         return self._run.run()
 

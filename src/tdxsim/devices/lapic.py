@@ -5,13 +5,23 @@ Priorities follow the APIC (Intel SDM vol. 3, 11.8): the highest pending
 vector is delivered when its priority class (vector >> 4) is above that of
 the highest in-service vector.  The TSC runs at 1 GHz of virtual time, so one
 TSC tick is one virtual nanosecond.
+
+The state (IRR, ISR, the pending NMI, the timer's registers and expiry)
+lives in one native struct per APIC (native.h `struct tdxsim_lapic`), which
+the compiled rules (devices/lapic.c, through host/msr.c) read and write
+too: this Python is the reference and the API, over the same fields.  C
+serves this APIC's registers only when its clock and queue are the TD's
+native ones (`Clock.now`, `Clock.events`), and only for the MSRs
+install_msrs routes to the methods below (`compiled_register`).
 """
 from __future__ import annotations
 
+import ctypes
 from typing import Callable
 
-from .. import abi
-from ..clock import TimedEvents
+from .. import abi, native
+from ..clock import Clock, TimedEvents
+from .vectors import VectorSet
 
 LVT_VECTOR_MASK = 0xFF
 LVT_MASKED = 1 << 16
@@ -20,6 +30,15 @@ LVT_MODE_ONE_SHOT, LVT_MODE_PERIODIC, LVT_MODE_TSC_DEADLINE = 0, 1, 2
 LVT_TIMER_WRITABLE = LVT_VECTOR_MASK | LVT_MASKED | 3 << LVT_MODE_SHIFT
 DIVIDE_CONFIG_WRITABLE = 0xB  # bits 0, 1 and 3 (SDM vol. 3, Figure 11-10)
 NMI = abi.NMI_VECTOR  # schedule(time, NMI) makes an NMI pending (external vectors are 32-255)
+# Bits 63:32 of every x2APIC register but the ICR are reserved: KVM fails
+# such a write (kvm_lapic_msr_write, "Bits 63:32 are reserved in all other
+# registers"), which a TD sees as INVALID_OPERAND (spec 6.2).
+X2APIC_RESERVED = 0xFFFF_FFFF_0000_0000
+
+
+def _field(name: str) -> property:
+    return property(lambda self: getattr(self.state, name),
+                    lambda self, value: setattr(self.state, name, value))
 
 
 class ApicTimer:
@@ -29,15 +48,32 @@ class ApicTimer:
     when the TSC reaches IA32_TSC_DEADLINE.  The count is not stored: it is
     derived from the virtual time of the next expiry, so the timer costs
     nothing between its events.  A masked LVT still counts; it only keeps
-    the interrupt back (nor is it latched for an unmask later)."""
+    the interrupt back (nor is it latched for an unmask later).
+    state: the native struct it keeps its registers in (its APIC's)."""
 
-    def __init__(self, clock: Callable[[], int]):
+    def __init__(self, clock: Callable[[], int], state: native.Lapic | None = None):
         self.clock = clock
+        self.state = state if state is not None else native.Lapic()
         self.lvt = LVT_MASKED
         self.initial = 0
         self.divide = 0  # divide configuration register: divide by 2
         self.tsc_deadline = 0  # 0 = disarmed
-        self.expiry: int | None = None  # one-shot/periodic: when the count reaches 0
+        self.expiry = None  # one-shot/periodic: when the count reaches 0
+
+    # --- the registers, in the native struct ---
+    lvt, initial, divide, tsc_deadline = map(_field, ("lvt", "initial", "divide",
+                                                      "tsc_deadline"))
+
+    @property
+    def expiry(self) -> int | None:
+        state = self.state
+        return state.expiry if state.counting else None
+
+    @expiry.setter
+    def expiry(self, time_ns: int | None) -> None:
+        """(u64 in the struct, as lapic.c computes it)"""
+        state = self.state
+        state.counting, state.expiry = time_ns is not None, (time_ns or 0) & abi.MASK64
 
     @property
     def mode(self) -> int:
@@ -52,7 +88,16 @@ class ApicTimer:
     def period_ns(self) -> int:
         return self.initial * self.tick_ns
 
-    # --- the registers ---
+    # --- the registers as the MSRs read and write them ---
+    def read_lvt(self) -> int:
+        return self.lvt
+
+    def read_initial(self) -> int:
+        return self.initial
+
+    def read_divide(self) -> int:
+        return self.divide
+
     def write_lvt(self, value: int) -> None:
         """A change into or out of TSC-deadline mode disarms the timer (SDM
         11.5.4.1; KVM apic_update_lvtt); one-shot <-> periodic keeps it."""
@@ -134,14 +179,14 @@ class ApicTimer:
             self.expiry += (now - self.expiry) // self.period_ns * self.period_ns + self.period_ns
 
     def install_msrs(self, msrs) -> None:
-        define = msrs.define
+        define, reserved = msrs.define, X2APIC_RESERVED
         define(abi.MSR_X2APIC_LVT_TIMER, LVT_MASKED, on_write=self.write_lvt,
-               read=lambda: self.lvt)
+               read=self.read_lvt, reserved=reserved)
         define(abi.MSR_X2APIC_TIMER_INITIAL_COUNT, 0, on_write=self.write_initial,
-               read=lambda: self.initial)
+               read=self.read_initial, reserved=reserved)
         define(abi.MSR_X2APIC_TIMER_CURRENT_COUNT, 0, writable=False, read=self.current_count)
         define(abi.MSR_X2APIC_TIMER_DIVIDE_CONFIG, 0, on_write=self.write_divide,
-               read=lambda: self.divide)
+               read=self.read_divide, reserved=reserved)
         define(abi.MSR_IA32_TSC_DEADLINE, 0, on_write=self.write_tsc_deadline,
                read=self.read_tsc_deadline)
 
@@ -151,13 +196,27 @@ class LocalApic:
                  events: TimedEvents | None = None):
         """clock: virtual time now; events: the TD's queue of timed events
         (clock.py), where interrupts scheduled from outside wait."""
-        self.irr: set[int] = set()  # requested (pending) vectors
-        self.isr: set[int] = set()  # in service, until EOI
-        self.timer = ApicTimer(clock)
+        self.state = state = native.Lapic()
+        self.irr = VectorSet(state.irr)  # requested (pending) vectors
+        self.isr = VectorSet(state.isr)  # in service, until EOI
+        self.timer = ApicTimer(clock, state)
         self.events = events if events is not None else TimedEvents()
         self._arrived: list[tuple[str, int]] = []  # scheduled interrupts now due
         self._nmis_scheduled = 0
-        self.nmi_pending = False  # TD_VCPU_PEND_NMI: one NMI latched (spec 13.1)
+        owner = getattr(clock, "__self__", None)  # C tells time only by the TD's clock
+        if type(owner) is Clock and getattr(clock, "__func__", None) is Clock.now \
+                and self.events is owner.events:
+            state.clock = ctypes.pointer(owner.state)
+        self.pointer = ctypes.pointer(state)  # for C (host, vCPU): made once
+
+    @property
+    def nmi_pending(self) -> bool:
+        """TD_VCPU_PEND_NMI: one NMI latched (spec 13.1)."""
+        return bool(self.state.nmi_pending)
+
+    @nmi_pending.setter
+    def nmi_pending(self, pending: bool) -> None:
+        self.state.nmi_pending = bool(pending)
 
     # --- interrupt state ---
     def post(self, vector: int) -> None:
@@ -166,10 +225,11 @@ class LocalApic:
 
     def deliverable(self) -> int | None:
         """The vector the vCPU would take now if its IF allowed it."""
-        if not self.irr:
+        vector = self.irr.highest()
+        if vector is None:
             return None
-        vector = max(self.irr)
-        if self.isr and vector >> 4 <= max(self.isr) >> 4:
+        in_service = self.isr.highest()
+        if in_service is not None and vector >> 4 <= in_service >> 4:
             return None
         return vector
 
@@ -198,8 +258,12 @@ class LocalApic:
         self.isr.add(vector)
 
     def eoi(self, _value: int = 0) -> None:
-        if self.isr:
-            self.isr.discard(max(self.isr))
+        in_service = self.isr.highest()
+        if in_service is not None:
+            self.isr.discard(in_service)
+
+    def read_eoi(self) -> int:
+        return 0  # write-only; KVM reads it as 0
 
     # --- the timer (ApicTimer) ---
     @property
@@ -219,6 +283,8 @@ class LocalApic:
     def schedule(self, time_ns: int, vector: int) -> None:
         """An external interrupt that arrives at a given virtual time (a
         device, another vCPU, or the interrupt-timing explorer)."""
+        if type(vector) is not int or not 0 <= vector < 256:
+            raise ValueError(f"an interrupt vector is 0..255, not {vector!r}")
         self._nmis_scheduled += vector == NMI
         self.events.at(time_ns, lambda: self._arrive(vector), owner=self)
 
@@ -258,4 +324,29 @@ class LocalApic:
     def install_msrs(self, msrs) -> None:
         """Route the x2APIC MSRs of the host's MSR store to this APIC."""
         self.timer.install_msrs(msrs)
-        msrs.define(abi.MSR_X2APIC_EOI, 0, on_write=self.eoi, read=lambda: 0)
+        msrs.define(abi.MSR_X2APIC_EOI, 0, on_write=self.eoi, read=self.read_eoi,
+                    reserved=X2APIC_RESERVED)
+
+
+# The MSRs devices/lapic.c serves, by the (read, on_write) install_msrs gives them.
+_COMPILED = {
+    abi.MSR_X2APIC_LVT_TIMER: (ApicTimer.read_lvt, ApicTimer.write_lvt),
+    abi.MSR_X2APIC_TIMER_INITIAL_COUNT: (ApicTimer.read_initial, ApicTimer.write_initial),
+    abi.MSR_X2APIC_TIMER_CURRENT_COUNT: (ApicTimer.current_count, None),
+    abi.MSR_X2APIC_TIMER_DIVIDE_CONFIG: (ApicTimer.read_divide, ApicTimer.write_divide),
+    abi.MSR_IA32_TSC_DEADLINE: (ApicTimer.read_tsc_deadline, ApicTimer.write_tsc_deadline),
+    abi.MSR_X2APIC_EOI: (LocalApic.read_eoi, LocalApic.eoi),
+}
+
+
+def compiled_register(index: int, read, on_write):
+    """The native APIC whose register MSR `index` is, when C may serve it:
+    its callbacks are the ones install_msrs gave it, of one ApicTimer or
+    LocalApic (not a subclass) that tells time by the TD's clock.  None:
+    Python serves it (a callback or class the user replaced)."""
+    owner = getattr(read, "__self__", None)
+    functions = (getattr(read, "__func__", None), getattr(on_write, "__func__", None))
+    if _COMPILED.get(index) != functions or type(owner) not in (ApicTimer, LocalApic) \
+            or on_write is not None and on_write.__self__ is not owner:
+        return None
+    return owner.state if owner.state.clock else None

@@ -1,9 +1,9 @@
 /*
  * RDMSR/WRMSR in C (host/msr.py): the MSR store's values live in struct
- * tdxsim_msrs.  An unknown MSR, or a write to a read-only one, is
- * INVALID_OPERAND; an MSR with Python callbacks (the APIC timer's
- * registers, TSC deadline, EOI: they change timer and interrupt state the
- * run loop reads) is declined and served by Python.
+ * tdxsim_msrs.  An unknown MSR, or a write to a read-only one or with a
+ * reserved bit set, is INVALID_OPERAND; a local APIC register (the timer's,
+ * TSC deadline, EOI) is served by devices/lapic.c on the APIC's state; any
+ * other MSR with Python callbacks is declined and served by Python.
  */
 #include "../native.h"
 
@@ -29,24 +29,33 @@ static uint64_t read_msr(const struct tdxsim_msr *msr)
 
 bool tdxsim_rdmsr(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply)
 {
-    struct tdxsim_msr *msr = find(h->msrs, view[REG_R12] & 0xFFFFFFFF);
+    uint64_t index = view[REG_R12] & 0xFFFFFFFF, value;
+    struct tdxsim_msr *msr = find(h->msrs, index);
 
     if (!msr)
         return tdxsim_status(reply, VMCALL_INVALID_OPERAND);
-    if (msr->flags & MSR_PYTHON)
+    if (msr->apic) {
+        if (!tdxsim_apic_read(msr->apic, index, &value))
+            return false;
+    } else if (msr->flags & MSR_PYTHON) {
         return false;
-    tdxsim_set(reply, REG_R11, read_msr(msr));
+    } else {
+        value = read_msr(msr);
+    }
+    tdxsim_set(reply, REG_R11, value);
     return tdxsim_status(reply, VMCALL_SUCCESS);
 }
 
 bool tdxsim_wrmsr(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply)
 {
-    struct tdxsim_msr *msr = find(h->msrs, view[REG_R12] & 0xFFFFFFFF);
+    uint64_t index = view[REG_R12] & 0xFFFFFFFF, value = view[REG_R13];
+    struct tdxsim_msr *msr = find(h->msrs, index);
 
-    if (!msr || !(msr->flags & MSR_WRITABLE))
+    if (!msr || !(msr->flags & MSR_WRITABLE) || (value & msr->reserved))
         return tdxsim_status(reply, VMCALL_INVALID_OPERAND);
-    if (msr->flags & MSR_PYTHON)
-        return false;
-    msr->value = view[REG_R13];
+    if (msr->apic ? !tdxsim_apic_write(msr->apic, index, value)
+                  : (msr->flags & MSR_PYTHON) != 0)
+        return false; /* (lapic.c changes nothing for a register it does not know) */
+    msr->value = value; /* (as MsrStore.write keeps it, callbacks or not) */
     return tdxsim_status(reply, VMCALL_SUCCESS);
 }

@@ -7,7 +7,9 @@ emulated set and for a write to a read-only MSR (APIC_BASE, EFER, FEAT_CTL).
 Each MSR's value and flags live in one native table (`MsrStore.state`), which
 the compiled path (host/msr.c) reads and writes too; an MSR with Python
 callbacks (`read`, `on_write`) is served by Python, except IA32_TSC, whose
-`read` is the clock's own `now`, which C reads through the same clock.
+`read` is the clock's own `now`, which C reads through the same clock, and
+the local APIC's registers as its install_msrs defines them, which C serves
+on the APIC's native state (devices/lapic.py compiled_register).
 """
 from __future__ import annotations
 
@@ -18,22 +20,31 @@ from typing import Callable
 from .. import abi, native
 from ..abi import VmcallStatus
 from ..clock import Clock
+from ..devices import lapic
 from ..exits import VmExit, VmResume
 from . import ipi
 
 
 class Msr:
     """One MSR: `read` computes its value (the virtual TSC), `on_write` sees
-    each accepted write."""
+    each accepted write; a write with a `reserved` bit set fails."""
 
     def __init__(self, value: int = 0, writable: bool = True,
                  read: Callable[[], int] | None = None,
                  on_write: Callable[[int], None] | None = None,
-                 cell: native.Msr | None = None):
+                 cell: native.Msr | None = None, reserved: int = 0):
         self._cell = cell if cell is not None else native.Msr()
         self._read, self._on_write = read, on_write
-        self.value, self.writable = value, writable
+        self.value, self.writable, self.reserved = value, writable, reserved
         self._sync()
+
+    @property
+    def reserved(self) -> int:
+        return self._cell.reserved
+
+    @reserved.setter
+    def reserved(self, bits: int) -> None:
+        self._cell.reserved = bits & abi.MASK64
 
     @property
     def value(self) -> int:
@@ -74,12 +85,18 @@ class Msr:
         ctypes.pointer(self._cell)[0] = cell
 
     def _sync(self) -> None:
-        """Tell C who serves this MSR: a clock's `now` it reads itself."""
+        """Tell C who serves this MSR: a clock's `now` it reads itself, an
+        APIC register it serves on the APIC's state, or Python."""
+        cell = self._cell
         clock = getattr(self._read, "__self__", None)
         tsc = type(clock) is Clock and getattr(self._read, "__func__", None) is Clock.now
-        self._cell.clock = ctypes.pointer(clock.state) if tsc else None
-        python = self._on_write is not None or (self._read is not None and not tsc)
-        self._cell.flags = self._cell.flags & ~native.MSR_PYTHON | native.MSR_PYTHON * python
+        cell.clock = ctypes.pointer(clock.state) if tsc else None
+        apic = lapic.compiled_register(cell.key - 1, self._read, self._on_write) \
+            if cell.key else None
+        cell.apic = ctypes.pointer(apic) if apic is not None else None
+        python = apic is None and (self._on_write is not None
+                                   or (self._read is not None and not tsc))
+        cell.flags = cell.flags & ~native.MSR_PYTHON | native.MSR_PYTHON * python
 
 
 def default_msrs(tsc: Callable[[], int] | None) -> dict[int, dict]:
@@ -130,7 +147,7 @@ class MsrStore:
 
     def write(self, index: int, value: int) -> bool:
         msr = self._msrs.get(index)
-        if msr is None or not msr.writable:
+        if msr is None or not msr.writable or value & msr.reserved:
             return False
         msr.value = value
         if msr.on_write:

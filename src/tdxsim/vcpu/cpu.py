@@ -270,6 +270,9 @@ class VCpu:
         if self.fast.stop_tdcall:  # tdcall.c stopped at a TDCALL, as _invalid_insn does
             self.fast.stop_tdcall = 0
             self._stop = Stop("tdcall", self.regs.rip)
+        if self.fast.end_slice:  # tdcall.c ended the slice, as end_slice() does
+            self.fast.end_slice = 0
+            self._slice_ended = True
         pause = self.traps.boundary if self.traps.boundary.hit else \
             self.traps.if_watch if self.traps.if_watch.hit else None
         if self.traps.trap.hit and self._stop is None and pause is None:

@@ -77,6 +77,23 @@ static struct tdxsim_tdcall_seen *observe(struct tdxsim_vcpu *v, void *uc, uint6
     return seen;
 }
 
+/* Execution.end_slice_if_due after a TDCALL served here: a timer armed, or
+ * the exit's cost, brought the APIC's next deadline before the running
+ * slice's end (the counter's limit), so the slice ends after the TDCALL and
+ * the next one stops at the deadline's instruction boundary. */
+static bool due_in_slice(const struct tdxsim_vcpu *v)
+{
+    const struct tdxsim_clock *clock = v->module->clock;
+    const struct tdxsim_counter *counter = clock->counter;
+    uint64_t due, now, insns;
+
+    if (!v->apic || (due = tdxsim_apic_next_deadline(v->apic)) == NO_DEADLINE)
+        return false;
+    now = tdxsim_now_ns(clock);
+    insns = due > now ? (due - now - 1) / clock->ns_per_insn + 1 : 1; /* Clock.insns_until */
+    return counter->limit > counter->count && insns < counter->limit - counter->count;
+}
+
 /* Complete the TDCALL in C if the module's compiled path takes it. */
 static bool serve(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint64_t gprs[16])
 {
@@ -93,7 +110,9 @@ static bool serve(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint64_t gprs[1
     v->uc.reg_write(uc, v->uc.rip_id, &rip);
     if (outcome & VMCALL_STOP_TDCALL)
         v->stop_tdcall = 1;
-    if (outcome & (VMCALL_STOP | VMCALL_STOP_TDCALL))
+    else if (due_in_slice(v))
+        v->end_slice = 1;
+    if ((outcome & (VMCALL_STOP | VMCALL_STOP_TDCALL)) || v->end_slice)
         v->uc.emu_stop(uc);
     return true;
 }
