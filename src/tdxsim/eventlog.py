@@ -3,8 +3,9 @@
 Python code appends event objects.  The compiled TDG.VP.VMCALL path
 (module/vmcall.c) writes each exit it serves into a native buffer instead;
 the log seals those records away in order before each Python append, and
-turns them into `VmcallRecord`s only when someone reads them (288 bytes per
-exit and no Python until then).
+turns them into `VmcallRecord`s only when someone reads them (304 bytes per
+exit and no Python until then).  A HLT that C ended at once (host/halt.c)
+is one record that stands for three events: the exit, `Halted` and `Woke`.
 
 By default a log is a ring: it holds the last `RING` events, so a run of
 tens of millions of exits takes the memory of a short one; `counts` counts
@@ -20,15 +21,28 @@ from functools import lru_cache
 from struct import Struct
 
 from . import abi, native
-from .events import VmcallRecord
-from .exits import subfn_name
+from .events import Halted, VmcallRecord, Woke
+from .exits import Halt, subfn_name
 
 RING = 10_000  # events a default log keeps: crash reports and exits[-k:] need few
 RECORD_SIZE = ctypes.sizeof(native.ExitRecord)
 WORDS = RECORD_SIZE // 8
-RECORD = Struct(f"<{WORDS}Q")  # native.ExitRecord: time, RIP, RCX, 16 GPRs, mask, 16 GPRs
-assert RECORD.size == RECORD_SIZE
+RECORD = Struct(f"<{WORDS}Q")  # native.ExitRecord: time, RIP, RCX, 16 GPRs, mask, 16 GPRs,
+assert RECORD.size == RECORD_SIZE  # woke, woke_ns
 R10_WORD, R11_WORD = 3 + abi.R10, 3 + abi.R11  # the host's view of R10 and R11
+WOKE_WORD = 36
+
+
+class Records(bytes):
+    """Sealed native records and the number of events they stand for."""
+    events: int
+
+
+def _records(chunk: bytes) -> Records:
+    records = Records(chunk)
+    woke = memoryview(chunk).cast("Q")[WOKE_WORD::WORDS].tolist()
+    records.events = len(woke) + 2 * (len(woke) - woke.count(0))
+    return records
 
 
 class ExitBuffer:
@@ -44,11 +58,11 @@ class ExitBuffer:
         module.capacity = capacity
         module.recorded = 0
 
-    def take(self) -> bytes:
-        """The records written since the last take, as bytes."""
+    def take(self) -> Records:
+        """The records written since the last take."""
         n = self.module.recorded
         self.module.recorded = 0
-        return ctypes.string_at(self._address, n * RECORD_SIZE)
+        return _records(ctypes.string_at(self._address, n * RECORD_SIZE))
 
 
 class EventLog:
@@ -87,7 +101,7 @@ class EventLog:
     @property
     def dropped(self) -> int:
         """Events of the run the ring no longer holds."""
-        return self.total + self._pending() - len(self)
+        return -len(self) + self.total  # (len seals first: total then counts every event)
 
     def _hold(self, item, n: int) -> None:
         self._items.append(item)
@@ -105,13 +119,10 @@ class EventLog:
     def _seal(self) -> None:
         if self._exits is not None and self._exits.module.recorded:
             chunk = self._exits.take()
-            self._hold(chunk, len(chunk) // RECORD_SIZE)
+            self._hold(chunk, chunk.events)
             if self._sink is not None:
-                for fields in RECORD.iter_unpack(chunk):
-                    self._sink(_vmcall_record(fields))
-
-    def _pending(self) -> int:
-        return self._exits.module.recorded if self._exits is not None else 0
+                for event in _unpack(chunk):
+                    self._sink(event)
 
     def _events(self) -> list:
         self._seal()
@@ -119,7 +130,7 @@ class EventLog:
             flat = []
             for item in self._items:
                 if isinstance(item, bytes):
-                    flat += map(_vmcall_record, RECORD.iter_unpack(item))
+                    flat += _unpack(item)
                 else:
                     flat.append(item)
             if self._ring is not None and len(flat) > self._ring:
@@ -128,7 +139,8 @@ class EventLog:
         return self._flat
 
     def __len__(self) -> int:
-        held = self._held + self._pending()
+        self._seal()  # (a record may stand for three events: count them sealed)
+        held = self._held
         return held if self._ring is None else min(held, self._ring)
 
     def __iter__(self):
@@ -169,6 +181,9 @@ class _Tally:
     def _add_records(self, chunk: bytes) -> None:
         """Native records, counted with C-speed list operations."""
         words = memoryview(chunk).cast("Q")
+        halts = (chunk.events - len(chunk) // RECORD_SIZE) // 2
+        if halts:
+            self.kinds.update(Halted=halts, Woke=halts)
         r10s = words[R10_WORD::WORDS].tolist()
         by_r10 = Counter(r10s)
         zeros = by_r10.pop(0, 0)
@@ -189,17 +204,27 @@ class _Tally:
 
 
 def _size(item) -> int:
-    return len(item) // RECORD_SIZE if isinstance(item, bytes) else 1
+    return item.events if isinstance(item, bytes) else 1
 
 
-def _vmcall_record(fields: tuple[int, ...]) -> VmcallRecord:
-    """One native.ExitRecord, unpacked: time, RIP, RCX, the host's view of
-    the 16 GPRs, the mask of GPRs taken back and their 16 values."""
-    time_ns, rip, rcx = fields[:3]
-    returned = fields[20:]
-    return VmcallRecord(time_ns, rip, rcx & abi.GPR_SELECT_MASK,
-                        rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK, fields[3:19],
-                        {i: returned[i] for i in _bits(fields[19])})
+_WOKEN = Halt(irq_blocked=False)  # the only halt C ends (R12 = 0)
+
+
+def _unpack(chunk: bytes) -> list:
+    """The events of native records: time, RIP, RCX, the host's view of the
+    16 GPRs, the mask of GPRs taken back and their 16 values, woke and its
+    time (a HLT that ended at once: Halted and Woke follow the exit)."""
+    events = []
+    for fields in RECORD.iter_unpack(chunk):
+        time_ns, rip, rcx = fields[:3]
+        returned, woke = fields[20:36], fields[36]
+        events.append(VmcallRecord(time_ns, rip, rcx & abi.GPR_SELECT_MASK,
+                                   rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK,
+                                   fields[3:19], {i: returned[i] for i in _bits(fields[19])},
+                                   _WOKEN if woke else None))
+        if woke:
+            events += (Halted(fields[37], rip, False), Woke(fields[37], woke & 0xFF, 0))
+    return events
 
 
 @lru_cache(maxsize=None)

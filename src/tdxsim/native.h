@@ -82,6 +82,8 @@ struct tdxsim_lapic {
 bool tdxsim_apic_read(const struct tdxsim_lapic *a, uint64_t index, uint64_t *value);
 bool tdxsim_apic_write(struct tdxsim_lapic *a, uint64_t index, uint64_t value);
 uint64_t tdxsim_apic_next_deadline(const struct tdxsim_lapic *a);
+/* LocalApic.deliverable: the vector the vCPU would take if IF allowed, or -1. */
+int tdxsim_apic_deliverable(const struct tdxsim_lapic *a);
 
 /* vcpu/traps.c */
 struct tdxsim_traps {
@@ -195,13 +197,17 @@ struct tdxsim_host {
     uint64_t enforce_pv_cpuid, vcpu_apic_id;
     uint64_t notify;        /* SetupEventNotifyInterrupt is host/quote.py's ... */
     uint64_t notify_vector; /* ... and the vector it registered (0: none; Host.notify_vector) */
+    uint64_t hlt;           /* Instruction.HLT is host/halt.py's ... */
+    struct tdxsim_lapic *lapic; /* ... on the calling vCPU's local APIC (host/halt.c) */
 };
 
 /* A TD exit's view and the host's reply, between module and host. */
 struct tdxsim_reply {
     uint64_t mask;     /* GPRs the host wrote */
     uint64_t gprs[16];
+    uint64_t woke;     /* HLT: WOKE | the vector pending that ended the halt at once */
 };
+#define WOKE 0x100u
 
 /* One TDG.VP.VMCALL, as module/vmcall.py's VmcallRecord. */
 struct tdxsim_exit_record {
@@ -209,6 +215,8 @@ struct tdxsim_exit_record {
     uint64_t exposed[16];  /* the host's view of the GPRs */
     uint64_t returned_mask; /* GPRs the guest took back ... */
     uint64_t returned[16];  /* ... and their values */
+    uint64_t woke, woke_ns; /* a HLT the host ended at once (reply.woke), and when:
+                             * the record stands for the exit, Halted and Woke */
 };
 
 /* module/vmcall.c: what became of a TDG.VP.VMCALL (0: declined, the full
@@ -219,6 +227,8 @@ struct tdxsim_exit_record {
 #define VMCALL_RECORD 4u      /* recorded into the exit log here */
 #define VMCALL_STOP 8u        /* the vCPU stops after it (translated code went stale) */
 #define VMCALL_STOP_TDCALL 16u /* ... at a TDCALL the run loop looks at (host action, error) */
+#define VMCALL_WOKE 32u       /* a HLT ended at once: the vCPU may go on only if the run
+                               * loop would change nothing (vcpu/tdcall.c) */
 typedef uint64_t (*bridge_fn)(void);
 
 /* module/vmcall.c */
@@ -271,6 +281,7 @@ bool tdxsim_device_write(const struct tdxsim_device *d, uint64_t address, uint64
                          uint64_t value);
 bool tdxsim_rdmsr(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
 bool tdxsim_wrmsr(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
+bool tdxsim_hlt(struct tdxsim_host *h, const uint64_t view[16], struct tdxsim_reply *reply);
 
 /* vcpu/tdcall.c: what a TDCALL observer (the checker) sees of each one,
  * as check/harness.py TdcallSeen. */
@@ -301,6 +312,7 @@ struct tdxsim_vcpu {
      * the slice's end ends the slice (Execution.end_slice_if_due): */
     struct tdxsim_lapic *apic;
     uint64_t end_slice;
+    struct tdxsim_traps *if_watch; /* armed: the slice stops where IF may become 1 */
 };
 
 #endif

@@ -166,16 +166,17 @@ class Host(ctypes.Structure):
                 ("msrs", ctypes.POINTER(Msrs)), ("rdmsr", u64), ("wrmsr", u64),
                 ("kvm", u64), ("kvm_table", u64), ("kvm_unknown", u64),
                 ("enforce_pv_cpuid", u64), ("vcpu_apic_id", u64),
-                ("notify", u64), ("notify_vector", u64)]
+                ("notify", u64), ("notify_vector", u64), ("hlt", u64),
+                ("lapic", ctypes.POINTER(Lapic))]
 
 
 class Reply(ctypes.Structure):
-    _fields_ = [("mask", u64), ("gprs", u64 * 16)]
+    _fields_ = [("mask", u64), ("gprs", u64 * 16), ("woke", u64)]
 
 
 class ExitRecord(ctypes.Structure):
     _fields_ = [("time_ns", u64), ("rip", u64), ("rcx", u64), ("exposed", u64 * 16),
-                ("returned_mask", u64), ("returned", u64 * 16)]
+                ("returned_mask", u64), ("returned", u64 * 16), ("woke", u64), ("woke_ns", u64)]
 
 
 class Module(ctypes.Structure):
@@ -188,6 +189,7 @@ class Module(ctypes.Structure):
 
 # VMCALL_* in native.h: what became of a TDG.VP.VMCALL the bridge answered
 VMCALL_COMPLETE, VMCALL_RECORD, VMCALL_STOP, VMCALL_STOP_TDCALL = 2, 4, 8, 16
+WOKE = 0x100  # ExitRecord.woke: WOKE | the vector that ended a HLT at once
 BRIDGE = ctypes.CFUNCTYPE(u64)
 
 
@@ -212,4 +214,5 @@ class VCpu(ctypes.Structure):
     _fields_ = [("uc", Unicorn), ("fallback", FALLBACK), ("module", ctypes.POINTER(Module)),
                 ("observer", ctypes.POINTER(Observer)),
                 ("shadow_pages", u64 * SHADOW_SLOTS), ("shadow_backing", u64 * SHADOW_SLOTS),
-                ("stop_tdcall", u64), ("apic", ctypes.POINTER(Lapic)), ("end_slice", u64)]
+                ("stop_tdcall", u64), ("apic", ctypes.POINTER(Lapic)), ("end_slice", u64),
+                ("if_watch", ctypes.POINTER(Traps))]

@@ -103,15 +103,15 @@ static void write_divide(struct tdxsim_lapic *a, uint64_t value, uint64_t now)
         a->expiry = now + left * tick_ns(a);
 }
 
+static int highest(const uint64_t words[4]);
+
 /* LocalApic.eoi: the highest in-service vector is done. */
 static void eoi(struct tdxsim_lapic *a)
 {
-    for (int i = 3; i >= 0; i--) {
-        if (a->isr[i]) {
-            a->isr[i] &= ~(1ull << (63 - __builtin_clzll(a->isr[i])));
-            return;
-        }
-    }
+    int vector = highest(a->isr);
+
+    if (vector >= 0)
+        a->isr[vector >> 6] &= ~(1ull << (vector & 63));
 }
 
 bool tdxsim_apic_read(const struct tdxsim_lapic *a, uint64_t index, uint64_t *value)
@@ -164,6 +164,23 @@ bool tdxsim_apic_write(struct tdxsim_lapic *a, uint64_t index, uint64_t value)
     default:
         return false;
     }
+}
+
+static int highest(const uint64_t words[4])
+{
+    for (int i = 3; i >= 0; i--)
+        if (words[i])
+            return i << 6 | (63 - __builtin_clzll(words[i]));
+    return -1;
+}
+
+int tdxsim_apic_deliverable(const struct tdxsim_lapic *a)
+{
+    int vector = highest(a->irr), in_service = highest(a->isr);
+
+    if (vector < 0 || (in_service >= 0 && vector >> 4 <= in_service >> 4))
+        return -1;
+    return vector;
 }
 
 /* ApicTimer.next_expiry: none for a masked periodic timer. */

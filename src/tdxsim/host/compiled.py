@@ -17,12 +17,13 @@ import operator
 from .. import native
 from ..abi import KvmHc, SubFn
 from ..clock import Clock
+from ..devices.lapic import LocalApic
 from ..devices.mmio_device import MmioDevice
 from ..devices.pci_ecam import PciEcam
 from ..devices.pci_host import PciHost
 from ..devices.pm_timer import PM_SIZE, PmTimer
 from ..devices.serial import Serial
-from . import cpuid, info, io, kvm, mmio, msr, quote
+from . import cpuid, halt, info, io, kvm, mmio, msr, quote
 
 # The KVM hypercalls host/kvm.c mirrors, served there while these handlers are in place.
 COMPILED_KVM = {n: kvm.HANDLERS[n] for n in (KvmHc.VAPIC_POLL_IRQ, KvmHc.KICK_CPU,
@@ -40,11 +41,16 @@ def compiled_paths(host, fast: native.Host) -> None:
     fast.cpuid = honest and table is not None and handlers.get(SubFn.CPUID) is cpuid.handle
     fast.rdmsr = honest and store is not None and handlers.get(SubFn.RDMSR) is msr.handle_rdmsr
     fast.wrmsr = honest and store is not None and handlers.get(SubFn.WRMSR) is msr.handle_wrmsr
+    # HLT: the one vCPU's APIC, when C can read it (several vCPUs: smp.py blocks them)
+    lapic = host.vcpus[0].lapic if len(host.vcpus) == 1 else None
+    lapic = lapic if type(lapic) is LocalApic and lapic.state.clock else None
+    fast.hlt = honest and lapic is not None and handlers.get(SubFn.HLT) is halt.handle
     maps = host.device_maps
-    if maps.pointed != (table, store):  # a pointer costs a microsecond: only on a change
+    if maps.pointed != (table, store, lapic):  # a pointer costs a microsecond: only on a change
         fast.cpuid_table = ctypes.pointer(table.state) if table is not None else None
         fast.msrs = ctypes.pointer(store.state) if store is not None else None
-        maps.pointed = (table, store)
+        fast.lapic = lapic.pointer if lapic is not None else None
+        maps.pointed = (table, store, lapic)
     fast.notify = honest and handlers.get(SubFn.SETUP_EVENT_NOTIFY_INTERRUPT) \
         is quote.setup_event_notify
     fast.enforce_pv_cpuid = bool(host.enforce_pv_cpuid)

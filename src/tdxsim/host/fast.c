@@ -67,6 +67,8 @@ bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],
         return h->info && info(h, view, reply);
     case SUBFN_SETUP_EVENT_NOTIFY_INTERRUPT:
         return h->notify && setup_event_notify(h, view, reply);
+    case SUBFN_HLT:
+        return h->hlt && tdxsim_hlt(h, view, reply);
     default:
         return false;
     }

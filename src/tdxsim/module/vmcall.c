@@ -24,7 +24,8 @@ EXPORT bool tdxsim_invalid_control(uint64_t rcx, bool no_rbp_mod)
 }
 
 static void record(struct tdxsim_module *m, uint64_t time_ns, uint64_t rip, uint64_t rcx,
-                   const uint64_t view[16], uint64_t taken, const uint64_t gprs[16])
+                   const uint64_t view[16], uint64_t taken, const uint64_t gprs[16],
+                   uint64_t woke)
 {
     struct tdxsim_exit_record *r = &m->records[m->recorded++];
 
@@ -35,6 +36,8 @@ static void record(struct tdxsim_module *m, uint64_t time_ns, uint64_t rip, uint
     r->returned_mask = taken;
     for (int i = 0; i < 16; i++)
         r->returned[i] = taken >> i & 1 ? gprs[i] : 0;
+    r->woke = woke;
+    r->woke_ns = woke ? tdxsim_now_ns(m->clock) : 0; /* after the exit's cost */
 }
 
 /* Python answers an exit the host's compiled rules declined (module/bridge.py). */
@@ -89,6 +92,6 @@ unsigned tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
         *written = taken | 1u << REG_RAX;
     }
     if (outcome & VMCALL_RECORD)
-        record(m, time_ns, rip, rcx, view, taken, gprs);
-    return outcome | VMCALL_HANDLED;
+        record(m, time_ns, rip, rcx, view, taken, gprs, reply.woke);
+    return outcome | VMCALL_HANDLED | (reply.woke ? VMCALL_WOKE : 0);
 }

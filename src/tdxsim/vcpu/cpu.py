@@ -92,6 +92,7 @@ class VCpu:
         self.enable_paging, self.flush_translations = mmu.enable_paging, mmu.flush_translations
         self._stop_requested = False  # request_stop() was called: every slice ends at once
         self.traps = CodeTraps(self.uc, self.counter.native, mmu.phys_read, mmu)
+        self.fast.if_watch = ctypes.pointer(self.traps.if_watch)  # (tdcall.c: HLT)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
             self.fast.fallback = self._fallback = native.FALLBACK(
                 lambda _uc, _user: self._invalid_insn(self.uc, None))

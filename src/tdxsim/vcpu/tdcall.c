@@ -94,6 +94,22 @@ static bool due_in_slice(const struct tdxsim_vcpu *v)
     return counter->limit > counter->count && insns < counter->limit - counter->count;
 }
 
+/* After a HLT that ended at once (host/halt.c): may the vCPU go on in this
+ * slice?  Only if the run loop, which the Python path returns to after
+ * every halt (Execution._halt), would change nothing: IF = 0 keeps the
+ * vector pending, the slice already stops where IF may become 1 (the
+ * vector waited when it began), and no deadline is due now. */
+static bool halt_goes_on(const struct tdxsim_vcpu *v, void *uc)
+{
+    uint64_t rflags;
+
+    if (!v->if_watch || !v->if_watch->armed || !v->apic
+        || tdxsim_apic_next_deadline(v->apic) <= tdxsim_now_ns(v->module->clock))
+        return false;
+    v->uc.reg_read(uc, v->uc.rflags_id, &rflags);
+    return !(rflags & RFLAGS_IF);
+}
+
 /* Complete the TDCALL in C if the module's compiled path takes it. */
 static bool serve(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint64_t gprs[16])
 {
@@ -110,7 +126,7 @@ static bool serve(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint64_t gprs[1
     v->uc.reg_write(uc, v->uc.rip_id, &rip);
     if (outcome & VMCALL_STOP_TDCALL)
         v->stop_tdcall = 1;
-    else if (due_in_slice(v))
+    else if (due_in_slice(v) || ((outcome & VMCALL_WOKE) && !halt_goes_on(v, uc)))
         v->end_slice = 1;
     if ((outcome & (VMCALL_STOP | VMCALL_STOP_TDCALL)) || v->end_slice)
         v->uc.emu_stop(uc);
