@@ -134,6 +134,7 @@ class Smp:
         td.vcpu_index = index
         td.module.select(index)
         td.lapic = td.host.vcpus[index].lapic
+        td.compiled_vcpu()
         if self.run is not None:
             self.run.lapic = td.lapic
 

@@ -249,14 +249,19 @@ class TD:
         self.host.serial.clear()
         # Handler and device tables are read when a run starts
         # (module/dispatcher.py arm_compiled_vmcall decides).
-        # Several vCPUs: exits go through Python, which knows the vCPU.
-        self.module.arm_compiled_vmcall(observed=self._observer is not None
-                                        or self.smp is not None)
-        if self._apic_in_c is not self.lapic:  # C ends slices at its deadlines (tdcall.c)
-            self._apic_in_c = self.lapic
-            self.vcpu.fast.apic = self.lapic.pointer if self.lapic.state.clock else None
+        self.module.arm_compiled_vmcall(observed=self._observer is not None)
+        self.compiled_vcpu()
         self._run = Execution(self, until, max_insns, timeout, self._observer)
         return self._run.run()
+
+    def compiled_vcpu(self) -> None:
+        """Point the compiled path at the vCPU on the engine (smp.py calls
+        this at each switch): its APIC, whose deadlines end slices
+        (vcpu/tdcall.c), and the host's per-vCPU state (its MSR store)."""
+        if self._apic_in_c is not self.lapic:
+            self._apic_in_c = self.lapic
+            self.vcpu.fast.apic = self.lapic.pointer if self.lapic.state.clock else None
+        self.host.compiled_vcpu(self.vcpu_index)
 
     def interrupt(self) -> None:
         """End the current run, and any later one, as 'interrupted' with what

@@ -29,6 +29,12 @@ from . import cpuid, halt, info, io, kvm, mmio, msr, quote
 COMPILED_KVM = {n: kvm.HANDLERS[n] for n in (KvmHc.VAPIC_POLL_IRQ, KvmHc.KICK_CPU,
                                              KvmHc.SCHED_YIELD, KvmHc.CLOCK_PAIRING,
                                              KvmHc.SEND_IPI)}
+# With several vCPUs, the calls that act on another vCPU or on the
+# schedule (a kick, a directed yield, an IPI) and SetupEventNotifyInterrupt
+# (which remembers the caller) are Python's, and so is HLT (smp.py blocks
+# one vCPU); the rest is the same for every vCPU, or per vCPU in C (the MSR
+# store: `select`).
+SMP_KVM = (KvmHc.VAPIC_POLL_IRQ, KvmHc.CLOCK_PAIRING)
 
 
 def compiled_paths(host, fast: native.Host) -> None:
@@ -37,21 +43,24 @@ def compiled_paths(host, fast: native.Host) -> None:
     fast.info_bitmap = info.leaf1_bitmap(host)
     table = host.cpuid if type(host.cpuid) is cpuid.CpuidTable and host.cpuid.exported() \
         else None
-    store = host.msrs if type(host.msrs) is msr.MsrStore and host.msrs.complete else None
+    stores = tuple(v.msrs for v in host.vcpus)  # per vCPU: `select` points C at one
+    stores = stores if all(type(s) is msr.MsrStore and s.complete for s in stores) else None
+    one = len(host.vcpus) == 1
     fast.cpuid = honest and table is not None and handlers.get(SubFn.CPUID) is cpuid.handle
-    fast.rdmsr = honest and store is not None and handlers.get(SubFn.RDMSR) is msr.handle_rdmsr
-    fast.wrmsr = honest and store is not None and handlers.get(SubFn.WRMSR) is msr.handle_wrmsr
-    # HLT: the one vCPU's APIC, when C can read it (several vCPUs: smp.py blocks them)
-    lapic = host.vcpus[0].lapic if len(host.vcpus) == 1 else None
+    fast.rdmsr = honest and stores is not None and handlers.get(SubFn.RDMSR) is msr.handle_rdmsr
+    fast.wrmsr = honest and stores is not None and handlers.get(SubFn.WRMSR) is msr.handle_wrmsr
+    # HLT: the one vCPU's APIC, when C can read it
+    lapic = host.vcpus[0].lapic if one else None
     lapic = lapic if type(lapic) is LocalApic and lapic.state.clock else None
     fast.hlt = honest and lapic is not None and handlers.get(SubFn.HLT) is halt.handle
     maps = host.device_maps
-    if maps.pointed != (table, store, lapic):  # a pointer costs a microsecond: only on a change
+    if maps.pointed != (table, stores, lapic):  # a pointer costs a microsecond: only on a change
         fast.cpuid_table = ctypes.pointer(table.state) if table is not None else None
-        fast.msrs = ctypes.pointer(store.state) if store is not None else None
+        maps.stores = [ctypes.pointer(s.state) for s in stores] if stores is not None else None
+        fast.msrs = maps.stores[0] if stores is not None else None
         fast.lapic = lapic.pointer if lapic is not None else None
-        maps.pointed = (table, store, lapic)
-    fast.notify = honest and handlers.get(SubFn.SETUP_EVENT_NOTIFY_INTERRUPT) \
+        maps.pointed = (table, stores, lapic)
+    fast.notify = honest and one and handlers.get(SubFn.SETUP_EVENT_NOTIFY_INTERRUPT) \
         is quote.setup_event_notify
     fast.enforce_pv_cpuid = bool(host.enforce_pv_cpuid)
     _kvm(host, fast, honest)
@@ -64,14 +73,22 @@ def compiled_paths(host, fast: native.Host) -> None:
     fast.mmio_devices = mmio_map
 
 
+def select(host, fast: native.Host, index: int) -> None:
+    """vCPU `index` runs from now on: C serves its MSR store."""
+    stores = host.device_maps.stores
+    if stores is not None:
+        fast.msrs = stores[index]
+
+
 def _kvm(host, fast: native.Host, honest: bool) -> None:
     kvm_handlers = host.kvm_handlers
-    key = (honest, host.vcpu_apic_id, *kvm_handlers.items())
+    key = (honest, host.vcpu_apic_id, len(host.vcpus), *kvm_handlers.items())
     if key == host.device_maps.kvm_key:  # the table as at the last run
         return
     apic_id_fits = type(host.vcpu_apic_id) is int and 0 <= host.vcpu_apic_id < 1 << 32
     fast.kvm = sum(1 << n for n, f in COMPILED_KVM.items() if honest and kvm_handlers.get(n)
-                   is f and (n != KvmHc.SEND_IPI or apic_id_fits))
+                   is f and (n != KvmHc.SEND_IPI or apic_id_fits)
+                   and (len(host.vcpus) == 1 or n in SMP_KVM))
     fast.kvm_table = sum(1 << n for n in kvm_handlers if isinstance(n, int) and 0 <= n < 64)
     fast.kvm_unknown = honest and all(isinstance(n, int) and 0 <= n < 64 for n in kvm_handlers)
     fast.vcpu_apic_id = host.vcpu_apic_id if apic_id_fits else 0
@@ -84,7 +101,8 @@ class DeviceMaps:
 
     def __init__(self):
         self.kvm_key = None  # the KVM table compiled_paths last read (_kvm)
-        self.pointed = None  # the CPUID table and MSR store the native host points to
+        self.pointed = None  # the CPUID table, MSR stores and APIC the native host points to
+        self.stores = None  # pointers to each vCPU's MSR store (select)
         self._key = None
         self._maps = (None, None)
         self._keep: list = []  # native objects C points into

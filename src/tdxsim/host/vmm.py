@@ -118,6 +118,10 @@ class Host:
         compiled.compiled_paths(self, self.fast)
         return self.fast
 
+    def compiled_vcpu(self, index: int) -> None:
+        """vCPU `index` runs from now on (smp.py): C serves its MSR store."""
+        compiled.select(self, self.fast, index)
+
     def handle(self, exit: VmExit) -> VmResume:
         if exit.r10 != 0:
             handler = self.kvm_handlers.get(exit.r10, kvm.handle_unknown)

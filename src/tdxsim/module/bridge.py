@@ -50,9 +50,9 @@ class VmcallBridge:
         fields = _EXIT.unpack_from(self.module.fast, _EXIT_OFFSET)
         time_ns, rip, view = fields[0], fields[1], fields[2:]
         select = view[abi.RCX] & abi.GPR_SELECT_MASK
-        exit = _new_exit(VmExit)  # VmExit(select, 0, view, _NO_XMMS, time_ns), less its cost
+        exit = _new_exit(VmExit)  # VmExit(select, 0, view, _NO_XMMS, time_ns, vCPU), less its cost
         exit.__dict__.update(gpr_select=select, xmm_select=0, gprs=view, xmms=_NO_XMMS,
-                             time_ns=time_ns)
+                             time_ns=time_ns, vcpu=self.module.vp.index)
         reply, mask = self._reply, 0
         try:
             resume = self.module.host.handle(exit)
