@@ -335,10 +335,17 @@ class Execution:
 
     def end_slice_if_due(self) -> bool:
         """A TDCALL armed a timer (or queued work) due before the running
-        slice ends: end the slice after it, so that the interrupt comes at
-        its instruction boundary (the next slice stops there)."""
+        slice ends, or left a vector deliverable that the slice does not
+        stop for (an EOI through TDG.VP.VMCALL ended a higher one's service;
+        IF = 1, or the slice does not watch for IF = 1): end the slice after
+        it, so that the interrupt comes at its instruction boundary (the
+        next slice stops there, or it is delivered at once).  vcpu/tdcall.c
+        decides the same for the calls it serves."""
         due = self.host.next_deadline(self.td.vcpu_index)
-        if due is None or self.vcpu.instructions + self.clock.insns_until(due) >= self._slice_end:
+        timer = due is not None and \
+            self.vcpu.instructions + self.clock.insns_until(due) < self._slice_end
+        if not timer and (self.lapic.deliverable() is None or not self.vcpu.interrupts_enabled
+                          and self.vcpu.traps.if_watch.armed):
             return False
         self.vcpu.end_slice()
         return True

@@ -94,20 +94,32 @@ static bool due_in_slice(const struct tdxsim_vcpu *v)
     return counter->limit > counter->count && insns < counter->limit - counter->count;
 }
 
-/* After a HLT that ended at once (host/halt.c): may the vCPU go on in this
- * slice?  Only if the run loop, which the Python path returns to after
- * every halt (Execution._halt), would change nothing: IF = 0 keeps the
- * vector pending, the slice already stops where IF may become 1 (the
- * vector waited when it began), and no deadline is due now. */
-static bool halt_goes_on(const struct tdxsim_vcpu *v, void *uc)
+/* A vector the running slice does not stop for is deliverable after a
+ * TDCALL served here (an EOI ended a higher vector's service, a HLT found
+ * one pending): IF = 1, or IF = 0 while the slice does not watch for IF to
+ * become 1 (Execution.end_slice_if_due).  The run loop then delivers it,
+ * or plans a slice that watches. */
+static bool vector_unwatched(const struct tdxsim_vcpu *v, void *uc)
 {
     uint64_t rflags;
 
-    if (!v->if_watch || !v->if_watch->armed || !v->apic
-        || tdxsim_apic_next_deadline(v->apic) <= tdxsim_now_ns(v->module->clock))
+    if (!v->apic || tdxsim_apic_deliverable(v->apic) < 0)
         return false;
+    if (!v->if_watch || !v->if_watch->armed)
+        return true;
     v->uc.reg_read(uc, v->uc.rflags_id, &rflags);
-    return !(rflags & RFLAGS_IF);
+    return (rflags & RFLAGS_IF) != 0;
+}
+
+/* Must the slice end after this TDCALL served here?  As the run loop would
+ * after the Python path: at a deadline before the slice's end, at a vector
+ * it does not stop for, and after a HLT that ended at once (which the
+ * Python path takes to the run loop) also at a deadline due now. */
+static bool ends_slice(const struct tdxsim_vcpu *v, void *uc, unsigned outcome)
+{
+    return due_in_slice(v) || vector_unwatched(v, uc)
+        || ((outcome & VMCALL_WOKE)
+            && tdxsim_apic_next_deadline(v->apic) <= tdxsim_now_ns(v->module->clock));
 }
 
 /* Complete the TDCALL in C if the module's compiled path takes it. */
@@ -126,7 +138,7 @@ static bool serve(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint64_t gprs[1
     v->uc.reg_write(uc, v->uc.rip_id, &rip);
     if (outcome & VMCALL_STOP_TDCALL)
         v->stop_tdcall = 1;
-    else if (due_in_slice(v) || ((outcome & VMCALL_WOKE) && !halt_goes_on(v, uc)))
+    else if (ends_slice(v, uc, outcome))
         v->end_slice = 1;
     if ((outcome & (VMCALL_STOP | VMCALL_STOP_TDCALL)) || v->end_slice)
         v->uc.emu_stop(uc);
