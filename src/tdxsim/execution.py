@@ -28,6 +28,13 @@ from .devices.lapic import NMI
 from .vcpu.interrupts import DeliveryError, deliver, is_iret
 from .vcpu.regs import RFLAGS_RF
 
+# With a wall-clock limit, a slice of one vCPU runs at most this many
+# instructions: the run loop checks the clock between slices (Unicorn's own
+# timeout costs a watchdog thread per emu_start, ~0.2 ms, which was a
+# quarter of a firmware run stopped by thousands of #VEs a second).  Such a
+# slice ends at a block boundary, never with a pause hook in a hot loop.
+WALL_CHECK_INSNS = 2_000_000
+
 
 class Execution:
     def __init__(self, td, until: int, max_insns: int, timeout: float, observer=None):
@@ -40,6 +47,7 @@ class Execution:
         self.observer = observer
         self._budget_end = self.vcpu.instructions + max_insns
         self._slice_end = self._budget_end  # the running slice's instruction limit
+        self._wall_check_end = -1  # a slice limit that only bounds the time between clock checks
         self._action = None  # the host action of the last TDCALL
         self._error: Exception | None = None  # raised by the last TDCALL's handling
 
@@ -49,8 +57,6 @@ class Execution:
         so that delivery happens at the first boundary where the
         architecture allows it."""
         timeout = self.timeout
-        # timeout 0: no wall-clock limit, only the instruction budget (Unicorn
-        # starts a watchdog thread per slice for a timeout, ~0.2 ms each).
         deadline = time.monotonic() + timeout if timeout else math.inf
         smp = self.td.smp  # several vCPUs: smp.py says when to switch, and switches
         if smp is not None:
@@ -79,10 +85,9 @@ class Execution:
             waiting = self.lapic.deliverable() is not None  # for IF = 1, or the shadow to end
             # NMI blocking lasts until the next IRET: watch for it (SDM 6.7.1)
             self._slice_end = limit = self._slice_limit(waiting)
-            exact = smp is None or smp.exact_end(limit)
-            # a quantum is short: this loop checks the deadline, no watchdog thread
-            stop = self.vcpu.run(limit, self.until, remaining if timeout and exact else 0.0,
-                                 watch_if=waiting or self.vcpu.nmi_blocked, exact=exact)
+            exact = smp.exact_end(limit) if smp is not None else limit != self._wall_check_end
+            stop = self.vcpu.run(limit, self.until, watch_if=waiting or self.vcpu.nmi_blocked,
+                                 exact=exact)
             if self.vcpu.nmi_blocked and is_iret(self.vcpu, self.vcpu.watched):
                 self.vcpu.nmi_blocked = False
             result = self._after(stop)
@@ -106,8 +111,10 @@ class Execution:
     def _slice_limit(self, waiting: bool) -> int:
         """The next timer deadline; one instruction in the STI shadow while an
         interrupt waits.  (While it waits for IF = 1, the vCPU stops at the
-        instructions that can set IF: STI, POPF and IRET.)"""
+        instructions that can set IF: STI, POPF and IRET.)  With a wall-clock
+        limit, at most WALL_CHECK_INSNS ahead (`_wall_check_end`)."""
         count = self.vcpu.instructions
+        self._wall_check_end = -1
         ve_blocked = self.module.ve.info is not None and (
             self.vcpu.interrupts_enabled and waiting or self.lapic.nmi_pending)
         if waiting and self.vcpu.in_sti_shadow or ve_blocked:  # until VEINFO.GET
@@ -115,9 +122,11 @@ class Execution:
         end = self._budget_end if self.td.smp is None else \
             min(self._budget_end, count + self.td.smp.insns_left())
         due = self.host.next_deadline(self.td.vcpu_index)
-        if due is None:
-            return end
-        return min(end, count + self.clock.insns_until(due))
+        if due is not None:
+            end = min(end, count + self.clock.insns_until(due))
+        if self.td.smp is None and self.timeout and count + WALL_CHECK_INSNS < end:
+            self._wall_check_end = end = count + WALL_CHECK_INSNS
+        return end
 
     def _fire_timers(self) -> None:
         index = self.td.vcpu_index
@@ -155,8 +164,9 @@ class Execution:
             return self._host_action(action)
         if stop.kind == "until":
             return self._end("return", return_value=self.vcpu.regs.get(abi.RAX))
-        if stop.kind == "soft-limit":  # the quantum ends at a block boundary
-            self.td.smp.quantum_over()
+        if stop.kind == "soft-limit":  # a quantum or a wall-clock check, at a block boundary
+            if self.td.smp is not None:
+                self.td.smp.quantum_over()
             return None
         if stop.kind == "limit":
             if self.vcpu.instructions < self._budget_end:
@@ -186,7 +196,7 @@ class Execution:
         """An instruction the TDX module intercepts, not yet executed at rip
         (spec 8.1): emulated natively, or #VE / #GP(0), fault-like."""
         code = self.vcpu.fetched(rip, 15) or self.td.peek(rip, 15) or self.td.peek(rip, PAGE - rip % PAGE)
-        insn = ve_insns.decode(code, self.vcpu.code64())
+        insn = ve_insns.decode(code, self.vcpu.code64)
         if insn is None:  # the guest has rewritten its code since the scan
             self.vcpu.traps.drop(rip)
             return None

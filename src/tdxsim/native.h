@@ -33,6 +33,9 @@ struct tdxsim_unicorn {
 /* vcpu/counter.c */
 typedef uint32_t (*resolve_fn)(uint64_t address, uint32_t size);
 #define COUNTER_SLOTS 4096
+/* resolve's answer for a block that must not run yet: the vCPU first traps
+ * an instruction in it (vcpu/code_traps.py, exact traps); never cached. */
+#define COUNTER_NOT_YET 0xFFFFFFFFu
 struct tdxsim_counter {
     uint64_t count;       /* instructions retired, the current block included */
     uint64_t limit;       /* never enter a block that would pass this */

@@ -30,6 +30,9 @@ class CodeTraps:
         self._hooks: dict[int, int] = {}  # trapped address -> Unicorn hook handle
         self._boundary_hooks: dict[int, int] = {}
         self._scanned: dict[tuple[int, int], int] = {}  # (page, backing) -> crc32 of its code
+        self._watched: set[int] = set()  # exact POPF/IRET pauses (block_traps)
+        self.pending: list[tuple[int, native.Traps]] = []  # block_traps -> install_pending
+        self.forget_page = lambda la: None  # exact traps: the counter's (VCpu sets it)
         self.until = 0  # the stop address of a run, trapped like the others
         self._until_hook: int | None = None
 
@@ -45,12 +48,10 @@ class CodeTraps:
                 self._add(base + offset, self.if_watch)
 
     def scan_page(self, la: int, backing: int) -> None:
-        """Trap the code of a page as the guest first fetches from it (code
-        it loaded, decompressed or changed itself; mmu.on_code_fetch).  I/O
-        instructions are left to Unicorn's exact IN/OUT hooks, which keeps
-        the hooks few.  A page whose content changed since its scan gets the
-        traps its new code needs, and translated code is flushed before the
-        next slice."""
+        """A code page the guest fetches from (mmu.on_code_fetch), with
+        exact traps: when its content changed since it was last fetched
+        (code the guest loaded, decompressed or rewrote), the blocks decoded
+        in it are forgotten, so that their traps are found again."""
         code = self.phys_read(backing, PAGE)
         digest = zlib.crc32(code)
         seen = self._scanned.get((la, backing))
@@ -58,11 +59,37 @@ class CodeTraps:
             return
         self._scanned[(la, backing)] = digest
         self.mmu.code_pages.add(backing // PAGE)
-        before = len(self.addresses)
-        self.install([(la, code)], io=False)
-        if seen is not None and len(self.addresses) != before:
-            self.mmu.code_stale = True
-            self.uc.emu_stop()
+        if seen is not None:
+            self.forget_page(la)
+
+    def block_traps(self, insns: list[tuple[int, bytes]], code64: bool) -> bool:
+        """Exact traps (firmware: code appears at run time): before a block
+        first runs, trap each intercepted or vCPU-emulated instruction in it
+        (I/O is left to Unicorn's exact IN/OUT hooks) and each POPF/IRET.
+        True when all were trapped already; else they are queued for
+        `install_pending`, and the block must not run until they are."""
+        for address, raw in insns:
+            if address in self.addresses or address in self._watched:
+                continue
+            insn = ve_insns.decode(raw, code64)
+            if insn is not None and insn.kind not in ("in", "out"):
+                self.pending.append((address, self.trap))
+            elif ve_insns.is_if_setter(raw, code64):
+                self.pending.append((address, self.if_watch))
+        return not self.pending
+
+    def install_pending(self) -> None:
+        """Outside Unicorn's run: add the hooks block_traps queued (each
+        drops the translated code at its address)."""
+        for address, state in self.pending:
+            if state is self.trap:
+                if address not in self.addresses:
+                    self.addresses.add(address)
+                    self._hooks[address] = self._add(address, state)
+            elif address not in self._watched:
+                self._watched.add(address)
+                self._add(address, state)
+        self.pending.clear()
 
     def drop(self, address: int) -> None:
         """Let the instruction at address run natively from now on (the guest

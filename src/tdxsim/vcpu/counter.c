@@ -36,11 +36,13 @@ EXPORT void tdxsim_count_block(void *uc, uint64_t address, uint32_t size, void *
         n = c->counts[slot];
     } else {
         n = c->resolve(address, size);
-        c->keys[slot] = key;
-        c->counts[slot] = n;
+        if (n != COUNTER_NOT_YET) {
+            c->keys[slot] = key;
+            c->counts[slot] = n;
+        }
     }
     c->block_start = address;
-    if (c->count + n > c->limit) {
+    if (n == COUNTER_NOT_YET || c->count + n > c->limit) {
         c->block_insns = 0;
         c->stop(uc);
         return;

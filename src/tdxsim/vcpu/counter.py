@@ -19,15 +19,18 @@ from typing import Callable
 from unicorn import UC_HOOK_BLOCK
 
 from .. import native
+from ..layout import PAGE
 
 _RESOLVE = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint32)
+NOT_YET = 0xFFFF_FFFF  # native.h COUNTER_NOT_YET
+NO_BLOCK = (1 << 64) - 1  # block_start after a stop inside a block: no block was refused
 
 
 class InstructionCounter:
     """Counts retired instructions; stops the CPU in front of a block that
     would pass `limit`."""
 
-    def __init__(self, uc, decode: Callable[[int, int], tuple[int, ...]],
+    def __init__(self, uc, decode: Callable[[int, int], tuple[int, ...] | None],
                  use_native: bool | None = None):
         self._decode = decode  # (address, size) -> instruction start addresses
         self._blocks: dict[int, tuple[int, ...]] = {}
@@ -48,7 +51,13 @@ class InstructionCounter:
             uc.hook_add(UC_HOOK_BLOCK, self._python_hook)
 
     def _resolve(self, address: int, size: int) -> int:
+        """The block's instruction count, or NOT_YET when decode answers None
+        (the vCPU traps an instruction in it first: the block is not entered,
+        and is decoded again when it is next entered)."""
         insns = self._decode(address, size)
+        if insns is None:
+            self._blocks.pop(address, None)  # not a block refused at the limit
+            return NOT_YET
         self._blocks[address] = insns
         return len(insns)
 
@@ -64,7 +73,7 @@ class InstructionCounter:
         n = len(insns) if insns is not None and _span(insns, size, address) else \
             self._resolve(address, size)
         state.block_start = address
-        if state.count + n > state.limit:
+        if n == NOT_YET or state.count + n > state.limit:
             state.block_insns = 0
             uc.emu_stop()
             return
@@ -99,10 +108,13 @@ class InstructionCounter:
     def settle(self, rip: int) -> None:
         """After a stop inside the current block: only the instructions
         before rip retired (a fault leaves RIP on the faulting one)."""
-        insns = self._blocks.get(self.state.block_start, ())
-        if self.state.block_insns and insns and insns[0] <= rip <= insns[-1]:
-            self.state.count -= self.state.block_insns - bisect.bisect_left(insns, rip)
-        self.state.block_insns = 0
+        state = self.state
+        insns = self._blocks.get(state.block_start, ())
+        if state.block_insns and insns and insns[0] <= rip <= insns[-1]:
+            state.count -= state.block_insns - bisect.bisect_left(insns, rip)
+        # No block was refused: a pause at a block's first instruction must
+        # not look like a refusal of that block (refused_block).
+        state.block_start, state.block_insns = NO_BLOCK, 0
         self._last_pc = rip
 
     def stepped(self, rip: int) -> None:
@@ -128,6 +140,17 @@ class InstructionCounter:
     @enabled.setter
     def enabled(self, on: bool) -> None:
         self.state.enabled = int(on)
+
+    def forget_page(self, la: int) -> None:
+        """The code of one linear page changed: decode again the blocks that
+        start in it or in the page before (a block may run into it)."""
+        first, last = la - PAGE, la + PAGE
+        for address in [a for a in self._blocks if first <= a < last]:
+            del self._blocks[address]
+        keys = self.state.keys
+        for slot, key in enumerate(keys):
+            if key and first <= key >> 16 < last:
+                keys[slot] = 0
 
     def forget_blocks(self) -> None:
         """The guest's code changed: decode blocks anew."""

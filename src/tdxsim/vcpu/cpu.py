@@ -8,7 +8,6 @@ that ends a slice is reported as a `Stop`.
 from __future__ import annotations
 
 import ctypes
-import time
 from typing import Callable, NamedTuple
 
 from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID,
@@ -30,7 +29,6 @@ from .regs import RFLAGS_IF, RegisterFile, unicorn_entry_points
 # The intercepted instructions Unicorn can hook (spec 12): a safety net for
 # code outside the scanned segments, which the trap hooks do not cover.
 _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
-SHORT_SLICE = 10_000  # instructions; runs without Unicorn's timeout watchdog
 
 
 class Stop(NamedTuple):  # a tuple: built on every slice, ~5x cheaper than a frozen dataclass
@@ -41,8 +39,9 @@ class Stop(NamedTuple):  # a tuple: built on every slice, ~5x cheaper than a fro
     address), 'tdcall' (the TDCALL callback asked to stop), 'hlt' (plain HLT),
     've-insn' (an instruction the TDX module intercepts or the vCPU emulates,
     not yet executed: rip is that instruction), 'memory' (an access the page
-    walk or the EPT check refused), 'fault', 'timeout', 'interrupted'
-    (request_stop()).
+    walk or the EPT check refused), 'fault', 'soft-limit' (run(exact=False)
+    stopped in front of the block that would pass the limit), 'interrupted'
+    (request_stop()); the run loop adds 'timeout'.
     """
     kind: str
     rip: int
@@ -66,6 +65,7 @@ class VCpu:
         on_tdcall(regs): any other TDCALL, False stops the vCPU."""
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         self.regs = RegisterFile(self.uc)
+        self.exact_traps = False  # scan_fetched_code: traps found block by block
         self.counter = InstructionCounter(self.uc, self._block_insns, use_native)
         self.clock = clock
         clock.count(self.counter.state)
@@ -127,9 +127,13 @@ class VCpu:
 
     # --- trapped instructions ---
     def scan_fetched_code(self) -> None:
-        """Trap intercepted instructions page by page as code is fetched,
-        rather than by a scan of the image (firmware)."""
+        """Trap intercepted instructions exactly, block by block before each
+        block first runs, rather than at every candidate of a scan of the
+        image (firmware: its code appears at run time, megabytes of it, and
+        Unicorn walks every code hook at each hooked instruction)."""
         self.mmu.on_code_fetch = self.traps.scan_page
+        self.traps.forget_page = self.counter.forget_page
+        self.exact_traps = True
 
     def emulate(self, insn: ve_insns.Insn) -> None:
         """Execute STI or RDTSC at RIP in place of Unicorn.  The instruction
@@ -184,8 +188,8 @@ class VCpu:
     def instructions(self) -> int:
         return self.counter.count
 
-    def run(self, limit: int, until: int = 0, timeout: float = 0.0,
-            watch_if: bool = False, exact: bool = True) -> Stop:
+    def run(self, limit: int, until: int = 0, watch_if: bool = False,
+            exact: bool = True) -> Stop:
         """Run from RIP until `limit` instructions have completed in total.
 
         Blocks run at full speed.  When the next block would pass the limit,
@@ -196,8 +200,9 @@ class VCpu:
         boundary where it can be.  exact=False: stopping in front of the
         block that would pass the limit will do ('soft-limit', a vCPU's
         quantum), so no pause hook lands in a hot loop, whose instructions
-        Unicorn would then run ~100x slower."""
-        started = time.monotonic()
+        Unicorn would then run ~100x slower.  There is no wall-clock limit
+        here: Unicorn would start a watchdog thread per emu_start (~0.2 ms);
+        the run loop bounds its slices and checks the clock between them."""
         if self.mmu.code_stale:  # deferred: never flush translated code from inside a hook
             self.uc.ctl_flush_tb()
             self.counter.forget_blocks()
@@ -206,12 +211,9 @@ class VCpu:
             self.traps.set_until(until)
             self.counter.state.until = until  # the counter stops in front of it too
         self.counter.set_limit(limit)
-        # Unicorn starts a watchdog thread for a timeout (~0.2 ms per call):
-        # a slice of at most SHORT_SLICE instructions goes without.
-        watchdog = 0.0 if limit - self.counter.count <= SHORT_SLICE else timeout
         self.traps.if_watch.armed = watch_if
         try:
-            stop = self._emulate(until, watchdog)
+            stop = self._emulate(until)
         finally:
             self.traps.if_watch.armed = 0
         self.watched = None
@@ -224,8 +226,8 @@ class VCpu:
             if refused and not exact:  # a block boundary will do: no hook in a hot loop
                 return Stop("soft-limit", self.regs.rip)
             stop = self._run_to_boundary(refused, limit, until) if refused \
-                else self._emulate(until, 0.0)
-        return stop or self._natural_stop(until, timeout, started)
+                else self._emulate(until)
+        return stop or self._natural_stop(until)
 
     def _run_to_boundary(self, insns: tuple[int, ...], limit: int, until: int) -> Stop | None:
         """Enter the block the counter refused and pause at the instruction
@@ -233,16 +235,16 @@ class VCpu:
         count=1, flushes all translated code at the next run.)"""
         k = limit - self.counter.count
         if not 0 < k < len(insns):
-            return self._emulate(until, 0.0, step=True)
+            return self._emulate(until, step=True)
         self.traps.arm_boundary(insns[k])
         self.counter.set_limit(limit + len(insns))  # let the block in; the pause ends it
         try:
-            return self._emulate(until, 0.0)
+            return self._emulate(until)
         finally:
             self.traps.boundary.armed = 0
             self.counter.set_limit(limit)
 
-    def _emulate(self, until: int, timeout: float, step: bool = False) -> Stop | None:
+    def _emulate(self, until: int, step: bool = False) -> Stop | None:
         """One emu_start: a fast slice, or one instruction.  None when it
         ended at an instruction boundary with nothing to report but the
         count (the block hook stopped in front of a block, a pause, or a
@@ -253,6 +255,9 @@ class VCpu:
         self._slice_ended = False
         self.mmu.release_trap_pages()
         rip = self.regs.rip
+        if step and self.exact_traps:  # no block decode traps a stepped instruction
+            self.traps.block_traps([(rip, self.fetched(rip, 15))], self.code64())
+            self.traps.install_pending()
         if step and (rip in self.traps.addresses or rip == until):  # Unicorn would not stop there
             return Stop("until", rip) if rip == until else Stop("ve-insn", rip)
         if step:  # code translated without Unicorn's count hook would run on past one insn
@@ -262,12 +267,14 @@ class VCpu:
         traps.trap.hit = traps.boundary.hit = traps.if_watch.hit = 0
         self.counter.state.block_insns = 0  # no block entered yet
         try:
-            self.uc.emu_start(rip, 0, timeout=int(timeout * 1e6), count=int(step))
+            self.uc.emu_start(rip, 0, count=int(step))
         except UcError as exc:
             if self._stop is None:
                 self._stop = self._fault_stop(exc)
         finally:
             self.counter.enabled = True
+        if self.traps.pending:  # a block waits for its exact traps (code_traps.block_traps)
+            self.traps.install_pending()
         if self.fast.stop_tdcall:  # tdcall.c stopped at a TDCALL, as _invalid_insn does
             self.fast.stop_tdcall = 0
             self._stop = Stop("tdcall", self.regs.rip)
@@ -301,9 +308,9 @@ class VCpu:
         last = self.counter.last_instruction()
         if last is not None and self.regs.rip == last + 1 and self.fetched(last, 1) == b"\xf4":
             return Stop("hlt", last, "hlt")
-        return None if self.counter.stopped_in_front else self._natural_stop(until, timeout, 0)
+        return None if self.counter.stopped_in_front else self._natural_stop(until)
 
-    def _natural_stop(self, until: int, timeout: float, started: float) -> Stop:
+    def _natural_stop(self, until: int) -> Stop:
         rip = self.regs.rip
         if self.stop_requested:
             return Stop("interrupted", rip)
@@ -314,8 +321,6 @@ class VCpu:
             return Stop("limit", rip)
         if rip in self.traps.addresses:
             return Stop("ve-insn", rip)
-        if timeout and time.monotonic() - started >= timeout * 0.99:
-            return Stop("timeout", rip)
         return Stop("fault", rip, "the emulator stopped for an unknown reason")
 
     def _fault_stop(self, exc: UcError) -> Stop:
@@ -344,10 +349,15 @@ class VCpu:
         self._stop = Stop("fault", rip, f"#UD: {name}")
         return False
 
-    def _block_insns(self, address: int, size: int) -> tuple[int, ...]:
-        """Start addresses of the instructions of a translation block."""
+    def _block_insns(self, address: int, size: int) -> tuple[int, ...] | None:
+        """Start addresses of the instructions of a translation block; None
+        when, with exact traps, the block must first get traps (code_traps)."""
         code = self.fetched(address, size)
-        return tuple(a for a, _, _ in decode(code, address, self.code64()))
+        code64 = self.code64()
+        insns = [(a, raw) for a, raw, _ in decode(code, address, code64)]
+        if self.exact_traps and not self.traps.block_traps(insns, code64):
+            return None
+        return tuple(a for a, _ in insns)
 
     def code64(self) -> bool:
         """Whether the code running now is 64-bit (always, unless the guest

@@ -14,6 +14,7 @@ instruction is never reached as an instruction start and costs nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 # Legacy prefixes that may precede these instructions (Intel SDM vol. 2,
 # 2.1.1): operand/address size, REP/REPNE, segment overrides.  LOCK is left
@@ -63,6 +64,15 @@ def candidates(code: bytes, io: bool = True) -> set[int]:
 _IF_SETTERS = frozenset({0x9D, 0xCF})  # POPF, IRET
 
 
+def is_if_setter(code: bytes, code64: bool = True) -> bool:
+    """Whether the instruction at the start of `code` is a POPF or an IRET."""
+    prefixes = _PREFIXES if code64 else _LEGACY
+    i = 0
+    while i < len(code) and code[i] in prefixes and i < _MAX_PREFIXES:
+        i += 1
+    return i < len(code) and code[i] in _IF_SETTERS
+
+
 def if_setter_candidates(code: bytes) -> set[int]:
     """Offsets in `code` where a POPF or IRET may start."""
     return _starts(code, lambda i, byte: byte in _IF_SETTERS)
@@ -81,12 +91,24 @@ def _starts(code: bytes, is_opcode) -> set[int]:
     return starts
 
 
-def decode(code: bytes, code64: bool = True) -> Insn | None:
+def decode(code: bytes, code64: bool | Callable[[], bool] = True) -> Insn | None:
     """Decode the instruction at the start of `code` (64-bit or 32-bit code);
     None if it is not one of the intercepted instructions (or longer than an
-    instruction can be)."""
+    instruction can be).  code64 may be a function, asked only when the
+    mode changes the decoding (finding the mode reads the GDT)."""
+    if callable(code64):
+        code64 = code64() if _mode_matters(code) else True
     insn = _decode(code, code64)
     return insn if insn is None or insn.length <= _MAX_LENGTH else None
+
+
+def _mode_matters(code: bytes) -> bool:
+    """Bytes 0x40-0x4F in the prefixes (REX, or INC/DEC in 32-bit code) and
+    the address size of INS/OUTS depend on the mode; nothing else here does."""
+    for byte in code[:_MAX_PREFIXES + 1]:
+        if byte not in _LEGACY:
+            return 0x40 <= byte <= 0x4F or 0x6C <= byte <= 0x6F
+    return True
 
 
 def _decode(code: bytes, code64: bool) -> Insn | None:

@@ -1,0 +1,39 @@
+"""Exact traps (VCpu.scan_fetched_code, used for firmware): each block's
+intercepted instructions are trapped before the block first runs, so code
+the guest copies or decompresses at run time still raises #VE (spec 8.1:
+RDMSR is intercepted, exit reason 31, SDM vol. 3, Appendix C)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tdxsim import TD
+from tdxsim.events import VeRaised
+
+GUEST = Path(__file__).parent / "guests" / "copied_code.S"
+EXIT_REASON_RDMSR = 31
+
+
+def _ves(td):
+    result = td.run()
+    assert result.reason == "exit", result.describe()
+    return result, [(e.rip, e.exit_reason) for e in result.events if isinstance(e, VeRaised)]
+
+
+def test_rdmsr_in_code_copied_at_run_time_raises_ve():
+    td = TD.from_source(GUEST)
+    td.vcpu.scan_fetched_code()
+    result, ves = _ves(td)
+    rdmsr = td.symbol("buffer") + 5  # after `mov $0x1B, %ecx` (5 bytes)
+    assert (rdmsr, EXIT_REASON_RDMSR) in ves
+    assert [x.name for x in result.exits][:1] == ["RDMSR"]
+    assert result.exits[0].exposed[12] == 0x1B
+
+
+def test_exact_traps_add_only_what_runs():
+    """One trap for the copied RDMSR (the image's own code was scanned when
+    it was loaded), none for code that never ran."""
+    td = TD.from_source(GUEST)
+    before = set(td.vcpu.traps.addresses)
+    td.vcpu.scan_fetched_code()
+    _ves(td)
+    assert td.vcpu.traps.addresses - before == {td.symbol("buffer") + 5}
