@@ -188,7 +188,7 @@ class Module(ctypes.Structure):
 
 
 # VMCALL_* in native.h: what became of a TDG.VP.VMCALL the bridge answered
-VMCALL_COMPLETE, VMCALL_RECORD, VMCALL_STOP, VMCALL_STOP_TDCALL = 2, 4, 8, 16
+VMCALL_COMPLETE, VMCALL_RECORD, VMCALL_STOP, VMCALL_STOP_TDCALL, VMCALL_WOKE = 2, 4, 8, 16, 32
 WOKE = 0x100  # ExitRecord.woke: WOKE | the vector that ended a HLT at once
 BRIDGE = ctypes.CFUNCTYPE(u64)
 

@@ -292,10 +292,10 @@ class TD:
         went stale (a conversion), or a timer now falls inside the slice."""
         return self.vcpu.mmu.code_stale or self._run.end_slice_if_due()
 
-    def _bridged(self, action, error: Exception | None) -> None:
+    def _bridged(self, action, error: Exception | None) -> bool:
         """A TDG.VP.VMCALL answered through the module's bridge ended in a
         host action or an error (module/bridge.py): the current run's."""
-        self._run.bridged(action, error)
+        return self._run.bridged(action, error)
 
     def _on_tdcall(self, regs) -> bool:
         """The vCPU's TDCALLs that C did not serve: the current run's."""

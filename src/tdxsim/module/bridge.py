@@ -10,7 +10,11 @@ to copy into the selected registers and record.  Outcomes C cannot finish
 alone go back to the TD through `outcome(action, error)`: a host action
 (halt, exit, fatal error; recorded here, since the record carries it) or an
 exception, either of which stops the vCPU at the TDCALL as the Python path
-does.  The one difference from vmcall.handle, which moves RIP first: while
+does, except a halt that ends at once (one vCPU, R12 = 0, a deliverable
+vector pending), which the run loop records as it would (`Halted`, `Woke`)
+and after which the vCPU goes on when nothing else needs the run loop, as
+after host/halt.c's (vcpu/tdcall.c decides).  The one difference from
+vmcall.handle, which moves RIP first: while
 the handler runs, the vCPU's RIP still points at the TDCALL (handlers see
 only the VmExit and the host, not the vCPU).
 """
@@ -28,6 +32,7 @@ _EXIT = Struct("<18Q")  # bridge_time_ns, bridge_rip, bridge_view[16]
 _EXIT_OFFSET = native.Module.bridge_time_ns.offset
 _NO_XMMS = (0,) * 16
 _SERVED = native.VMCALL_COMPLETE | native.VMCALL_RECORD
+_WOKE = native.VMCALL_COMPLETE | native.VMCALL_WOKE  # (recorded here: no RECORD)
 _new_exit = object.__new__
 
 
@@ -35,7 +40,8 @@ class VmcallBridge:
     def __init__(self, module, outcome: Callable[[object, Exception | None], None] | None = None,
                  stale: Callable[[], bool] = lambda: False):
         """outcome(action, error): a host action or an exception, for the
-        run loop (None: no run loop, no bridge); stale(): the vCPU must stop
+        run loop (None: no run loop, no bridge), which answers True for a
+        halt that ended at once (its events recorded); stale(): the vCPU must stop
         after this TDCALL (translated code went stale, or a timer now falls
         inside the running slice)."""
         self.module = module
@@ -68,6 +74,7 @@ class VmcallBridge:
         if action is not None:
             taken = {i: v & abi.MASK64 for i, v in resume.gprs.items() if select >> i & 1}
             self.module.record(VmcallRecord(time_ns, rip, select, 0, view, taken, action))
-            self.outcome(action, None)
+            if self.outcome(action, None):  # a halt that ended at once
+                return _WOKE | native.VMCALL_STOP if self.stale() else _WOKE
             return native.VMCALL_COMPLETE | native.VMCALL_STOP_TDCALL
         return _SERVED | native.VMCALL_STOP if self.stale() else _SERVED

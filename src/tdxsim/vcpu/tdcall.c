@@ -119,7 +119,7 @@ static bool ends_slice(const struct tdxsim_vcpu *v, void *uc, unsigned outcome)
 {
     return due_in_slice(v) || vector_unwatched(v, uc)
         || ((outcome & VMCALL_WOKE)
-            && tdxsim_apic_next_deadline(v->apic) <= tdxsim_now_ns(v->module->clock));
+            && (!v->apic || tdxsim_apic_next_deadline(v->apic) <= tdxsim_now_ns(v->module->clock)));
 }
 
 /* Complete the TDCALL in C if the module's compiled path takes it. */
