@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import random
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -26,7 +27,7 @@ from .. import abi
 from ..abi import Status, VmcallStatus
 from ..errors import TdxsimError
 from ..image import Image
-from ..signals import STOP_SIGNALS, held, worker_setup
+from ..signals import STOP_SIGNALS, WATCHER, held, worker_setup
 from .contracts import Contract
 from .harness import Harness
 from .properties import PROPERTIES, judge_all
@@ -159,6 +160,22 @@ def _work(image: Image, symbol: str, c: Contract, seed: int, span: int, start: i
     conn.close()
 
 
+def _start_method():
+    """fork when it is safe, else spawn.  A forked worker starts in a few
+    milliseconds; a spawned one starts Python, imports tdxsim and unpickles
+    the image (~0.3 s), which is most of a campaign of some thousand
+    executions per worker.  Fork is safe while this process runs no other
+    thread that may hold a lock: Unicorn starts none for slices without a
+    timeout (the parent's runs size the injections), and tdxsim's signal
+    watcher (signals.py) takes none a worker needs.  Another thread (of a
+    program embedding tdxsim), or a system without fork: spawn."""
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if "fork" in mp.get_all_start_methods() and threading.current_thread() is \
+            threading.main_thread() and all(t.name == WATCHER for t in others):
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
 @dataclass
 class _Worker:
     number: int
@@ -173,9 +190,7 @@ def fuzz(image: Image, symbol: str, c: Contract, runs: int, seed: int = 0, worke
     tests only, makes the worker running that index die as the emulator would.
     When `stop()` turns true (a signal), the workers are ended and the
     campaign holds what they reported so far."""
-    # spawn, not fork: a forked child of a process that already ran Unicorn
-    # (QEMU's threads) is not safe; the parent runs it to size the injections.
-    ctx = mp.get_context("spawn")
+    ctx = _start_method()
     campaign = Campaign(runs, seed, workers, boundaries(Harness(image, symbol, c)))
     current = [ctx.RawValue("q", -1) for _ in range(workers)]
     done = [ctx.RawValue("q", 0) for _ in range(workers)]
