@@ -10,10 +10,8 @@ from struct import Struct
 
 from unicorn import UcError
 
-from .regs import GPR_IDS, RFLAGS, RIP, UC_REG_READ_BATCH, UC_REG_WRITE_BATCH, XMM_IDS, bare
-
-
-UC_MEM_READ, UC_MEM_WRITE = bare("uc_mem_read"), bare("uc_mem_write")
+from .mmu import RAW_MEM_READ as UC_MEM_READ, RAW_MEM_WRITE as UC_MEM_WRITE
+from .regs import GPR_IDS, RFLAGS, RIP, UC_REG_READ_BATCH, UC_REG_WRITE_BATCH, XMM_IDS
 
 
 class RegisterBank:
