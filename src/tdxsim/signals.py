@@ -11,6 +11,7 @@ default behaviour: it ends tdxsim at once.
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import threading
@@ -122,6 +123,8 @@ def worker_setup(parent: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)  # forked: the parent's watcher pipe is the parent's
+    faulthandler.disable()  # forked from a process that dumps tracebacks (pytest): the
+    # parent reports a worker's crash itself, as it did for spawned workers
     try:  # Linux: the kernel kills the worker when its parent dies
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
