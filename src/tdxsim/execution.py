@@ -68,23 +68,23 @@ class Execution:
                     return result
             if self.vcpu.stop_requested:
                 return self._after(Stop("interrupted", self.vcpu.regs.rip))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if timeout and deadline - time.monotonic() <= 0:  # the clock only with a timeout
                 return self._after(Stop("timeout", self.vcpu.regs.rip))
-            self._fire_timers()
+            due = self._fire_timers()
             if self._nmi_deliverable():
                 result = self._deliver(NMI)
                 if result is not None:
                     return result
                 continue
-            if self.lapic.deliverable() is not None and self._interruptible():
-                result = self._deliver(self.lapic.deliverable())
+            vector = self.lapic.deliverable()
+            if vector is not None and self._interruptible():
+                result = self._deliver(vector)
                 if result is not None:
                     return result
                 continue
-            waiting = self.lapic.deliverable() is not None  # for IF = 1, or the shadow to end
+            waiting = vector is not None  # for IF = 1, or the shadow to end
             # NMI blocking lasts until the next IRET: watch for it (SDM 6.7.1)
-            self._slice_end = limit = self._slice_limit(waiting)
+            self._slice_end = limit = self._slice_limit(waiting, due)
             exact = smp.exact_end(limit) if smp is not None else limit != self._wall_check_end
             stop = self.vcpu.run(limit, self.until, watch_if=waiting or self.vcpu.nmi_blocked,
                                  exact=exact)
@@ -108,7 +108,7 @@ class Execution:
         return (self.lapic.nmi_pending and not self.vcpu.nmi_blocked
                 and self.module.ve.info is None)
 
-    def _slice_limit(self, waiting: bool) -> int:
+    def _slice_limit(self, waiting: bool, due: int | None) -> int:
         """The next timer deadline; one instruction in the STI shadow while an
         interrupt waits.  (While it waits for IF = 1, the vCPU stops at the
         instructions that can set IF: STI, POPF and IRET.)  With a wall-clock
@@ -121,20 +121,21 @@ class Execution:
             return min(self._budget_end, count + 1)
         end = self._budget_end if self.td.smp is None else \
             min(self._budget_end, count + self.td.smp.insns_left())
-        due = self.host.next_deadline(self.td.vcpu_index)
         if due is not None:
             end = min(end, count + self.clock.insns_until(due))
         if self.td.smp is None and self.timeout and count + WALL_CHECK_INSNS < end:
             self._wall_check_end = end = count + WALL_CHECK_INSNS
         return end
 
-    def _fire_timers(self) -> None:
+    def _fire_timers(self) -> int | None:
+        """Raise the interrupts whose time has come; the next deadline after them."""
         index = self.td.vcpu_index
         due = self.host.next_deadline(index)
         if due is None or due > self.clock.now():
-            return
+            return due
         for source, vector in self.host.fire_due(self.clock.now(), index):
             self.td.events.append(InterruptPosted(self.clock.now(), vector, self.vcpu.regs.rip, source))
+        return self.host.next_deadline(index)
 
     def _deliver(self, vector: int) -> RunResult | None:
         """An external interrupt, or an NMI through IDT vector 2."""

@@ -318,4 +318,23 @@ struct tdxsim_vcpu {
     struct tdxsim_traps *if_watch; /* armed: the slice stops where IF may become 1 */
 };
 
+/* vcpu/slice.c: one emu_start and its bookkeeping (vcpu/cpu.py _emulate) */
+typedef int (*uc_emu_start_fn)(void *uc, uint64_t begin, uint64_t until, uint64_t timeout,
+                               size_t count);
+struct tdxsim_slice {
+    void *uc; /* the engine */
+    uc_emu_start_fn emu_start;
+    struct tdxsim_counter *counter;
+    struct tdxsim_traps *trap, *boundary, *if_watch;
+    struct tdxsim_vcpu *vcpu;
+    uint64_t rip, step; /* where the slice starts; 1: one instruction (emu_start's count) */
+};
+/* What tdxsim_slice returns: what stopped the engine, and its error. */
+#define SLICE_TDCALL 1u   /* tdcall.c stopped at a TDCALL (stop_tdcall, now cleared) */
+#define SLICE_TRAP 2u     /* the trap hooks (trap->rip) */
+#define SLICE_BOUNDARY 4u /* the slice-limit pause */
+#define SLICE_IF_WATCH 8u /* the POPF/IRET pause */
+#define SLICE_END 16u     /* tdcall.c ended the slice (end_slice, now cleared) */
+#define SLICE_ERROR_SHIFT 32 /* uc_err of emu_start above */
+
 #endif

@@ -216,3 +216,15 @@ class VCpu(ctypes.Structure):
                 ("shadow_pages", u64 * SHADOW_SLOTS), ("shadow_backing", u64 * SHADOW_SLOTS),
                 ("stop_tdcall", u64), ("apic", ctypes.POINTER(Lapic)), ("end_slice", u64),
                 ("if_watch", ctypes.POINTER(Traps))]
+
+
+class Slice(ctypes.Structure):
+    _fields_ = [("uc", ptr), ("emu_start", ptr), ("counter", ctypes.POINTER(Counter)),
+                ("trap", ctypes.POINTER(Traps)), ("boundary", ctypes.POINTER(Traps)),
+                ("if_watch", ctypes.POINTER(Traps)), ("vcpu", ctypes.POINTER(VCpu)),
+                ("rip", u64), ("step", u64)]
+
+
+# SLICE_* in native.h: what stopped the engine in one tdxsim_slice
+SLICE_TDCALL, SLICE_TRAP, SLICE_BOUNDARY, SLICE_IF_WATCH, SLICE_END = 1, 2, 4, 8, 16
+SLICE_ERROR_SHIFT = 32

@@ -11,6 +11,7 @@ default behaviour: it ends tdxsim at once.
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import threading
@@ -20,6 +21,7 @@ from typing import Callable, Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 REPEAT = 0.02  # seconds between repeated stop requests
+WATCHER = "tdxsim-signals"  # the watcher thread's name
 
 
 class Watch:
@@ -78,7 +80,7 @@ def watch() -> Iterator[Watch]:
             state.fire()
             ended.wait(REPEAT)
 
-    thread = threading.Thread(target=watcher, name="tdxsim-signals", daemon=True)
+    thread = threading.Thread(target=watcher, name=WATCHER, daemon=True)
     thread.start()
     old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     for sig in STOP_SIGNALS:
@@ -120,6 +122,9 @@ def worker_setup(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)  # forked: the parent's watcher pipe is the parent's
+    faulthandler.disable()  # forked from a process that dumps tracebacks (pytest): the
+    # parent reports a worker's crash itself, as it did for spawned workers
     try:  # Linux: the kernel kills the worker when its parent dies
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)

@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import random
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -26,7 +27,7 @@ from .. import abi
 from ..abi import Status, VmcallStatus
 from ..errors import TdxsimError
 from ..image import Image
-from ..signals import STOP_SIGNALS, held, worker_setup
+from ..signals import STOP_SIGNALS, WATCHER, held, worker_setup
 from .contracts import Contract
 from .harness import Harness
 from .properties import PROPERTIES, judge_all
@@ -40,32 +41,66 @@ SPECIAL = (0, 1, 2, 0xFFFF_FFFF, 1 << 32, abi.MASK64, 1 << 63, VmcallStatus.RETR
 STATUSES = (abi.operand_invalid(abi.RCX), abi.operand_invalid(abi.RAX), Status.OPERAND_BUSY,
             Status.NON_RECOVERABLE_VCPU, Status.NON_RECOVERABLE_TD, Status.INTERRUPTED_RESUMABLE)
 P_VALUE, P_FAILURE, P_INJECT = 0.5, 0.15, 0.3  # chance to fuzz a value / fail / inject
-
-
-def _value(rng: random.Random) -> int:
-    roll = rng.random()
-    if roll < 0.7:
-        return rng.getrandbits(64)
-    if roll < 0.85:
-        return rng.choice(SPECIAL)
-    return rng.getrandbits(rng.choice((8, 16, 32)))
+WIDTHS = (8, 16, 32)  # a narrow random value's bits
+HOST_REGISTERS = tuple(r for r in range(abi.RDX, 16) if r != abi.RSP)  # what a host may write
 
 
 def scenario(c: Contract, seed: int, index: int, boundaries: int) -> Scenario:
-    rng = random.Random(seed << 64 | index)
-    flags = rng.choice(c.flag_values())
-    registers = sorted(set(c.fields) | set(c.reg_args))
-    inputs = tuple((r, _value(rng)) for r in registers if rng.random() < P_VALUE)
-    host = tuple((r, _value(rng)) for r in range(abi.RDX, 16)
-                 if r != abi.RSP and rng.random() < P_VALUE)
-    status = rng.choice(STATUSES) if rng.random() < P_FAILURE else 0
-    # A run with an interrupt pending takes several slices, so inject less
-    # often when interrupts are off for the call (then only a stub that sets
-    # IF could take it, which sti-shadow also sees statically), and never
-    # with a module failure (the stub may spin in a panic for its budget).
-    chance = P_INJECT if c.interrupts.holds(flags) else P_INJECT / 6
-    inject = rng.randrange(boundaries + 1) if rng.random() < chance and not status else None
-    return Scenario(flags, status, inject, inputs, host)
+    """Execution `index` of the campaign `seed`: its own random.Random(seed
+    << 64 | index), so that any worker can run any index."""
+    return Scenarios(c, seed, boundaries).at(index)
+
+
+class Scenarios:
+    """The campaign's scenarios, one per index.  The draws are exactly those
+    of random.Random's choice, randrange and random on a generator seeded
+    with seed << 64 | index (tests/test_fuzz.py keeps that reference); they
+    are spelled out on one reused generator because building a Random and
+    calling its Python-level methods took ~15 % of an execution."""
+
+    def __init__(self, c: Contract, seed: int, boundaries: int):
+        self.seed, self.span = seed << 64, boundaries + 1
+        self.flags = c.flag_values()
+        self.registers = sorted(set(c.fields) | set(c.reg_args))
+        self.interrupts = c.interrupts
+        self._rng = random.Random()
+        self._reseed = super(random.Random, self._rng).seed  # the C seeding, as Random(x) does
+        self._random, self._bits = self._rng.random, self._rng.getrandbits
+
+    def at(self, index: int) -> Scenario:
+        self._reseed(self.seed | index)
+        rand, below = self._random, self._below
+        flags = self.flags[below(len(self.flags))]
+        inputs = self._values(self.registers)
+        host = self._values(HOST_REGISTERS)
+        status = STATUSES[below(len(STATUSES))] if rand() < P_FAILURE else 0
+        # A run with an interrupt pending takes several slices, so inject less
+        # often when interrupts are off for the call (then only a stub that sets
+        # IF could take it, which sti-shadow also sees statically), and never
+        # with a module failure (the stub may spin in a panic for its budget).
+        chance = P_INJECT if self.interrupts.holds(flags) else P_INJECT / 6
+        inject = below(self.span) if rand() < chance and not status else None
+        return Scenario(flags, status, inject, inputs, host)
+
+    def _values(self, registers) -> tuple[tuple[int, int], ...]:
+        """Each register fuzzed with chance P_VALUE: mostly 64 random bits,
+        else a special value or a random 8-, 16- or 32-bit one."""
+        rand, bits, below = self._random, self._bits, self._below
+        out = []
+        for r in registers:
+            if rand() < P_VALUE:
+                roll = rand()
+                out.append((r, bits(64) if roll < 0.7 else SPECIAL[below(len(SPECIAL))]
+                            if roll < 0.85 else bits(WIDTHS[below(3)])))
+        return tuple(out)
+
+    def _below(self, n: int) -> int:
+        """Random._randbelow: k-bit draws until one is below n."""
+        k, bits = n.bit_length(), self._bits
+        r = bits(k)
+        while r >= n:
+            r = bits(k)
+        return r
 
 
 def boundaries(harness: Harness) -> int:
@@ -108,12 +143,13 @@ def _work(image: Image, symbol: str, c: Contract, seed: int, span: int, start: i
     property's first failure (minimised), then exit."""
     worker_setup(parent)
     harness = Harness(image, symbol, c)
+    scenarios = Scenarios(c, seed, span)
     reported: set[str] = set()
     for index in range(start, runs, step):
         current.value = index
         if index == crash_at:  # testing: stands for a crash inside the emulator
             os.kill(os.getpid(), signal.SIGSEGV)
-        sc = scenario(c, seed, index, span)
+        sc = scenarios.at(index)
         for finding in judge_all(c, harness.run(sc)):
             if finding.id not in reported:
                 reported.add(finding.id)
@@ -122,6 +158,22 @@ def _work(image: Image, symbol: str, c: Contract, seed: int, span: int, start: i
                 conn.send((finding.id, index, again.message, small.to_json()))
         done.value += 1
     conn.close()
+
+
+def _start_method():
+    """fork when it is safe, else spawn.  A forked worker starts in a few
+    milliseconds; a spawned one starts Python, imports tdxsim and unpickles
+    the image (~0.3 s), which is most of a campaign of some thousand
+    executions per worker.  Fork is safe while this process runs no other
+    thread that may hold a lock: Unicorn starts none for slices without a
+    timeout (the parent's runs size the injections), and tdxsim's signal
+    watcher (signals.py) takes none a worker needs.  Another thread (of a
+    program embedding tdxsim), or a system without fork: spawn."""
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if "fork" in mp.get_all_start_methods() and threading.current_thread() is \
+            threading.main_thread() and all(t.name == WATCHER for t in others):
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
 
 
 @dataclass
@@ -138,9 +190,7 @@ def fuzz(image: Image, symbol: str, c: Contract, runs: int, seed: int = 0, worke
     tests only, makes the worker running that index die as the emulator would.
     When `stop()` turns true (a signal), the workers are ended and the
     campaign holds what they reported so far."""
-    # spawn, not fork: a forked child of a process that already ran Unicorn
-    # (QEMU's threads) is not safe; the parent runs it to size the injections.
-    ctx = mp.get_context("spawn")
+    ctx = _start_method()
     campaign = Campaign(runs, seed, workers, boundaries(Harness(image, symbol, c)))
     current = [ctx.RawValue("q", -1) for _ in range(workers)]
     done = [ctx.RawValue("q", 0) for _ in range(workers)]

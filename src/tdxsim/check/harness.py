@@ -8,6 +8,7 @@ marker host unless another one is plugged in.
 """
 from __future__ import annotations
 
+import ctypes
 from struct import Struct
 
 from .. import abi, native
@@ -35,6 +36,7 @@ STRAY_WRITES = 64  # stores outside the stack and args struct kept per run
 # native.TdcallSeen up to its stack window: rip, rflags, count, time_ns, before, after
 SEEN_HEAD = Struct("<4Q16Q16Q")
 SEEN_STACK_AT = native.TdcallSeen.stack.offset
+SEEN_SIZE = ctypes.sizeof(native.TdcallSeen)
 
 
 def over_budget(result: RunResult) -> RunResult:
@@ -150,13 +152,13 @@ class Harness:
         self._escape = None
         served = self._served
         served.exits, served.resumes = [], []
-        if self._marker:
+        if self._marker and v.answer is not self._host.answer:  # copied into C when it changes
             self._host.answer = v.answer
         result = td.call_prepared(self.entry, max_insns=self.contract.max_insns, timeout=0)
         self.runs += 1
         if self.native:
-            records, over = self._observer.take()
-            self._seen = [self._seen_natively(r) for r in records]
+            n, over, raw = self._observer.take_raw()
+            self._seen = [self._seen_natively(raw, at) for at in range(0, n * SEEN_SIZE, SEEN_SIZE)]
         else:
             over = len(self._seen) > TDCALLS_PER_RUN
             del self._seen[TDCALLS_PER_RUN:]
@@ -202,12 +204,11 @@ class Harness:
                                         insns))
         return len(self._seen) <= TDCALLS_PER_RUN  # over the budget: the run ends
 
-    def _seen_natively(self, r) -> TdcallSeen:
-        # One copy and one unpack instead of a ctypes access per field.
-        raw = bytes(r)
-        head = SEEN_HEAD.unpack_from(raw)
+    def _seen_natively(self, raw: memoryview, at: int) -> TdcallSeen:
+        # One unpack from the records' memory instead of a ctypes access per field.
+        head = SEEN_HEAD.unpack_from(raw, at)
         rip, rflags, count, time_ns = head[:4]
-        stack = raw[SEEN_STACK_AT:SEEN_STACK_AT + self._stack_len]
+        stack = raw[at + SEEN_STACK_AT:at + SEEN_STACK_AT + self._stack_len]
         return self._seen_at(rip, head[4:20], head[20:], rflags, stack, time_ns,
                              count - self._start)
 

@@ -98,19 +98,44 @@ class ValueFactory:
     def values(self, sc: Scenario) -> Values:
         """The base values with this scenario's flags and fuzzed values; only
         these few pieces change between runs."""
+        flagged = self._by_flags.get(sc.flags)
+        if flagged is None:
+            flagged = self._by_flags[sc.flags] = self._with(sc.flags, (), ())
         if not (sc.inputs or sc.host):
-            cached = self._by_flags.get(sc.flags)
-            if cached is None:
-                cached = self._by_flags[sc.flags] = self._with(sc)
-            return cached
-        return self._with(sc)
-
-    def _with(self, sc: Scenario) -> Values:
-        c, base, lay = self.contract, self._base, self.layout
+            return flagged
         fuzzed = [(r, v & self._masks.get(r, abi.MASK64)) for r, v in sc.inputs]
+        if any(r in self.contract.reg_args for r, _ in fuzzed):  # they reach entry registers
+            return self._with(sc.flags, fuzzed, sc.host)
+        # Fuzzed struct fields and host answers only: the flags' entry state stays.
+        return self._fuzzed(flagged, fuzzed, sc.host)
+
+    def _fuzzed(self, flagged: Values, fuzzed: list, host: tuple) -> Values:
+        """`flagged` with fuzzed struct inputs and host answers."""
+        inputs, struct, known = flagged.inputs, flagged.struct, flagged.guest_known
+        if fuzzed:
+            inputs = {**inputs, **dict(fuzzed)}
+            struct = bytearray(struct)
+            for r, value in fuzzed:
+                slot = self._slots.get(r)
+                if slot is not None:
+                    offset, size = slot
+                    struct[offset:offset + size] = value.to_bytes(size, "little")
+            struct = bytes(struct)
+            known = known.union([value for _, value in fuzzed])
+        host_gprs, answer = flagged.host_gprs, flagged.answer
+        if host:
+            host_gprs = {**host_gprs, **dict(host)}
+            answer = VmResume(gprs=host_gprs, xmms=flagged.host_xmms)
+        # The constructor, not dataclasses.replace: this runs once per fuzz execution.
+        return Values(flagged.entry, inputs, flagged.xmm, flagged.registers, struct,
+                      flagged.stack, host_gprs, flagged.host_xmms, answer, flagged.secrets,
+                      flagged.secret_lows, known, flagged.pointers)
+
+    def _with(self, flags: int, fuzzed: list, host: tuple) -> Values:
+        c, base, lay = self.contract, self._base, self.layout
         inputs = {**base.inputs, **dict(fuzzed)} if fuzzed else base.inputs
         entry, stack = list(base.entry), base.stack
-        placed = [(c.flags, sc.flags)] if c.flags is not None else []
+        placed = [(c.flags, flags)] if c.flags is not None else []
         placed += [(src, inputs[dst]) for dst, src in c.reg_args.items()]
         for loc, value in placed:
             if isinstance(loc, Stack):
@@ -126,14 +151,13 @@ class ValueFactory:
             for (offset, size), value in slots:
                 struct[offset:offset + size] = value.to_bytes(size, "little")
             struct = bytes(struct)
-        host_gprs = {**base.host_gprs, **dict(sc.host)} if sc.host else base.host_gprs
-        # The constructor, not dataclasses.replace: this runs once per fuzz execution.
+        host_gprs = {**base.host_gprs, **dict(host)} if host else base.host_gprs
         return Values(entry, inputs, base.xmm,
                       register_image(entry, RFLAGS_AT_ENTRY, base.xmm), struct,
                       stack, host_gprs, base.host_xmms,
-                      VmResume(gprs=host_gprs, xmms=base.host_xmms) if sc.host else base.answer,
+                      VmResume(gprs=host_gprs, xmms=base.host_xmms) if host else base.answer,
                       base.secrets, base.secret_lows,
-                      base.guest_known.union(inputs.values(), (sc.flags,)), base.pointers)
+                      base.guest_known.union(inputs.values(), (flags,)), base.pointers)
 
     def _field_mask(self, register: int) -> int:
         """An input loaded from a narrow struct field arrives zero-extended."""

@@ -149,11 +149,14 @@ class ApicTimer:
         """Virtual time of the next expiry; None when disarmed, and for a
         masked periodic timer (its expiries change nothing the guest sees,
         and a halt must not wake at each one)."""
-        if self.mode == LVT_MODE_TSC_DEADLINE:
-            return self.tsc_deadline or None
-        if self.mode == LVT_MODE_PERIODIC and self.lvt & LVT_MASKED:
+        state = self.state  # read once: the run loop asks every slice
+        lvt = state.lvt
+        mode = lvt >> LVT_MODE_SHIFT & 3
+        if mode == LVT_MODE_TSC_DEADLINE:
+            return state.tsc_deadline or None
+        if mode == LVT_MODE_PERIODIC and lvt & LVT_MASKED or not state.counting:
             return None
-        return self.expiry
+        return state.expiry
 
     def fire(self, now: int) -> int | None:
         """The vector to post if the timer expired by now."""

@@ -26,7 +26,7 @@ class Serial:
 
     @property
     def text(self) -> str:
-        return self.output.decode("utf-8", "replace")
+        return self.output.decode("utf-8", "replace") if self.state.length else ""
 
     def clear(self) -> None:
         self.state.length = 0

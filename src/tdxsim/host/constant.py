@@ -7,13 +7,20 @@ path takes no XMM exits.
 """
 from __future__ import annotations
 
+import ctypes
+from struct import Struct
+
 from .. import native
 from ..exits import VmExit, VmResume
+
+GPRS = Struct("<16Q")
 
 
 class ConstantHost:
     def __init__(self, answer: VmResume):
         self.fast = native.Host(answer_all=1)  # what host/fast.c answers
+        self._registers = memoryview((ctypes.c_ubyte * GPRS.size).from_buffer(
+            self.fast.answer)).cast("B")
         self._answer: VmResume | None = None
         self._gprs: dict[int, int] | None = None
         self.answer = answer
@@ -27,12 +34,11 @@ class ConstantHost:
         """Copied into C only when its GPRs change (the checker sets it per run)."""
         self._answer = answer
         if answer.gprs != self._gprs:
-            mask, values = 0, [0] * 16
+            values = [0] * 16
             for r, value in answer.gprs.items():
-                mask |= 1 << r
                 values[r] = value
-            self.fast.answer_mask = mask
-            self.fast.answer[:] = values  # one copy into C, not one ctypes store per GPR
+            self.fast.answer_mask = sum(1 << r for r in answer.gprs)
+            GPRS.pack_into(self._registers, 0, *values)  # one copy into C, no ctypes store per GPR
             self._gprs = dict(answer.gprs)
 
     def handle(self, exit: VmExit) -> VmResume:

@@ -101,6 +101,7 @@ class TdxModule:
         self.host = host
         self.clock = clock
         self._fast_host = None  # the native.Host that fast.host points to
+        self._armed = None  # (enabled, bridged, no_rbp_mod) last stored into fast
         self.record = record or (lambda event: None)
         self.handlers = dict(LEAF_HANDLERS)
         # Per-vCPU state (TDVPS), one per vCPU; `vp` is the running vCPU's.
@@ -152,14 +153,16 @@ class TdxModule:
         paths serve (compiled_paths); anything they decline goes to Python."""
         paths = getattr(self.host, "compiled_paths", None)
         fast_host = paths() if paths is not None else None
-        self.fast.enabled = fast_host is not None and not observed \
+        enabled = fast_host is not None and not observed \
             and not self.vmcall_failure and self.handlers.get(Leaf.VP_VMCALL) is vmcall.handle
-        bridged = self.fast.enabled and self.bridge.outcome is not None
-        self.fast.bridge = self.bridge.address if bridged else None
+        armed = (enabled, enabled and self.bridge.outcome is not None, self.config.no_rbp_mod)
+        if armed != self._armed:  # stored into C on a change only: the checker arms per run
+            self.fast.enabled, bridged, self.fast.no_rbp_mod = armed
+            self.fast.bridge = self.bridge.address if bridged else None
+            self._armed = armed
         if fast_host is not None and fast_host is not self._fast_host:
             self.fast.host = ctypes.pointer(fast_host)
             self._fast_host = fast_host
-        self.fast.no_rbp_mod = self.config.no_rbp_mod
 
     def tdcall(self, regs, time_ns: int = 0):
         """Execute one TDCALL at regs.rip; returns the host's action or None."""

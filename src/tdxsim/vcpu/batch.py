@@ -9,21 +9,9 @@ import ctypes
 from struct import Struct
 
 from unicorn import UcError
-from unicorn.unicorn_py3 import unicorn as _binding
 
-from .regs import GPR_IDS, RFLAGS, RIP, XMM_IDS
-
-
-def _bare(name: str):
-    """Unicorn's C function `name` without the binding's argument conversion
-    (a new function object: the binding's keeps its argtypes)."""
-    function = _binding.uclib[name]
-    function.restype = ctypes.c_int
-    return function
-
-
-UC_REG_READ_BATCH, UC_REG_WRITE_BATCH = _bare("uc_reg_read_batch"), _bare("uc_reg_write_batch")
-UC_MEM_READ, UC_MEM_WRITE = _bare("uc_mem_read"), _bare("uc_mem_write")
+from .mmu import RAW_MEM_READ as UC_MEM_READ, RAW_MEM_WRITE as UC_MEM_WRITE
+from .regs import GPR_IDS, RFLAGS, RIP, UC_REG_READ_BATCH, UC_REG_WRITE_BATCH, XMM_IDS
 
 
 class RegisterBank:

@@ -16,6 +16,8 @@ from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVAL
 from unicorn import x86_const as X
 
 from .. import abi, native
+from ..native import (SLICE_BOUNDARY, SLICE_END, SLICE_ERROR_SHIFT, SLICE_IF_WATCH, SLICE_TDCALL,
+                      SLICE_TRAP)
 from ..clock import Clock
 from ..errors import TdxsimError
 from . import modes
@@ -25,6 +27,7 @@ from .crash import decode
 from .mmu import Mmu
 from . import ve_insns
 from .regs import RFLAGS_IF, RegisterFile, unicorn_entry_points
+from .slices import SliceRunner
 
 # The intercepted instructions Unicorn can hook (spec 12): a safety net for
 # code outside the scanned segments, which the trap hooks do not cover.
@@ -91,8 +94,10 @@ class VCpu:
         self.translate, self.fetched = mmu.translate, mmu.fetched
         self.enable_paging, self.flush_translations = mmu.enable_paging, mmu.flush_translations
         self._stop_requested = False  # request_stop() was called: every slice ends at once
+        self._observed = None  # the TDCALL observer's native state (attach_observer)
         self.traps = CodeTraps(self.uc, self.counter.native, mmu.phys_read, mmu)
         self.fast.if_watch = ctypes.pointer(self.traps.if_watch)  # (tdcall.c: HLT)
+        self._slice = SliceRunner(self.uc, self.counter, self.traps, self.fast).run
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
             self.fast.fallback = self._fallback = native.FALLBACK(
                 lambda _uc, _user: self._invalid_insn(self.uc, None))
@@ -111,6 +116,7 @@ class VCpu:
         if observer is not None and not self.counter.native:
             raise TdxsimError("the TDCALL observer needs the compiled hooks (native=True)")
         self._observer = observer  # kept alive while C points to it
+        self._observed = observer.state if observer is not None else None
         self.fast.observer = ctypes.pointer(observer.state) if observer is not None else None
 
     def watch_writes(self, low: int, high: int, on_write: Callable[[int], None]) -> None:
@@ -182,7 +188,8 @@ class VCpu:
     def stop_requested(self) -> bool:
         """request_stop() was called, or the TDCALL observer is full (its
         budget per run, observer.py): the run ends."""
-        return self._stop_requested or bool(self.fast.observer and self.fast.observer[0].overflow)
+        observed = self._observed  # the observer's state, as C sees it
+        return self._stop_requested or bool(observed is not None and observed.overflow)
 
     @property
     def instructions(self) -> int:
@@ -210,7 +217,7 @@ class VCpu:
         if until != self.traps.until:
             self.traps.set_until(until)
             self.counter.state.until = until  # the counter stops in front of it too
-        self.counter.set_limit(limit)
+        self.counter.state.limit = limit
         self.traps.if_watch.armed = watch_if
         try:
             stop = self._emulate(until)
@@ -253,7 +260,8 @@ class VCpu:
         self._unmapped = None
         self._fault = None
         self._slice_ended = False
-        self.mmu.release_trap_pages()
+        if self.mmu.traps:
+            self.mmu.release_trap_pages()
         rip = self.regs.rip
         if step and self.exact_traps:  # no block decode traps a stepped instruction
             self.traps.block_traps([(rip, self.fetched(rip, 15))], self.code64())
@@ -262,28 +270,18 @@ class VCpu:
             return Stop("until", rip) if rip == until else Stop("ve-insn", rip)
         if step:  # code translated without Unicorn's count hook would run on past one insn
             self.uc.ctl_remove_cache(rip, rip + 1)
-        self.counter.enabled = self.traps.trap.armed = not step
-        traps = self.traps
-        traps.trap.hit = traps.boundary.hit = traps.if_watch.hit = 0
-        self.counter.state.block_insns = 0  # no block entered yet
-        try:
-            self.uc.emu_start(rip, 0, count=int(step))
-        except UcError as exc:
-            if self._stop is None:
-                self._stop = self._fault_stop(exc)
-        finally:
-            self.counter.enabled = True
+        status = self._slice(rip, int(step))
+        if status >> SLICE_ERROR_SHIFT and self._stop is None:
+            self._stop = self._fault_stop(UcError(status >> SLICE_ERROR_SHIFT))
         if self.traps.pending:  # a block waits for its exact traps (code_traps.block_traps)
             self.traps.install_pending()
-        if self.fast.stop_tdcall:  # tdcall.c stopped at a TDCALL, as _invalid_insn does
-            self.fast.stop_tdcall = 0
+        if status & SLICE_TDCALL:  # tdcall.c stopped at a TDCALL, as _invalid_insn does
             self._stop = Stop("tdcall", self.regs.rip)
-        if self.fast.end_slice:  # tdcall.c ended the slice, as end_slice() does
-            self.fast.end_slice = 0
+        if status & SLICE_END:  # tdcall.c ended the slice, as end_slice() does
             self._slice_ended = True
-        pause = self.traps.boundary if self.traps.boundary.hit else \
-            self.traps.if_watch if self.traps.if_watch.hit else None
-        if self.traps.trap.hit and self._stop is None and pause is None:
+        pause = self.traps.boundary if status & SLICE_BOUNDARY else \
+            self.traps.if_watch if status & SLICE_IF_WATCH else None
+        if status & SLICE_TRAP and self._stop is None and pause is None:
             self._stop = Stop("until" if self.traps.trap.rip == until else "ve-insn", self.traps.trap.rip)
         if self._undo is not None:  # fault-like: as if the instruction never ran
             self.regs.set_gprs(dict(enumerate(self._undo)))

@@ -19,10 +19,13 @@ from unicorn import (UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_TLB_FILL, UC_MEM
                      UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE, UC_PROT_ALL,
                      UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, UC_TLB_VIRTUAL, UcError)
 from unicorn import x86_const as X
-from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import native
 from . import paging
+from .regs import bare
+
+# Unicorn's memory calls without the binding's per-argument conversion
+RAW_MEM_READ, RAW_MEM_WRITE = bare("uc_mem_read"), bare("uc_mem_write")
 
 _ACCESS = {UC_MEM_WRITE: "write", UC_MEM_FETCH: "fetch"}  # anything else reads
 MSR_EFER = 0xC000_0080
@@ -72,7 +75,8 @@ class Mmu:
         return bytes(self.uc.mem_read(address, size))
 
     def phys_write(self, address: int, data: bytes) -> None:
-        if _binding.uclib.uc_mem_write(self.uc._uch, address, data, len(data)):
+        if RAW_MEM_WRITE(self.uc._uch, ctypes.c_uint64(address), data,
+                         ctypes.c_uint64(len(data))):
             self.uc.mem_write(address, data)  # raises the binding's UcError
 
     # --- control ---
@@ -180,6 +184,11 @@ class Mmu:
             la, size = la + n, size - n
 
     def read(self, address: int, size: int) -> bytes:
+        if 0 < size <= PAGE - address % PAGE:  # the common case: one page
+            t = self.translate(address, "read")
+            if not isinstance(t, tuple):
+                raise MemoryFault(t)
+            return self.phys_read(t[0], size)
         return b"".join(self.phys_read(a, n) for a, n in list(self.pieces(address, size, "read")))
 
     def write(self, address: int, data: bytes) -> None:
@@ -195,6 +204,8 @@ class Mmu:
             offset += n
 
     def readable(self, address: int, size: int) -> bool:
+        if 0 < size <= PAGE - address % PAGE:  # the common case: one page
+            return isinstance(self.translate(address, "read"), tuple)
         try:
             list(self.pieces(address, size, "read"))
             return True

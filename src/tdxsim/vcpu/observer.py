@@ -20,12 +20,22 @@ class TdcallObserver:
             raise TdxsimError(f"a stack window of {stack_len} bytes is more than the "
                               f"observer's {native.OBSERVE_STACK_MAX}")
         self._records = (native.TdcallSeen * capacity)()
+        self._bytes = memoryview((ctypes.c_ubyte * ctypes.sizeof(self._records)).from_buffer(
+            self._records)).cast("B")
         self.state = native.Observer(ctypes.cast(self._records, ctypes.POINTER(native.TdcallSeen)),
                                      0, capacity, 0, stack_base, stack_len)
 
     @property
     def count(self) -> int:
         return self.state.count
+
+    def take_raw(self) -> tuple[int, bool, memoryview]:
+        """take() as bytes: this run's record count, the overflow flag, and
+        the records' memory (native.TdcallSeen each, valid until the next
+        run), without a ctypes object per record; starts anew."""
+        n, overflow = self.state.count, self.state.overflow
+        self.state.count = self.state.overflow = 0
+        return n, bool(overflow), self._bytes
 
     def take(self) -> tuple[list[native.TdcallSeen], bool]:
         """This run's records (valid until the next take), and whether there

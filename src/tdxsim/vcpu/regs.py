@@ -24,6 +24,19 @@ RFLAGS_IF = 1 << 9
 RFLAGS_RF = 1 << 16
 
 
+def bare(name: str):
+    """Unicorn's C function `name` without the binding's argument conversion
+    (a Python call per argument): callers pass ctypes objects, or ints that
+    fit a C int.  A new function object: the binding's keeps its argtypes."""
+    function = _binding.uclib[name]
+    function.restype = ctypes.c_int
+    return function
+
+
+UC_REG_READ, UC_REG_WRITE = bare("uc_reg_read"), bare("uc_reg_write")
+UC_REG_READ_BATCH, UC_REG_WRITE_BATCH = bare("uc_reg_read_batch"), bare("uc_reg_write_batch")
+
+
 def unicorn_entry_points() -> native.Unicorn:
     """Unicorn's C entry points and register ids, for the compiled hooks."""
     lib = _binding.uclib
@@ -49,14 +62,13 @@ class RegisterFile:
         base = ctypes.addressof(self._vals)
         self._ids = (ctypes.c_int * 16)(*GPR_IDS)
         self._ptrs = (ctypes.c_void_p * 16)(*(base + 8 * i for i in range(16)))
-        self._read_batch = _binding.uclib.uc_reg_read_batch
-        self._write_batch = _binding.uclib.uc_reg_write_batch
+        self._read_batch, self._write_batch = UC_REG_READ_BATCH, UC_REG_WRITE_BATCH
         self._one = ctypes.c_uint64()
         self._one_ptr = ctypes.byref(self._one)
-        self._read_one = _binding.uclib.uc_reg_read
+        self._read_one = UC_REG_READ
         self._mem_read = _binding.uclib.uc_mem_read
         self._code = ctypes.create_string_buffer(16)
-        self._write_one = _binding.uclib.uc_reg_write
+        self._write_one = UC_REG_WRITE
         self._table = _TableRegister()
         self._table_ptr = ctypes.byref(self._table)
 
