@@ -21,8 +21,11 @@ MAX_BOUNDARY_HOOKS = 64  # slice-limit pause points kept for reuse
 
 
 class CodeTraps:
-    def __init__(self, uc, compiled: bool, phys_read, mmu):
+    def __init__(self, uc, compiled: bool, phys_read, mmu, forget_page):
+        """forget_page(la): the instruction counter's, for a code page that
+        changed (its blocks are decoded again, and their traps found)."""
         self.uc, self.compiled, self.phys_read, self.mmu = uc, compiled, phys_read, mmu
+        self.forget_page = forget_page
         self.trap = native.Traps(stop=native.uc_emu_stop)
         self.boundary = native.Traps(stop=native.uc_emu_stop)
         self.if_watch = native.Traps(stop=native.uc_emu_stop)
@@ -32,7 +35,6 @@ class CodeTraps:
         self._scanned: dict[tuple[int, int], int] = {}  # (page, backing) -> crc32 of its code
         self._watched: set[int] = set()  # exact POPF/IRET pauses (block_traps)
         self.pending: list[tuple[int, native.Traps]] = []  # block_traps -> install_pending
-        self.forget_page = lambda la: None  # exact traps: the counter's (VCpu sets it)
         self.until = 0  # the stop address of a run, trapped like the others
         self._until_hook: int | None = None
 

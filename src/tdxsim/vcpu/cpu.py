@@ -95,7 +95,8 @@ class VCpu:
         self.enable_paging, self.flush_translations = mmu.enable_paging, mmu.flush_translations
         self._stop_requested = False  # request_stop() was called: every slice ends at once
         self._observed = None  # the TDCALL observer's native state (attach_observer)
-        self.traps = CodeTraps(self.uc, self.counter.native, mmu.phys_read, mmu)
+        self.traps = CodeTraps(self.uc, self.counter.native, mmu.phys_read, mmu,
+                               self.counter.forget_page)
         self.fast.if_watch = ctypes.pointer(self.traps.if_watch)  # (tdcall.c: HLT)
         self._slice = SliceRunner(self.uc, self.counter, self.traps, self.fast).run
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
@@ -138,7 +139,6 @@ class VCpu:
         image (firmware: its code appears at run time, megabytes of it, and
         Unicorn walks every code hook at each hooked instruction)."""
         self.mmu.on_code_fetch = self.traps.scan_page
-        self.traps.forget_page = self.counter.forget_page
         self.exact_traps = True
 
     def emulate(self, insn: ve_insns.Insn) -> None:
