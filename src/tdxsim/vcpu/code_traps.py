@@ -43,9 +43,7 @@ class CodeTraps:
         or vCPU-emulated instruction may start (ve_insns.py)."""
         for base, code in code_ranges:
             for address in sorted(base + offset for offset in ve_insns.candidates(code, io)):
-                if address not in self.addresses:
-                    self.addresses.add(address)
-                    self._hooks[address] = self._add(address, self.trap)
+                self._trap(address)
             for offset in sorted(ve_insns.if_setter_candidates(code)):
                 self._add(base + offset, self.if_watch)
 
@@ -85,13 +83,16 @@ class CodeTraps:
         drops the translated code at its address)."""
         for address, state in self.pending:
             if state is self.trap:
-                if address not in self.addresses:
-                    self.addresses.add(address)
-                    self._hooks[address] = self._add(address, state)
+                self._trap(address)
             elif address not in self._watched:
                 self._watched.add(address)
                 self._add(address, state)
         self.pending.clear()
+
+    def _trap(self, address: int) -> None:
+        if address not in self.addresses:
+            self.addresses.add(address)
+            self._hooks[address] = self._add(address, self.trap)
 
     def drop(self, address: int) -> None:
         """Let the instruction at address run natively from now on (the guest

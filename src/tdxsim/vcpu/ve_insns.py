@@ -66,11 +66,18 @@ _IF_SETTERS = frozenset({0x9D, 0xCF})  # POPF, IRET
 
 def is_if_setter(code: bytes, code64: bool = True) -> bool:
     """Whether the instruction at the start of `code` is a POPF or an IRET."""
+    i = _prefix_end(code, code64)
+    return i < len(code) and code[i] in _IF_SETTERS
+
+
+def _prefix_end(code: bytes, code64: bool) -> int:
+    """Where the opcode starts, after the prefixes (REX only in 64-bit code:
+    0x40-0x4F are INC/DEC in 32-bit code)."""
     prefixes = _PREFIXES if code64 else _LEGACY
     i = 0
     while i < len(code) and code[i] in prefixes and i < _MAX_PREFIXES:
         i += 1
-    return i < len(code) and code[i] in _IF_SETTERS
+    return i
 
 
 def if_setter_candidates(code: bytes) -> set[int]:
@@ -112,17 +119,13 @@ def _mode_matters(code: bytes) -> bool:
 
 
 def _decode(code: bytes, code64: bool) -> Insn | None:
-    i = 0
-    opsize16 = rep = addr32 = False
+    i = _prefix_end(code, code64)
+    prefixes = code[:i]
+    opsize16, addr32 = 0x66 in prefixes, 0x67 in prefixes
+    rep = 0xF2 in prefixes or 0xF3 in prefixes
     segment = None
-    prefixes = _PREFIXES if code64 else _LEGACY  # 0x40-0x4F are INC/DEC in 32-bit code
-    while i < len(code) and code[i] in prefixes and i < _MAX_PREFIXES:
-        prefix = code[i]
-        opsize16 |= prefix == 0x66
-        addr32 |= prefix == 0x67
-        rep |= prefix in (0xF2, 0xF3)
+    for prefix in prefixes:  # the last segment override counts
         segment = _SEGMENTS.get(prefix, segment)
-        i += 1
     if code[i:i + 2] in _TWO_BYTE:
         return Insn(_TWO_BYTE[code[i:i + 2]], i + 2)
     if code[i:i + 1] == bytes([_STI]):
