@@ -323,21 +323,20 @@ class Execution:
                          events=self.td.events.detach(), instructions=self.vcpu.instructions,
                          time_ns=self.clock.now(), **kw)
 
-    def bridged(self, action, error: Exception | None) -> bool:
+    def bridged(self, action, error: Exception | None) -> int | None:
         """A TDG.VP.VMCALL the module's bridge answered (module/bridge.py)
-        ended in a host action or an error, as on_tdcall's would.  True: a
-        halt that ends at once (one vCPU, R12 = 0, a deliverable vector, no
-        NMI), recorded here as _halt records it; the vCPU may go on."""
-        if isinstance(action, Halt) and error is None and self.td.smp is None \
+        ended in a host action or an error, as on_tdcall's would.  A halt
+        that ends at once (one vCPU, R12 = 0, a deliverable vector, no NMI)
+        answers that vector: C records it as host/halt.c's (the exit,
+        Halted, Woke) and the vCPU may go on.  Else None: the run loop
+        takes the action or error at the TDCALL."""
+        if type(action) is Halt and error is None and self.td.smp is None \
                 and not action.irq_blocked and not self.lapic.nmi_pending:
             vector = self.lapic.deliverable()
             if vector is not None:
-                now = self.clock.now()
-                self.td.events.append(Halted(now, self.module.fast.bridge_rip, False))
-                self.td.events.append(Woke(now, vector, 0))
-                return True
+                return vector
         self._action, self._error = action, error
-        return False
+        return None
 
     def on_tdcall(self, regs) -> bool:
         """Called by the vCPU for each TDCALL; False stops the CPU."""

@@ -71,6 +71,7 @@ class TD:
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer, ring=None)
         self.vcpu = VCpu(self.clock, self.ram, native, self.module.fast, self._on_tdcall)
+        self._apic_key = None  # the LocalApic compiled_vcpu last looked at
         self._apic_in_c = None  # the LocalApic whose state vcpu.fast.apic points to
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
@@ -258,9 +259,11 @@ class TD:
         """Point the compiled path at the vCPU on the engine (smp.py calls
         this at each switch): its APIC, whose deadlines end slices
         (vcpu/tdcall.c), and the host's per-vCPU state (its MSR store)."""
-        if self._apic_in_c is not self.lapic:
-            self._apic_in_c = self.lapic
-            self.vcpu.fast.apic = self.lapic.pointer if self.lapic.state.clock else None
+        if self._apic_key is not self.lapic:
+            self._apic_key = self.lapic
+            native = bool(self.lapic.state.clock)
+            self._apic_in_c = self.lapic if native else None
+            self.vcpu.fast.apic = self.lapic.pointer if native else None
         self.host.compiled_vcpu(self.vcpu_index)
 
     def interrupt(self) -> None:
@@ -289,10 +292,15 @@ class TD:
 
     def _stop_after_bridged(self) -> bool:
         """Must the vCPU stop after a bridged TDG.VP.VMCALL: translated code
-        went stale (a conversion), or a timer now falls inside the slice."""
-        return self.vcpu.mmu.code_stale or self._run.end_slice_if_due()
+        went stale (a conversion), interrupts arrived, or a timer now falls
+        inside the slice.  With the APIC in C, vcpu/tdcall.c checks its
+        deadline and deliverable vector itself after every compiled or
+        bridged call (ends_slice), so Python repeats that only without it."""
+        if self.vcpu.mmu.code_stale or self.lapic.arrivals_waiting:
+            return True
+        return self._apic_in_c is None and self._run.end_slice_if_due()
 
-    def _bridged(self, action, error: Exception | None) -> bool:
+    def _bridged(self, action, error: Exception | None) -> int | None:
         """A TDG.VP.VMCALL answered through the module's bridge ended in a
         host action or an error (module/bridge.py): the current run's."""
         return self._run.bridged(action, error)

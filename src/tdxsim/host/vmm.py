@@ -123,10 +123,11 @@ class Host:
         compiled.select(self, self.fast, index)
 
     def handle(self, exit: VmExit) -> VmResume:
-        if exit.r10 != 0:
-            handler = self.kvm_handlers.get(exit.r10, kvm.handle_unknown)
+        gprs = exit.gprs  # indexed, not exit.r10/.r11: this runs once per exit
+        if gprs[abi.R10] != 0:
+            handler = self.kvm_handlers.get(gprs[abi.R10], kvm.handle_unknown)
         else:
-            handler = self.handlers.get(exit.r11, unsupported)
+            handler = self.handlers.get(gprs[abi.R11], unsupported)
         try:
             resume = handler(self, exit)
         except Exception as exc:

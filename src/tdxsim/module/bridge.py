@@ -11,9 +11,9 @@ alone go back to the TD through `outcome(action, error)`: a host action
 (halt, exit, fatal error; recorded here, since the record carries it) or an
 exception, either of which stops the vCPU at the TDCALL as the Python path
 does, except a halt that ends at once (one vCPU, R12 = 0, a deliverable
-vector pending), which the run loop records as it would (`Halted`, `Woke`)
-and after which the vCPU goes on when nothing else needs the run loop, as
-after host/halt.c's (vcpu/tdcall.c decides).  The one difference from
+vector pending): C records that one as it records host/halt.c's (the exit,
+`Halted`, `Woke`), and the vCPU goes on when nothing else needs the run
+loop (vcpu/tdcall.c decides).  The one difference from
 vmcall.handle, which moves RIP first: while
 the handler runs, the vCPU's RIP still points at the TDCALL (handlers see
 only the VmExit and the host, not the vCPU).
@@ -32,22 +32,24 @@ _EXIT = Struct("<18Q")  # bridge_time_ns, bridge_rip, bridge_view[16]
 _EXIT_OFFSET = native.Module.bridge_time_ns.offset
 _NO_XMMS = (0,) * 16
 _SERVED = native.VMCALL_COMPLETE | native.VMCALL_RECORD
-_WOKE = native.VMCALL_COMPLETE | native.VMCALL_WOKE  # (recorded here: no RECORD)
+_WOKE_WORD = 17  # bridge_reply.woke
 _new_exit = object.__new__
 
 
 class VmcallBridge:
-    def __init__(self, module, outcome: Callable[[object, Exception | None], None] | None = None,
+    def __init__(self, module,
+                 outcome: Callable[[object, Exception | None], int | None] | None = None,
                  stale: Callable[[], bool] = lambda: False):
         """outcome(action, error): a host action or an exception, for the
-        run loop (None: no run loop, no bridge), which answers True for a
-        halt that ended at once (its events recorded); stale(): the vCPU must stop
-        after this TDCALL (translated code went stale, or a timer now falls
-        inside the running slice)."""
+        run loop (None: no run loop, no bridge), which answers the vector
+        that ends a halt at once, else None; stale(): the vCPU must stop
+        after this TDCALL for what only Python sees (translated code went
+        stale); vcpu/tdcall.c ends the slice itself for a timer now due
+        inside it, as after the calls C serves."""
         self.module = module
-        # bridge_reply (mask, then 16 GPRs) as 17 words of module.fast's memory
+        # bridge_reply (mask, 16 GPRs, woke) as 18 words of module.fast's memory
         reply = ctypes.addressof(module.fast) + native.Module.bridge_reply.offset
-        self._reply = memoryview((ctypes.c_uint64 * 17).from_address(reply)).cast("B").cast("Q")
+        self._reply = memoryview((ctypes.c_uint64 * 18).from_address(reply)).cast("B").cast("Q")
         self.function = native.BRIDGE(self.serve)  # kept alive while C may call it
         self.address = ctypes.cast(self.function, native.ptr).value
         self.outcome, self.stale = outcome, stale
@@ -72,9 +74,10 @@ class VmcallBridge:
             return native.VMCALL_STOP_TDCALL
         reply[0] = mask
         if action is not None:
-            taken = {i: v & abi.MASK64 for i, v in resume.gprs.items() if select >> i & 1}
-            self.module.record(VmcallRecord(time_ns, rip, select, 0, view, taken, action))
-            if self.outcome(action, None):  # a halt that ended at once
-                return _WOKE | native.VMCALL_STOP if self.stale() else _WOKE
-            return native.VMCALL_COMPLETE | native.VMCALL_STOP_TDCALL
+            woke = self.outcome(action, None)
+            if woke is None:  # the run loop takes it at the TDCALL
+                taken = {i: v & abi.MASK64 for i, v in resume.gprs.items() if select >> i & 1}
+                self.module.record(VmcallRecord(time_ns, rip, select, 0, view, taken, action))
+                return native.VMCALL_COMPLETE | native.VMCALL_STOP_TDCALL
+            reply[_WOKE_WORD] = native.WOKE | woke  # a halt that ended at once
         return _SERVED | native.VMCALL_STOP if self.stale() else _SERVED

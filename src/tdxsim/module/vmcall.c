@@ -50,6 +50,7 @@ static unsigned bridge(struct tdxsim_module *m, const uint64_t view[16], uint64_
     m->bridge_rip = rip;
     memcpy(m->bridge_view, view, sizeof(m->bridge_view));
     m->bridge_reply.mask = 0;
+    m->bridge_reply.woke = 0;
     outcome = m->bridge();
     *reply = m->bridge_reply;
     m->bridged += outcome != 0;
