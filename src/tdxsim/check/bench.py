@@ -7,6 +7,8 @@ a full check of the seed stub in under 2 s.
 """
 from __future__ import annotations
 
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -24,7 +26,8 @@ from .runner import check
 
 SYMBOL = "__tdx_hypercall"
 RUNS = 3000
-CAMPAIGN = 48_000  # long enough that starting the workers (~0.5 s) does not dominate
+CAMPAIGN = 48_000  # long enough that starting the workers (~0.1 s) does not dominate
+PAIRS = 3  # campaigns with 1 and 2 workers, alternating
 
 
 def _rate(fn, count: int) -> float:
@@ -59,7 +62,7 @@ def measure() -> list[dict]:
     subprocess.run([sys.executable, "-m", "tdxsim.cli", "check", str(library_sources()[0]),
                     "--symbol", SYMBOL, "--abi", "seed"], capture_output=True, check=True)
     wall = time.perf_counter() - start
-    one, two = (fuzz(image, SYMBOL, seed, runs=CAMPAIGN, seed=0, workers=w) for w in (1, 2))
+    one, two, cpu_one, cpu_two = scaling(image, seed)
     base = "td.call_result, constant host (tdxsim's cost per call)"
     return [
         row("check: execution + judging, plain", "exec/s", plain_rate, baseline, base,
@@ -70,10 +73,36 @@ def measure() -> list[dict]:
              baseline, base, "-", None),
         row("tdxsim check seed stub, wall time", "s", wall, None,
              "new process: imports, as/ld, TD, all runs, report", "< 2 s", wall < 2),
-        row("tdxsim fuzz, 2 worker processes", "exec/s", two.rate, one.rate,
-             f"1 worker; {CAMPAIGN} executions incl. process start", ">= 1.8x",
-             two.rate >= 1.8 * one.rate),
+        row("tdxsim fuzz, 2 worker processes", "exec/s", two, one,
+             f"1 worker; {CAMPAIGN} executions incl. process start, {PAIRS} alternating pairs",
+             ">= 1.8x", two >= 1.8 * one),
+        # Wall time needs a free second core; CPU time per execution tells
+        # whether two workers cost more than one however loaded the machine is.
+        row("  fuzz CPU time per execution, 2 workers", "us", cpu_two * 1e6, cpu_one * 1e6,
+            "1 worker, same pairs (ratio ~1: the workers do not contend)", "-", None),
     ]
+
+
+def scaling(image, seed) -> tuple[float, float, float, float]:
+    """Campaign rates with one worker and with two, and each one's CPU
+    seconds per execution (the workers' and the parent's): medians of
+    alternating pairs, since the machine's load drifts."""
+    rates, cpus = {1: [], 2: []}, {1: [], 2: []}
+    for _ in range(PAIRS):
+        for workers in (1, 2):
+            before = _cpu_seconds()
+            campaign = fuzz(image, SYMBOL, seed, runs=CAMPAIGN, seed=0, workers=workers)
+            cpus[workers].append((_cpu_seconds() - before) / CAMPAIGN)
+            rates[workers].append(campaign.rate)
+    return (*(statistics.median(rates[w]) for w in (1, 2)),
+            *(statistics.median(cpus[w]) for w in (1, 2)))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended."""
+    return sum(getattr(resource.getrusage(who), field) for who in
+               (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for field in ("ru_utime", "ru_stime"))
 
 
 def check_loop(runs: int, mix: bool = False):
