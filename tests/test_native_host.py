@@ -56,7 +56,7 @@ def _block(rng: random.Random, family: str) -> list[int]:
             0x8000_0000 | pick([0, 0xF800, 0x1_0000]) | rng.randrange(256)] * 3)
     elif family == "mmio":
         r11, r12, r13 = MMIO, pick([1, 2, 4, 8, 8, 3, 0]), pick([0, 0, 1, 1, 2])
-        r14 = pick(GPAS) + pick([0, 8, 0x10, 0x3C, 0x60, 0xFC, 0xFE, 0x100, 0xFF8,
+        r14 = pick(GPAS) + pick([0, 4, 8, 0x10, 0x3C, 0x60, 0xFC, 0xFE, 0x100, 0xFF8,
                                  rng.randrange(0x1000)])
         r14 |= pick([SHARED] * 6 + [0, 1 << 48, 1 << 63])
     elif family == "python":  # what Python answers: through the bridge on the compiled path

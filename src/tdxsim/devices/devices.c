@@ -78,13 +78,29 @@ static const struct tdxsim_pci_function *pci_function(const struct tdxsim_pci *p
     return NULL;
 }
 
-/* pci_host.py PciHost.store: the identification header stays as it is. */
+/* pci_host.py writable: the bits of config byte `offset` a write changes. */
+static uint8_t pci_writable(uint64_t offset)
+{
+    if (offset >= PCI_HEADER_END || offset == PCI_CACHE_LINE_SIZE || offset == PCI_INTERRUPT_LINE)
+        return 0xFF;
+    if (offset == PCI_COMMAND || offset == PCI_COMMAND + 1)
+        return PCI_COMMAND_WRITABLE >> 8 * (offset - PCI_COMMAND) & 0xFF;
+    return 0;
+}
+
+/* pci_host.py PciHost.store: only the writable bits of each byte change. */
 static void pci_store(const struct tdxsim_pci_function *f, uint64_t offset, uint64_t size,
                       uint64_t value)
 {
-    for (uint64_t i = 0; i < size; i++)
-        if (offset + i >= PCI_READ_ONLY_END && offset + i < f->length)
-            f->space[offset + i] = value >> 8 * i;
+    for (uint64_t i = 0; i < size; i++) {
+        uint64_t at = offset + i;
+        uint8_t mask;
+
+        if (at >= f->length)
+            continue;
+        mask = pci_writable(at);
+        f->space[at] = (f->space[at] & ~mask) | ((value >> 8 * i) & mask);
+    }
 }
 
 /* pci_host.py PciHost._target: the function CONFIG_ADDRESS selects, and

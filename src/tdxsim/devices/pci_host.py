@@ -3,9 +3,19 @@ with a minimal Q35 machine behind it: the MCH host bridge at 00:00.0 and the
 ICH9 LPC bridge at 00:1f.0 (QEMU hw/pci-host/q35.c, hw/isa/lpc_ich9.c).
 Absent functions read as all ones, as on real PCI.
 
-Config space is plain storage except the identification header, which is
-read-only: what OVMF's PlatformPei reads (the host bridge's device ID tells
-it Q35 from i440FX) and writes (PMBASE, ACPI control, PCIEXBAR) round-trips.
+The standard header (0x00-0x3F) keeps only the bits QEMU lets a guest
+write (hw/pci/pci.c pci_init_wmask): the command register's I/O space,
+memory space, bus master, SERR and INTx-disable enables, the cache line
+size and the interrupt line.  The rest reads as built: neither device has
+a base address register (QEMU registers none for them), so a BAR reads 0
+whatever is written, and PciBus's sizing probe (all ones, read back) finds
+no resources.  OVMF's PciBus learns the attributes a device supports by
+writing the command register and reading it back, and SioBusDxe starts on
+the LPC bridge only once I/O and memory decoding read back enabled
+(OvmfPkg/SioBusDxe/SioBusDxe.c).  Past the header, the device-specific
+registers are plain storage (QEMU's default mask there is all ones): what
+OVMF's PlatformPei reads (the host bridge's device ID tells it Q35 from
+i440FX) and writes (PMBASE, ACPI control, PCIEXBAR) round-trips.
 """
 from __future__ import annotations
 
@@ -17,7 +27,11 @@ ADDRESS_MASK = 0x80FF_FFFC  # enable (31), bus, device, function, dword offset
 INTEL = 0x8086
 Q35_MCH_DEVICE = 0x29C0
 ICH9_LPC_DEVICE = 0x2918
-READ_ONLY_END = 0x10  # vendor, device, revision, class, header type: read-only
+# The standard header's registers a guest writes (PCI Local Bus 3.0, 6.2;
+# QEMU hw/pci/pci.c pci_init_wmask): command bits IO 0, memory 1, bus master
+# 2, SERR 8, INTx disable 10; cache line size; interrupt line.
+COMMAND, CACHE_LINE_SIZE, INTERRUPT_LINE, HEADER_END = 0x04, 0x0C, 0x3C, 0x40
+COMMAND_WRITABLE = 0x0507
 
 
 def _function(vendor: int, device: int, class_code: int) -> bytearray:
@@ -76,7 +90,18 @@ class PciHost:
 
     @staticmethod
     def store(space: bytearray, offset: int, data: bytes) -> None:
-        """A config write: the identification header stays as it is."""
+        """A config write: only the writable bits of each byte change."""
         for i, byte in enumerate(data):
-            if READ_ONLY_END <= offset + i < len(space):
-                space[offset + i] = byte
+            at = offset + i
+            if at < len(space):
+                mask = writable(at)
+                space[at] = space[at] & ~mask | byte & mask
+
+
+def writable(offset: int) -> int:
+    """The bits of config byte `offset` a write changes (devices.c pci_writable)."""
+    if offset >= HEADER_END or offset in (CACHE_LINE_SIZE, INTERRUPT_LINE):
+        return 0xFF
+    if offset in (COMMAND, COMMAND + 1):
+        return COMMAND_WRITABLE >> 8 * (offset - COMMAND) & 0xFF
+    return 0
