@@ -30,19 +30,17 @@ WORDS = RECORD_SIZE // 8
 RECORD = Struct(f"<{WORDS}Q")  # native.ExitRecord: time, RIP, RCX, 16 GPRs, mask, 16 GPRs,
 assert RECORD.size == RECORD_SIZE  # woke, woke_ns
 R10_WORD, R11_WORD = 3 + abi.R10, 3 + abi.R11  # the host's view of R10 and R11
+R10_AT, RECORD_KEY = 8 * R10_WORD, Struct("<2Q")  # R10, R11 of the first record
 WOKE_WORD = 36
 
 
-class Records(bytes):
-    """Sealed native records and the number of events they stand for."""
-    events: int
+class Records:
+    """Sealed native records (`data`): the number of events they stand
+    for, and (r10, r11) when every record holds that sub-function."""
+    __slots__ = ("data", "events", "uniform")
 
-
-def _records(chunk: bytes) -> Records:
-    records = Records(chunk)
-    woke = memoryview(chunk).cast("Q")[WOKE_WORD::WORDS].tolist()
-    records.events = len(woke) + 2 * (len(woke) - woke.count(0))
-    return records
+    def __init__(self, data: bytes, events: int, uniform: tuple[int, int] | None):
+        self.data, self.events, self.uniform = data, events, uniform
 
 
 class ExitBuffer:
@@ -53,16 +51,20 @@ class ExitBuffer:
     def __init__(self, module: native.Module, capacity: int = 4096):
         self.module = module
         self._records = (native.ExitRecord * capacity)()
-        self._address = ctypes.addressof(self._records)
+        self._bytes = memoryview(self._records).cast("B")  # Records copy from it once
         module.records = ctypes.cast(self._records, ctypes.POINTER(native.ExitRecord))
         module.capacity = capacity
-        module.recorded = 0
+        module.recorded = module.recorded_woke = module.recorded_mixed = 0
 
     def take(self) -> Records:
-        """The records written since the last take."""
-        n = self.module.recorded
-        self.module.recorded = 0
-        return _records(ctypes.string_at(self._address, n * RECORD_SIZE))
+        """The records written since the last take, with what C counted
+        of them as it wrote them (vmcall.c record)."""
+        m = self.module
+        data = bytes(self._bytes[:m.recorded * RECORD_SIZE])
+        records = Records(data, m.recorded + 2 * m.recorded_woke,
+                          None if m.recorded_mixed else RECORD_KEY.unpack_from(data, R10_AT))
+        m.recorded = m.recorded_woke = m.recorded_mixed = 0
+        return records
 
 
 class EventLog:
@@ -70,7 +72,7 @@ class EventLog:
         self._exits = exits  # None once detached: the run is over
         self._ring = ring  # None: keep every event
         self._sink = sink  # called with every event, in order
-        self._items: deque = deque()  # events, and bytes of sealed native records
+        self._items: deque = deque()  # events, and Records: sealed native records
         self._held = 0  # events in _items
         self.total = 0  # events of the run sealed so far
         self._flat: list | None = []  # _items as events, until the next append
@@ -121,7 +123,7 @@ class EventLog:
             chunk = self._exits.take()
             self._hold(chunk, chunk.events)
             if self._sink is not None:
-                for event in _unpack(chunk):
+                for event in _unpack(chunk.data):
                     self._sink(event)
 
     def _events(self) -> list:
@@ -129,8 +131,8 @@ class EventLog:
         if self._flat is None:
             flat = []
             for item in self._items:
-                if isinstance(item, bytes):
-                    flat += _unpack(item)
+                if type(item) is Records:
+                    flat += _unpack(item.data)
                 else:
                     flat.append(item)
             if self._ring is not None and len(flat) > self._ring:
@@ -167,7 +169,7 @@ class _Tally:
         self.subfns, self.hypercalls, self.kinds = Counter(), Counter(), Counter()
 
     def add(self, item) -> None:
-        if isinstance(item, bytes):
+        if type(item) is Records:
             self._add_records(item)
         elif isinstance(item, VmcallRecord):
             r10 = item.exposed[abi.R10]
@@ -178,12 +180,21 @@ class _Tally:
         else:
             self.kinds[type(item).__name__] += 1
 
-    def _add_records(self, chunk: bytes) -> None:
-        """Native records, counted with C-speed list operations."""
-        words = memoryview(chunk).cast("Q")
-        halts = (chunk.events - len(chunk) // RECORD_SIZE) // 2
+    def _add_records(self, chunk: Records) -> None:
+        """Native records: a chunk of one sub-function (what C saw as it
+        recorded them) at once, else with C-speed list operations."""
+        n = len(chunk.data) // RECORD_SIZE
+        halts = (chunk.events - n) // 2
         if halts:
             self.kinds.update(Halted=halts, Woke=halts)
+        if chunk.uniform is not None:
+            r10, r11 = chunk.uniform
+            if r10:
+                self.hypercalls[r10] += n
+            else:
+                self.subfns[r11] += n
+            return
+        words = memoryview(chunk.data).cast("Q")
         r10s = words[R10_WORD::WORDS].tolist()
         by_r10 = Counter(r10s)
         zeros = by_r10.pop(0, 0)
@@ -204,7 +215,7 @@ class _Tally:
 
 
 def _size(item) -> int:
-    return item.events if isinstance(item, bytes) else 1
+    return item.events if type(item) is Records else 1
 
 
 _WOKEN = Halt(irq_blocked=False)  # the only halt C ends (R12 = 0)

@@ -242,6 +242,10 @@ struct tdxsim_module {
     struct tdxsim_host *host;
     struct tdxsim_exit_record *records; /* the exit log, drained by Python */
     uint64_t recorded, capacity;
+    /* of the records since Python last took them: how many ended a HLT at
+     * once, and whether any differs from the first in R10 (or, R10 = 0,
+     * in R11); Python then counts a uniform chunk at once (eventlog.py) */
+    uint64_t recorded_woke, recorded_mixed;
     uint64_t served; /* TDG.VP.VMCALLs completed here, for tests */
     /* Python's host for an exit the compiled rules decline, called once
      * with the exit here (module/bridge.py); NULL: the full Python path. */

@@ -183,6 +183,7 @@ class Module(ctypes.Structure):
     _fields_ = [("enabled", u64), ("no_rbp_mod", u64), ("clock", ctypes.POINTER(Clock)),
                 ("host", ctypes.POINTER(Host)),
                 ("records", ctypes.POINTER(ExitRecord)), ("recorded", u64), ("capacity", u64),
+                ("recorded_woke", u64), ("recorded_mixed", u64),
                 ("served", u64), ("bridge", ptr), ("bridged", u64), ("bridge_time_ns", u64),
                 ("bridge_rip", u64), ("bridge_view", u64 * 16), ("bridge_reply", Reply)]
 

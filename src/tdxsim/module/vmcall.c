@@ -27,7 +27,13 @@ static void record(struct tdxsim_module *m, uint64_t time_ns, uint64_t rip, uint
                    const uint64_t view[16], uint64_t taken, const uint64_t gprs[16],
                    uint64_t woke)
 {
+    const struct tdxsim_exit_record *first = &m->records[0];
     struct tdxsim_exit_record *r = &m->records[m->recorded++];
+
+    if (r != first && (view[REG_R10] != first->exposed[REG_R10]
+                       || (!view[REG_R10] && view[REG_R11] != first->exposed[REG_R11])))
+        m->recorded_mixed = 1;
+    m->recorded_woke += woke != 0;
 
     r->time_ns = time_ns;
     r->rip = rip;
