@@ -15,6 +15,8 @@
 
 #include "../native.h"
 
+#define ALL_GPRS 0xFFFFu
+
 /* The 4 bytes at RIP, through the page the vCPU fetched them from (the TLB
  * fill recorded it in the shadow); false if that page is not known. */
 static bool code_at(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint8_t code[4])
@@ -41,13 +43,21 @@ static void write_gprs(struct tdxsim_vcpu *v, void *uc, uint64_t gprs[16], uint6
     v->uc.reg_write_batch(uc, ids, vals, n);
 }
 
-static void read_gprs(struct tdxsim_vcpu *v, void *uc, uint64_t gprs[16])
+/* The GPRs in mask: Unicorn reads each through a switch, so the compiled
+ * path reads only what the module may look at. */
+static void read_gprs(struct tdxsim_vcpu *v, void *uc, uint64_t gprs[16], uint64_t mask)
 {
+    int ids[16];
     void *vals[16];
+    int n = 0;
 
-    for (int i = 0; i < 16; i++)
-        vals[i] = &gprs[i];
-    v->uc.reg_read_batch(uc, v->uc.gpr_ids, vals, 16);
+    for (int i = 0; i < 16; i++) {
+        if (mask >> i & 1) {
+            ids[n] = v->uc.gpr_ids[i];
+            vals[n++] = &gprs[i];
+        }
+    }
+    v->uc.reg_read_batch(uc, ids, vals, n);
 }
 
 /* The observer's record for this TDCALL, its "before" half filled in; NULL
@@ -157,10 +167,15 @@ EXPORT bool tdxsim_tdcall(void *uc, void *user)
     v->uc.reg_read(uc, v->uc.rip_id, &rip);
     if (!code_at(v, uc, rip, code) || memcmp(code, tdcall, 4) != 0)
         return v->fallback(uc, user);
-    read_gprs(v, uc, gprs);
+    /* RAX and RCX, then the GPRs RCX selects: TDG.VP.VMCALL shows the
+     * host nothing else (an observer sees them all). */
+    memset(gprs, 0, sizeof(gprs));
+    read_gprs(v, uc, gprs, v->observer ? ALL_GPRS : 1u << REG_RAX | 1u << REG_RCX);
+    if (!v->observer)
+        read_gprs(v, uc, gprs, gprs[REG_RCX] & GPR_SELECT_MASK & ~(1u << REG_RAX | 1u << REG_RCX));
     seen = observe(v, uc, rip, gprs);
     go_on = serve(v, uc, rip, gprs) || v->fallback(uc, user);
     if (seen)
-        read_gprs(v, uc, seen->after);
+        read_gprs(v, uc, seen->after, ALL_GPRS);
     return go_on;
 }
