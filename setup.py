@@ -44,6 +44,9 @@ def abi_header() -> str:
     values = {f"REG_{name.upper()}": i for i, name in enumerate(abi["GPR_NAMES"])}
     values.update(
         TDCALL_LEN=abi["TDCALL_LEN"], LEAF_VP_VMCALL=abi["Leaf"].VP_VMCALL,
+        LEAF_VP_VEINFO_GET=abi["Leaf"].VP_VEINFO_GET, RAX_VERSION_SHIFT=abi["RAX_VERSION_SHIFT"],
+        VEINFO_MAX_VERSION=abi["VERSIONED_LEAVES"][abi["Leaf"].VP_VEINFO_GET],
+        STATUS_NO_VALID_VE_INFO=abi["Status"].NO_VALID_VE_INFO,
         GPR_SELECT_MASK=abi["GPR_SELECT_MASK"], XMM_SELECT_SHIFT=abi["XMM_SELECT_SHIFT"],
         XMM_SELECT_MASK=abi["XMM_SELECT_MASK"], RCX_RESERVED_MASK=abi["RCX_RESERVED_MASK"],
         NEVER_SELECTABLE=abi["NEVER_SELECTABLE"], RBP_SELECT=abi["RBP_SELECT"],

@@ -234,6 +234,14 @@ struct tdxsim_exit_record {
                                * loop would change nothing (vcpu/tdcall.c) */
 typedef uint64_t (*bridge_fn)(void);
 
+/* module/ve.py VeState: one vCPU's VE information area (TDVPS); Python's
+VeState reads and writes these same fields, module/veinfo.c serves
+TDG.VP.VEINFO.GET on them. */
+struct tdxsim_ve {
+    uint64_t valid; /* VALID: raised, and not yet read by VEINFO.GET */
+    uint64_t exit_reason, qualification, gla, gpa, instr_len, instr_info;
+};
+
 /* module/vmcall.c */
 struct tdxsim_module {
     uint64_t enabled;    /* nothing the compiled path bypasses is customised */
@@ -253,6 +261,10 @@ struct tdxsim_module {
     uint64_t bridged; /* TDG.VP.VMCALLs answered through it, for tests */
     uint64_t bridge_time_ns, bridge_rip, bridge_view[16];
     struct tdxsim_reply bridge_reply;
+    /* TDG.VP.VEINFO.GET is module/veinfo.py's, served in C (veinfo.c), on
+     * the running vCPU's VE information (TdxModule.select points ve at it) */
+    uint64_t veinfo, veinfo_served;
+    struct tdxsim_ve *ve;
 };
 
 static inline bool tdxsim_set(struct tdxsim_reply *reply, int reg, uint64_t value)
@@ -270,6 +282,9 @@ static inline bool tdxsim_status(struct tdxsim_reply *reply, uint64_t r10)
 
 unsigned tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
                        uint64_t *written);
+/* module/veinfo.c: TDG.VP.VEINFO.GET (RAX already checked: leaf 3, version
+ * 0 or 1); false: Python's, nothing changed. */
+bool tdxsim_veinfo(struct tdxsim_module *m, uint64_t gprs[16], uint64_t *written);
 /* The host's compiled rules, one file per family (host/fast.c dispatches);
  * each answers into reply, or returns false: declined, nothing changed. */
 bool tdxsim_host_serve(struct tdxsim_host *h, const uint64_t view[16],

@@ -179,13 +179,19 @@ class ExitRecord(ctypes.Structure):
                 ("returned_mask", u64), ("returned", u64 * 16), ("woke", u64), ("woke_ns", u64)]
 
 
+class Ve(ctypes.Structure):
+    _fields_ = [("valid", u64), ("exit_reason", u64), ("qualification", u64), ("gla", u64),
+                ("gpa", u64), ("instr_len", u64), ("instr_info", u64)]
+
+
 class Module(ctypes.Structure):
     _fields_ = [("enabled", u64), ("no_rbp_mod", u64), ("clock", ctypes.POINTER(Clock)),
                 ("host", ctypes.POINTER(Host)),
                 ("records", ctypes.POINTER(ExitRecord)), ("recorded", u64), ("capacity", u64),
                 ("recorded_woke", u64), ("recorded_mixed", u64),
                 ("served", u64), ("bridge", ptr), ("bridged", u64), ("bridge_time_ns", u64),
-                ("bridge_rip", u64), ("bridge_view", u64 * 16), ("bridge_reply", Reply)]
+                ("bridge_rip", u64), ("bridge_view", u64 * 16), ("bridge_reply", Reply),
+                ("veinfo", u64), ("veinfo_served", u64), ("ve", ctypes.POINTER(Ve))]
 
 
 # VMCALL_* in native.h: what became of a TDG.VP.VMCALL the bridge answered

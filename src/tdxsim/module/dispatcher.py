@@ -108,6 +108,7 @@ class TdxModule:
         apics = [*apics, *[None] * (config.vcpus - len(apics))]
         self.vps = [Tdvps(i, config.legacy_nested_ve_gp, apic) for i, apic in enumerate(apics)]
         self.vp = self.vps[0]
+        self.fast = native.Module(clock=ctypes.pointer(clock.state), ve=self.vp.ve.pointer)
         self.measurements = Measurements(config)
         self.msr_policy = MsrPolicy()
         self.notify_enables = 0  # TDCS.NOTIFY_ENABLES
@@ -117,7 +118,6 @@ class TdxModule:
         # Fault injection (spec 10 B9): nonzero makes every valid
         # TDG.VP.VMCALL fail with this RAX, without a TD exit.
         self.vmcall_failure = 0
-        self.fast = native.Module(clock=ctypes.pointer(clock.state))  # vmcall.c
         # Python's host for exits vmcall.c's host rules decline
         self.bridge = VmcallBridge(self, bridge_outcome, bridge_stop)
 
@@ -130,6 +130,7 @@ class TdxModule:
         """The vCPU with this index runs from now on: TDCALLs, #VEs and
         intercepted instructions use its TDVPS."""
         self.vp = self.vps[index]
+        self.fast.ve = self.vp.ve.pointer  # veinfo.c
 
     @property
     def ve(self):
@@ -150,12 +151,15 @@ class TdxModule:
         TDG.VP.VMCALLs: only where it does exactly what vmcall.handle would.
         That handler is in place, no failure is injected, no Python observer
         must see each call (`observed`), and the host says what its C fast
-        paths serve (compiled_paths); anything they decline goes to Python."""
+        paths serve (compiled_paths); anything they decline goes to Python.
+        veinfo.c serves TDG.VP.VEINFO.GET likewise while veinfo.handle is in
+        place and no Python observer watches (it needs no host)."""
         paths = getattr(self.host, "compiled_paths", None)
         fast_host = paths() if paths is not None else None
         enabled = fast_host is not None and not observed \
             and not self.vmcall_failure and self.handlers.get(Leaf.VP_VMCALL) is vmcall.handle
         armed = (enabled, enabled and self.bridge.outcome is not None, self.config.no_rbp_mod)
+        self.fast.veinfo = not observed and self.handlers.get(Leaf.VP_VEINFO_GET) is veinfo.handle
         if armed != self._armed:  # stored into C on a change only: the checker arms per run
             self.fast.enabled, bridged, self.fast.no_rbp_mod = armed
             self.fast.bridge = self.bridge.address if bridged else None

@@ -3,7 +3,8 @@
  *
  * TDCALL is an invalid instruction to Unicorn.  This hook recognises it,
  * reads the register file once and lets the module's compiled
- * TDG.VP.VMCALL path (module/vmcall.c) complete it.  Everything else, and
+ * TDG.VP.VMCALL path (module/vmcall.c) or TDG.VP.VEINFO.GET (veinfo.c)
+ * complete it.  Everything else, and
  * every call that path declines, goes to Python's full TDCALL path, which
  * stays the reference: the compiled path only serves calls it can finish
  * exactly as Python would, and decides that before changing any state.
@@ -132,16 +133,29 @@ static bool ends_slice(const struct tdxsim_vcpu *v, void *uc, unsigned outcome)
             && (!v->apic || tdxsim_apic_next_deadline(v->apic) <= tdxsim_now_ns(v->module->clock)));
 }
 
+/* The module's compiled leaves: RAX is exactly leaf 0 version 0, or leaf 3
+ * version 0 or 1 (RAX >> 16 takes the reserved bits in too); any other
+ * leaf, version or reserved bit is Python's. */
+static unsigned leaf(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
+                     uint64_t *written)
+{
+    uint64_t rax = gprs[REG_RAX];
+
+    if (rax == LEAF_VP_VMCALL)
+        return tdxsim_vmcall(m, gprs, rip, written);
+    if ((uint16_t)rax == LEAF_VP_VEINFO_GET && rax >> RAX_VERSION_SHIFT <= VEINFO_MAX_VERSION
+        && tdxsim_veinfo(m, gprs, written))
+        return VMCALL_HANDLED;
+    return 0;
+}
+
 /* Complete the TDCALL in C if the module's compiled path takes it. */
 static bool serve(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint64_t gprs[16])
 {
     uint64_t written;
     unsigned outcome;
 
-    /* RAX is exactly leaf 0, version 0: any other leaf, version or reserved
-     * bit is Python's. */
-    if (gprs[REG_RAX] != LEAF_VP_VMCALL || !v->module
-        || !(outcome = tdxsim_vmcall(v->module, gprs, rip, &written)))
+    if (!v->module || !(outcome = leaf(v->module, gprs, rip, &written)))
         return false;
     write_gprs(v, uc, gprs, written);
     rip += TDCALL_LEN;
