@@ -1,4 +1,4 @@
-"""Exact traps (VCpu.scan_fetched_code, used for firmware): each block's
+"""Exact traps (VCpu.scan_fetched_code, every TD has them): each block's
 intercepted instructions are trapped before the block first runs, so code
 the guest copies or decompresses at run time still raises #VE (spec 8.1:
 RDMSR is intercepted, exit reason 31, SDM vol. 3, Appendix C)."""
@@ -21,7 +21,6 @@ def _ves(td):
 
 def test_rdmsr_in_code_copied_at_run_time_raises_ve():
     td = TD.from_source(GUEST)
-    td.vcpu.scan_fetched_code()
     result, ves = _ves(td)
     rdmsr = td.symbol("buffer") + 5  # after `mov $0x1B, %ecx` (5 bytes)
     assert (rdmsr, EXIT_REASON_RDMSR) in ves
@@ -34,6 +33,5 @@ def test_exact_traps_add_only_what_runs():
     it was loaded), none for code that never ran."""
     td = TD.from_source(GUEST)
     before = set(td.vcpu.traps.addresses)
-    td.vcpu.scan_fetched_code()
     _ves(td)
     assert td.vcpu.traps.addresses - before == {td.symbol("buffer") + 5}

@@ -77,6 +77,9 @@ class TD:
         self._load(image)
         self.vcpu.traps.install([(seg.vaddr, seg.data) for seg in image.segments
                                  if seg.executable])
+        # Code the guest writes at run time (copied, decompressed, patched)
+        # gets its traps block by block before it first runs.
+        self.vcpu.scan_fetched_code()
         self.module.finalize(self._image_pages(image))
         self.vcpu_index = 0  # the vCPU on the engine (several: smp.py switches them)
         self.smp = Smp(self, seed) if vcpus > 1 else None

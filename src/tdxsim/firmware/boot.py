@@ -81,7 +81,6 @@ class FirmwareTD(TD):
                                   f"its section of {s.size:#x} bytes")
             self.vcpu.phys_write(s.gpa, td_hob)
         self.module.finalize(self._build_pages(added))
-        self.vcpu.scan_fetched_code()
         self.host.cpuid.set(0, 0, abi.CPUID_TDX_LEAF + 2, *self.host.cpuid.lookup(0, 0)[1:])
         return td_hob
 
