@@ -33,7 +33,7 @@ class CodeTraps:
         self._hooks: dict[int, int] = {}  # trapped address -> Unicorn hook handle
         self._boundary_hooks: dict[int, int] = {}
         self._scanned: dict[tuple[int, int], int] = {}  # (page, backing) -> crc32 of its code
-        self._watched: set[int] = set()  # exact POPF/IRET pauses (block_traps)
+        self._watched: set[int] = set()  # POPF/IRET pauses (if_watch)
         self.pending: list[tuple[int, native.Traps]] = []  # block_traps -> install_pending
         self.until = 0  # the stop address of a run, trapped like the others
         self._until_hook: int | None = None
@@ -45,7 +45,7 @@ class CodeTraps:
             for address in sorted(base + offset for offset in ve_insns.candidates(code, io)):
                 self._trap(address)
             for offset in sorted(ve_insns.if_setter_candidates(code)):
-                self._add(base + offset, self.if_watch)
+                self._watch(base + offset)
 
     def scan_page(self, la: int, backing: int) -> None:
         """A code page the guest fetches from (mmu.on_code_fetch), with
@@ -84,15 +84,21 @@ class CodeTraps:
         for address, state in self.pending:
             if state is self.trap:
                 self._trap(address)
-            elif address not in self._watched:
-                self._watched.add(address)
-                self._add(address, state)
+            else:
+                self._watch(address)
         self.pending.clear()
 
     def _trap(self, address: int) -> None:
         if address not in self.addresses:
             self.addresses.add(address)
             self._hooks[address] = self._add(address, self.trap)
+
+    def _watch(self, address: int) -> None:
+        """A POPF/IRET pause, once per address (the image scan's and the
+        blocks' exact ones are the same)."""
+        if address not in self._watched:
+            self._watched.add(address)
+            self._add(address, self.if_watch)
 
     def drop(self, address: int) -> None:
         """Let the instruction at address run natively from now on (the guest
