@@ -95,6 +95,7 @@ struct tdxsim_traps {
     uint64_t armed; /* 0: the hooks do nothing */
     uint64_t only;  /* nonzero: only the hook at this address stops */
     uc_emu_stop_fn stop;
+    struct tdxsim_sti *sti; /* non-NULL (the intercept traps): STIs it may complete */
 };
 
 /* devices/serial.py: the UART's registers and transmitted bytes. */
@@ -337,6 +338,33 @@ struct tdxsim_vcpu {
     struct tdxsim_traps *if_watch; /* armed: the slice stops where IF may become 1 */
 };
 
+/* The code bytes at a linear address, through the page the vCPU fetched
+ * them from (the TLB fill recorded it in the shadow); false if that page is
+ * not known or the bytes cross it. */
+static inline bool tdxsim_code_at(const struct tdxsim_vcpu *v, void *uc, uint64_t rip,
+                                  uint8_t *code, uint64_t n)
+{
+    uint64_t page = rip >> 12, slot = page % SHADOW_SLOTS;
+
+    if (v->shadow_pages[slot] != page + 1 || (rip & 0xFFF) > 0x1000 - n)
+        return false;
+    return v->uc.mem_read(uc, v->shadow_backing[slot] << 12 | (rip & 0xFFF), code, n) == 0;
+}
+
+/* vcpu/traps.c: an STI the intercept trap completes in place, as the run
+ * loop would (VCpu.emulate) when nothing waits for IF = 1, instead of
+ * stopping the slice for it.  slice.c reports the last one (SLICE_STI). */
+struct tdxsim_sti {
+    struct tdxsim_vcpu *vcpu;
+    struct tdxsim_counter *counter;
+    struct tdxsim_traps *boundary; /* armed: the slice pauses in a block: never in place */
+    uint64_t enabled;              /* 0: every STI stops the slice (several vCPUs) */
+    uint64_t done;   /* an STI was completed in this slice ... */
+    uint64_t rip;    /* ... at rip, */
+    uint64_t shadow; /* it set IF, so its shadow covers the next instruction, */
+    uint64_t count;  /* which starts at this instruction count */
+};
+
 /* vcpu/slice.c: one emu_start and its bookkeeping (vcpu/cpu.py _emulate) */
 typedef int (*uc_emu_start_fn)(void *uc, uint64_t begin, uint64_t until, uint64_t timeout,
                                size_t count);
@@ -354,6 +382,7 @@ struct tdxsim_slice {
 #define SLICE_BOUNDARY 4u /* the slice-limit pause */
 #define SLICE_IF_WATCH 8u /* the POPF/IRET pause */
 #define SLICE_END 16u     /* tdcall.c ended the slice (end_slice, now cleared) */
+#define SLICE_STI 32u     /* traps.c completed an STI in place (sti->done, now cleared) */
 #define SLICE_ERROR_SHIFT 32 /* uc_err of emu_start above */
 
 #endif

@@ -95,8 +95,13 @@ class Lapic(ctypes.Structure):
                 ("expiry", u64), ("clock", ctypes.POINTER(Clock))]
 
 
+class Sti(ctypes.Structure):
+    pass  # its fields below, after VCpu
+
+
 class Traps(ctypes.Structure):
-    _fields_ = [("hit", u64), ("rip", u64), ("armed", u64), ("only", u64), ("stop", ptr)]
+    _fields_ = [("hit", u64), ("rip", u64), ("armed", u64), ("only", u64), ("stop", ptr),
+                ("sti", ctypes.POINTER(Sti))]
 
 
 class Serial(ctypes.Structure):
@@ -225,6 +230,11 @@ class VCpu(ctypes.Structure):
                 ("if_watch", ctypes.POINTER(Traps))]
 
 
+Sti._fields_ = [("vcpu", ctypes.POINTER(VCpu)), ("counter", ctypes.POINTER(Counter)),
+                ("boundary", ctypes.POINTER(Traps)), ("enabled", u64), ("done", u64),
+                ("rip", u64), ("shadow", u64), ("count", u64)]
+
+
 class Slice(ctypes.Structure):
     _fields_ = [("uc", ptr), ("emu_start", ptr), ("counter", ctypes.POINTER(Counter)),
                 ("trap", ctypes.POINTER(Traps)), ("boundary", ctypes.POINTER(Traps)),
@@ -233,5 +243,5 @@ class Slice(ctypes.Structure):
 
 
 # SLICE_* in native.h: what stopped the engine in one tdxsim_slice
-SLICE_TDCALL, SLICE_TRAP, SLICE_BOUNDARY, SLICE_IF_WATCH, SLICE_END = 1, 2, 4, 8, 16
+SLICE_TDCALL, SLICE_TRAP, SLICE_BOUNDARY, SLICE_IF_WATCH, SLICE_END, SLICE_STI = 1, 2, 4, 8, 16, 32
 SLICE_ERROR_SHIFT = 32

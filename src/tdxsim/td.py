@@ -83,6 +83,7 @@ class TD:
         self.module.finalize(self._image_pages(image))
         self.vcpu_index = 0  # the vCPU on the engine (several: smp.py switches them)
         self.smp = Smp(self, seed) if vcpus > 1 else None
+        self.vcpu.traps.sti.enabled = int(self.smp is None)  # (code_traps.complete_sti)
         self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._run: Execution | None = None
         self._labels: dict[int, str] = {}  # code address -> symbol+offset

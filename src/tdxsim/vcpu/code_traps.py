@@ -8,6 +8,7 @@ instructions (ve_insns.py) and before the stop address of a run;
 """
 from __future__ import annotations
 
+import ctypes
 import zlib
 
 from unicorn import UC_HOOK_CODE
@@ -29,6 +30,7 @@ class CodeTraps:
         self.trap = native.Traps(stop=native.uc_emu_stop)
         self.boundary = native.Traps(stop=native.uc_emu_stop)
         self.if_watch = native.Traps(stop=native.uc_emu_stop)
+        self.sti = native.Sti()  # STIs `trap` completes in place (complete_sti)
         self.addresses: set[int] = set()  # trapped intercepted instructions
         self._hooks: dict[int, int] = {}  # trapped address -> Unicorn hook handle
         self._boundary_hooks: dict[int, int] = {}
@@ -37,6 +39,15 @@ class CodeTraps:
         self.pending: list[tuple[int, native.Traps]] = []  # block_traps -> install_pending
         self.until = 0  # the stop address of a run, trapped like the others
         self._until_hook: int | None = None
+
+    def complete_sti(self, vcpu: native.VCpu, counter: native.Counter, on: bool = True) -> None:
+        """Let the compiled trap complete an STI itself, without stopping the
+        slice, when the run loop would only emulate it and run on (traps.c
+        says when); the slice reports it (SLICE_STI).  Off for several
+        vCPUs, whose switches the run loop decides between slices."""
+        self.sti.vcpu, self.sti.counter = ctypes.pointer(vcpu), ctypes.pointer(counter)
+        self.sti.boundary, self.sti.enabled = ctypes.pointer(self.boundary), int(on)
+        self.trap.sti = ctypes.pointer(self.sti)
 
     def install(self, code_ranges: list[tuple[int, bytes]], io: bool = True) -> None:
         """Stop before every place in the guest's code where an intercepted

@@ -117,6 +117,11 @@ class InstructionCounter:
         state.block_start, state.block_insns = NO_BLOCK, 0
         self._last_pc = rip
 
+    def completed(self, rip: int) -> None:
+        """The instruction at rip, last of its block, was completed in place
+        by a trap hook (traps.c, an STI): as settle(rip) and retire()."""
+        self._last_pc = rip
+
     def stepped(self, rip: int) -> None:
         """One instruction at rip ran outside block counting."""
         self.retire()

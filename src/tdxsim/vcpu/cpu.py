@@ -16,8 +16,8 @@ from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVAL
 from unicorn import x86_const as X
 
 from .. import abi, native
-from ..native import (SLICE_BOUNDARY, SLICE_END, SLICE_ERROR_SHIFT, SLICE_IF_WATCH, SLICE_TDCALL,
-                      SLICE_TRAP)
+from ..native import (SLICE_BOUNDARY, SLICE_END, SLICE_ERROR_SHIFT, SLICE_IF_WATCH, SLICE_STI,
+                      SLICE_TDCALL, SLICE_TRAP)
 from ..clock import Clock
 from ..errors import TdxsimError
 from . import modes
@@ -99,6 +99,8 @@ class VCpu:
                                self.counter.forget_page)
         self.fast.if_watch = ctypes.pointer(self.traps.if_watch)  # (tdcall.c: HLT)
         self._slice = SliceRunner(self.uc, self.counter, self.traps, self.fast).run
+        if self.counter.native:  # STIs nothing waits for are completed in the trap (traps.c)
+            self.traps.complete_sti(self.fast, self.counter.state)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
             self.fast.fallback = self._fallback = native.FALLBACK(
                 lambda _uc, _user: self._invalid_insn(self.uc, None))
@@ -271,6 +273,10 @@ class VCpu:
         if step:  # code translated without Unicorn's count hook would run on past one insn
             self.uc.ctl_remove_cache(rip, rip + 1)
         status = self._slice(rip, int(step))
+        if status & SLICE_STI:  # traps.c completed an STI in place: what emulate() notes
+            sti = self.traps.sti
+            self._shadow_until = sti.count if sti.shadow else -1
+            self.counter.completed(sti.rip)
         if status >> SLICE_ERROR_SHIFT and self._stop is None:
             self._stop = self._fault_stop(UcError(status >> SLICE_ERROR_SHIFT))
         if self.traps.pending:  # a block waits for its exact traps (code_traps.block_traps)

@@ -25,6 +25,10 @@ EXPORT uint64_t tdxsim_slice(struct tdxsim_slice *s)
         s->vcpu->end_slice = 0;
         out |= SLICE_END;
     }
+    if (s->trap->sti && s->trap->sti->done) { /* traps.c completed an STI in place */
+        s->trap->sti->done = 0;
+        out |= SLICE_STI;
+    }
     out |= (s->trap->hit ? SLICE_TRAP : 0) | (s->boundary->hit ? SLICE_BOUNDARY : 0)
         | (s->if_watch->hit ? SLICE_IF_WATCH : 0);
     return out | (uint64_t)(unsigned)err << SLICE_ERROR_SHIFT;

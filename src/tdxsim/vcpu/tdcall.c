@@ -18,17 +18,6 @@
 
 #define ALL_GPRS 0xFFFFu
 
-/* The 4 bytes at RIP, through the page the vCPU fetched them from (the TLB
- * fill recorded it in the shadow); false if that page is not known. */
-static bool code_at(struct tdxsim_vcpu *v, void *uc, uint64_t rip, uint8_t code[4])
-{
-    uint64_t page = rip >> 12, slot = page % SHADOW_SLOTS;
-
-    if (v->shadow_pages[slot] != page + 1 || (rip & 0xFFF) > 0x1000 - 4)
-        return false;
-    return v->uc.mem_read(uc, v->shadow_backing[slot] << 12 | (rip & 0xFFF), code, 4) == 0;
-}
-
 static void write_gprs(struct tdxsim_vcpu *v, void *uc, uint64_t gprs[16], uint64_t mask)
 {
     int ids[16];
@@ -179,7 +168,7 @@ EXPORT bool tdxsim_tdcall(void *uc, void *user)
     bool go_on;
 
     v->uc.reg_read(uc, v->uc.rip_id, &rip);
-    if (!code_at(v, uc, rip, code) || memcmp(code, tdcall, 4) != 0)
+    if (!tdxsim_code_at(v, uc, rip, code, 4) || memcmp(code, tdcall, 4) != 0)
         return v->fallback(uc, user);
     /* RAX and RCX, then the GPRs RCX selects: TDG.VP.VMCALL shows the
      * host nothing else (an observer sees them all). */

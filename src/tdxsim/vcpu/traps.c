@@ -12,12 +12,48 @@
  */
 #include "../native.h"
 
+#define STI_OPCODE 0xFB
+
+/* Complete the STI at `address` here, as VCpu.emulate does after the run
+ * loop found nothing to do between the two slices: no vector waits for
+ * IF = 1, no NMI, no deadline due, the slice's limit not reached, no pause
+ * armed in this block.  Unicorn ends a translation block after STI, so the
+ * count (taken at block entry) already holds it, which is what retiring it
+ * gives; writing RIP makes Unicorn go on at the next instruction. */
+static bool complete_sti(struct tdxsim_sti *s, void *uc, uint64_t address, uint32_t size)
+{
+    struct tdxsim_vcpu *v = s->vcpu;
+    const struct tdxsim_lapic *apic = v->apic;
+    uint64_t rflags, next = address + 1;
+    uint8_t code;
+
+    if (!s->enabled || size != 1 || s->boundary->armed || !apic || !apic->clock
+        || apic->nmi_pending || tdxsim_apic_deliverable(apic) >= 0
+        || s->counter->count >= s->counter->limit
+        || tdxsim_apic_next_deadline(apic) <= tdxsim_now_ns(apic->clock)
+        || (v->observer && v->observer->overflow)
+        || !tdxsim_code_at(v, uc, address, &code, 1) || code != STI_OPCODE)
+        return false;
+    if (v->uc.reg_read(uc, v->uc.rflags_id, &rflags) != 0)
+        return false;
+    s->shadow = !(rflags & RFLAGS_IF); /* an STI that sets IF opens a shadow */
+    rflags |= RFLAGS_IF;
+    if (v->uc.reg_write(uc, v->uc.rflags_id, &rflags) != 0
+        || v->uc.reg_write(uc, v->uc.rip_id, &next) != 0)
+        return false;
+    s->done = 1;
+    s->rip = address;
+    s->count = s->counter->count;
+    return true;
+}
+
 EXPORT void tdxsim_trap(void *uc, uint64_t address, uint32_t size, void *user)
 {
     struct tdxsim_traps *t = user;
 
-    (void)size;
     if (!t->armed || t->hit || (t->only && t->only != address))
+        return;
+    if (t->sti && complete_sti(t->sti, uc, address, size))
         return;
     t->hit = 1;
     t->rip = address;
