@@ -129,20 +129,20 @@ class Observation:
         finding one of them in a register proves where it came from.  None
         is below 0x10000 or a value the guest holds (see `host_value`)."""
         found: dict[int, str] = {}
-        known = self.values.guest_known
+        holds = self.values.holds
         for value, what in self.host_written:
-            if value > 0xFFFF_FFFF and distinctive(value) and value not in known \
+            if value > 0xFFFF_FFFF and distinctive(value) and not holds(value) \
                     and value not in found:
                 found[value] = what
                 low = value & 0xFFFF_FFFF
-                if distinctive(low) and low not in known:
+                if distinctive(low) and not holds(low):
                     found.setdefault(low, what + " (low 32 bits)")
         return found
 
     def host_value(self, value: int) -> str | None:
         """`host_values.get(value)`, without building them for a value that
         cannot be one: the common case of a scrubbed or restored register."""
-        if value < 0x10000 or value in self.values.guest_known:
+        if value < 0x10000 or self.values.holds(value):
             return None
         return self.host_values.get(value)
 

@@ -28,6 +28,7 @@ CALLER_FRAME = 0x100  # bytes above the return address: stack-passed arguments, 
 CALLER_RBP = 0xA0  # frame record, this far above the return address (past 16 arguments)
 RFLAGS_AT_ENTRY = 0x2  # IF = 0: the caller runs with interrupts off
 U64 = Struct("<Q")
+FIELD = {1: Struct("<B"), 2: Struct("<H"), 4: Struct("<I"), 8: U64}  # a struct field by size
 GPRS_FLAGS_RIP = Struct("<18Q")
 
 
@@ -66,8 +67,13 @@ class Values:
     answer: VmResume  # the marker host's answer: host_gprs and host_xmms
     secrets: dict[int, str]  # value -> where it came from
     secret_lows: dict[int, str]
-    guest_known: set[int]  # values the guest itself holds (never host markers)
+    guest_known: set[int]  # values the guest itself holds (never host markers) ...
     pointers: tuple[tuple[int, int, str], ...]  # ranges that are guest addresses
+    fuzzed: frozenset[int] = frozenset()  # ... and the fuzzed inputs it holds too
+
+    def holds(self, value: int) -> bool:
+        """Whether the guest itself holds this value (so it proves nothing)."""
+        return value in self.guest_known or value in self.fuzzed
 
 
 def register_image(gprs: list[int], rflags: int, xmm: bytes) -> bytes:
@@ -91,7 +97,9 @@ class ValueFactory:
         self.image, self.contract, self.layout = image, contract, layout
         # Per input register: the mask of its width, and its place in the struct image.
         self._masks = {r: self._field_mask(r) for r in list(contract.fields) + list(contract.reg_args)}
-        self._slots = {r: (GUARD + offset, contract.size(r)) for r, offset in contract.fields.items()}
+        self._slots = {r: (GUARD + offset, FIELD[contract.size(r)])
+                       for r, offset in contract.fields.items()}
+        self._reg_args = frozenset(contract.reg_args)
         self._base = self._make_base()
         self._by_flags: dict[int, Values] = {}
 
@@ -103,25 +111,25 @@ class ValueFactory:
             flagged = self._by_flags[sc.flags] = self._with(sc.flags, (), ())
         if not (sc.inputs or sc.host):
             return flagged
-        fuzzed = [(r, v & self._masks.get(r, abi.MASK64)) for r, v in sc.inputs]
-        if any(r in self.contract.reg_args for r, _ in fuzzed):  # they reach entry registers
+        masks = self._masks
+        fuzzed = [(r, v & masks.get(r, abi.MASK64)) for r, v in sc.inputs]
+        if self._reg_args and any(r in self._reg_args for r, _ in fuzzed):  # entry registers
             return self._with(sc.flags, fuzzed, sc.host)
         # Fuzzed struct fields and host answers only: the flags' entry state stays.
         return self._fuzzed(flagged, fuzzed, sc.host)
 
     def _fuzzed(self, flagged: Values, fuzzed: list, host: tuple) -> Values:
         """`flagged` with fuzzed struct inputs and host answers."""
-        inputs, struct, known = flagged.inputs, flagged.struct, flagged.guest_known
+        inputs, struct, known = flagged.inputs, flagged.struct, frozenset()
         if fuzzed:
             inputs = {**inputs, **dict(fuzzed)}
-            struct = bytearray(struct)
+            struct, slots = bytearray(struct), self._slots
             for r, value in fuzzed:
-                slot = self._slots.get(r)
+                slot = slots.get(r)
                 if slot is not None:
-                    offset, size = slot
-                    struct[offset:offset + size] = value.to_bytes(size, "little")
+                    slot[1].pack_into(struct, slot[0], value)
             struct = bytes(struct)
-            known = known.union([value for _, value in fuzzed])
+            known = frozenset([value for _, value in fuzzed])  # (copying guest_known costs more)
         host_gprs, answer = flagged.host_gprs, flagged.answer
         if host:
             host_gprs = {**host_gprs, **dict(host)}
@@ -129,7 +137,7 @@ class ValueFactory:
         # The constructor, not dataclasses.replace: this runs once per fuzz execution.
         return Values(flagged.entry, inputs, flagged.xmm, flagged.registers, struct,
                       flagged.stack, host_gprs, flagged.host_xmms, answer, flagged.secrets,
-                      flagged.secret_lows, known, flagged.pointers)
+                      flagged.secret_lows, flagged.guest_known, flagged.pointers, known)
 
     def _with(self, flags: int, fuzzed: list, host: tuple) -> Values:
         c, base, lay = self.contract, self._base, self.layout
@@ -148,8 +156,8 @@ class ValueFactory:
         slots = [(self._slots[r], value) for r, value in fuzzed if r in self._slots]
         if slots:
             struct = bytearray(struct)
-            for (offset, size), value in slots:
-                struct[offset:offset + size] = value.to_bytes(size, "little")
+            for (offset, field), value in slots:
+                field.pack_into(struct, offset, value)
             struct = bytes(struct)
         host_gprs = {**base.host_gprs, **dict(host)} if host else base.host_gprs
         return Values(entry, inputs, base.xmm,

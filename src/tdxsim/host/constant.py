@@ -33,13 +33,15 @@ class ConstantHost:
     def answer(self, answer: VmResume) -> None:
         """Copied into C only when its GPRs change (the checker sets it per run)."""
         self._answer = answer
-        if answer.gprs != self._gprs:
-            values = [0] * 16
-            for r, value in answer.gprs.items():
+        gprs = answer.gprs
+        if gprs != self._gprs:
+            values, mask = [0] * 16, 0
+            for r, value in gprs.items():
                 values[r] = value
-            self.fast.answer_mask = sum(1 << r for r in answer.gprs)
+                mask |= 1 << r
+            self.fast.answer_mask = mask
             GPRS.pack_into(self._registers, 0, *values)  # one copy into C, no ctypes store per GPR
-            self._gprs = dict(answer.gprs)
+            self._gprs = dict(gprs)
 
     def handle(self, exit: VmExit) -> VmResume:
         return self._answer

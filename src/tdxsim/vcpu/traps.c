@@ -10,29 +10,38 @@
  * invalidates the translated code around every exit address after every
  * emu_start, so every run retranslated its code.)
  */
+#include <string.h>
+
 #include "../native.h"
 
 #define STI_OPCODE 0xFB
 
-/* Complete the STI at `address` here, as VCpu.emulate does after the run
- * loop found nothing to do between the two slices: no vector waits for
- * IF = 1, no NMI, no deadline due, the slice's limit not reached, no pause
- * armed in this block.  Unicorn ends a translation block after STI, so the
- * count (taken at block entry) already holds it, which is what retiring it
- * gives; writing RIP makes Unicorn go on at the next instruction. */
+/* Complete the STI at `address` here, as VCpu.emulate does, where the run
+ * loop would do no more between the two slices: no NMI, no deadline due,
+ * the slice's limit not reached, no pause armed in this block.  A vector
+ * waiting for IF = 1 is taken after the STI's shadow, one instruction: then
+ * only when that instruction is a TDCALL, which the slice's limit makes the
+ * last (and which ends it anyway: a vector it does not stop for, tdcall.c).
+ * Unicorn ends a translation block after STI, so the count (taken at block
+ * entry) already holds it, which is what retiring it gives; writing RIP
+ * makes Unicorn go on at the next instruction. */
 static bool complete_sti(struct tdxsim_sti *s, void *uc, uint64_t address, uint32_t size)
 {
     struct tdxsim_vcpu *v = s->vcpu;
     const struct tdxsim_lapic *apic = v->apic;
+    static const uint8_t tdcall[4] = TDCALL_BYTES;
     uint64_t rflags, next = address + 1;
-    uint8_t code;
+    uint8_t code, after[4];
+    bool waiting;
 
     if (!s->enabled || size != 1 || s->boundary->armed || !apic || !apic->clock
-        || apic->nmi_pending || tdxsim_apic_deliverable(apic) >= 0
-        || s->counter->count >= s->counter->limit
+        || apic->nmi_pending || s->counter->count >= s->counter->limit
         || tdxsim_apic_next_deadline(apic) <= tdxsim_now_ns(apic->clock)
         || (v->observer && v->observer->overflow)
         || !tdxsim_code_at(v, uc, address, &code, 1) || code != STI_OPCODE)
+        return false;
+    waiting = tdxsim_apic_deliverable(apic) >= 0;
+    if (waiting && (!tdxsim_code_at(v, uc, next, after, 4) || memcmp(after, tdcall, 4) != 0))
         return false;
     if (v->uc.reg_read(uc, v->uc.rflags_id, &rflags) != 0)
         return false;
@@ -44,6 +53,8 @@ static bool complete_sti(struct tdxsim_sti *s, void *uc, uint64_t address, uint3
     s->done = 1;
     s->rip = address;
     s->count = s->counter->count;
+    if (waiting) /* the shadow's one instruction, as the run loop's next slice limit */
+        s->counter->limit = s->count + 1;
     return true;
 }
 
