@@ -142,9 +142,23 @@ class Observation:
     def host_value(self, value: int) -> str | None:
         """`host_values.get(value)`, without building them for a value that
         cannot be one: the common case of a scrubbed or restored register."""
-        if value < 0x10000 or self.values.holds(value):
+        v = self.values
+        if value < 0x10000 or value in v.guest_known or value in v.fuzzed:  # v.holds, inline
             return None
         return self.host_values.get(value)
+
+    def host_held(self, registers, values) -> list[tuple[int, str]]:
+        """(register, whose) for each of these registers whose value in
+        `values` is a host-written one: host_value per register, in one loop."""
+        v = self.values
+        known, fuzzed, found = v.guest_known, v.fuzzed, []
+        for r in registers:
+            value = values[r]
+            if value >= 0x10000 and value not in known and value not in fuzzed:
+                what = self.host_values.get(value)
+                if what:
+                    found.append((r, what))
+        return found
 
     @property
     def xmm_exchanged(self) -> bool:

@@ -126,10 +126,8 @@ def scrub(c: Contract, o: Observation):
     if not (o.returned and o.exchange):
         return False
     live = {}
-    for r in c.scrubbed:
-        what = o.host_value(o.after[r])
-        if what:
-            live[reg_name(r)] = f"{reg_name(r)} holds {what} ({o.after[r]:#x})"
+    for r, what in o.host_held(c.scrubbed, o.after):
+        live[reg_name(r)] = f"{reg_name(r)} holds {what} ({o.after[r]:#x})"
     for j in range(16 if o.xmm_exchanged else 0):
         for half in (u64(o.xmm_after, 16 * j), u64(o.xmm_after, 16 * j + 8)):
             what = o.host_value(half)
@@ -380,8 +378,9 @@ PROPERTIES = (
              "a successful TDG.VP.VMCALL", host_pointer),
 )
 IDS = tuple(p.id for p in PROPERTIES)
+JUDGES = tuple(p.judge for p in PROPERTIES)
 
 
 def judge_all(c: Contract, o: Observation) -> list[Finding]:
     """Every property's finding on one run (the fuzzer's hot path)."""
-    return [v for p in PROPERTIES if isinstance(v := p.judge(c, o), Finding)]
+    return [v for judge in JUDGES if type(v := judge(c, o)) is Finding]
