@@ -9,8 +9,9 @@ import pytest
 
 from tdxsim import abi
 from tdxsim.bench import _bench_td
-from tdxsim.bench_exits import LOOPS, PENDING_VECTOR, replace_handlers, source
+from tdxsim.bench_exits import LOOPS, PENDING_VECTOR, VE_LOOP, replace_handlers, source
 from tdxsim.cli import main
+from tdxsim.events import VeRaised
 
 
 def exits_of(td, i: int, count: int = 3):
@@ -46,3 +47,18 @@ def test_compare_refuses_what_is_not_a_bench_run(tmp_path, capsys):
     assert main(["bench", "--compare", str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err
     assert "not the output of `tdxsim bench --json`" in err and "cannot read" in err
+
+
+def test_the_ve_loop_takes_the_guest_library_handler_each_round():
+    """The #VE row times round trips, not errors: each `in` raises #VE
+    (spec 8.1: IO, exit reason 30), the handler's VEINFO.GET and
+    Instruction.IO (port 0x80: unclaimed, reads all ones) succeed, and the
+    loop returns."""
+    td = _bench_td(VE_LOOP)
+    td.call("ve_setup")
+    result = td.call_result("ve_loop", 3)
+    assert result.reason == "return", result.describe()
+    ves = [e for e in result.events if isinstance(e, VeRaised)]
+    assert [(e.vector, e.exit_reason) for e in ves] == [(20, 30)] * 3
+    assert [(e.exposed[abi.R11], e.exposed[abi.R14], e.status) for e in result.exits] \
+        == [(abi.SubFn.IO, 0x80, 0)] * 3

@@ -10,8 +10,9 @@ import random
 import pytest
 
 from conftest import compiled
+from test_smp import smp_asm
 from tdxsim import TD
-from tdxsim.events import VeRaised
+from tdxsim.events import Scheduled, VeRaised
 from tdxsim.module import veinfo
 
 NO_VALID_VE_INFO = 0xC000_0704_0000_0000  # spec 8.2
@@ -160,3 +161,81 @@ def test_compiled_veinfo_get_matches_python(guest, seed):
         assert seen[0] == seen[1], f"seed {seed}, step {step}"
         assert tds[0].module.ve.info == tds[1].module.ve.info
     assert tds[0].module.fast.veinfo_served > 0 and tds[1].module.fast.veinfo_served == 0
+
+
+# Every vCPU takes 16 #VEs for `in (%dx), %al` from its own port 0x100 + i;
+# its handler spins (the scheduler may switch vCPUs between the #VE and
+# VEINFO.GET), reads its VE info, records RDX and returns past the `in`.
+SMP_VE = """
+ap:     .set    VCPUS, 4
+        .globl  own_ve, own_ve_end
+        lea     idt(%rip), %rdi
+        mov     $20, %esi
+        lea     own_ve(%rip), %rdx
+        call    tdx_set_gate
+        mov     $16, %r12d
+1:      lea     0x100(%rbx), %edx
+        in      (%dx), %al
+        dec     %r12d
+        jnz     1b
+        lock incq done(%rip)
+        test    %rbx, %rbx
+        jnz     park
+2:      cmpq    $VCPUS, done(%rip)
+        jb      2b
+        xor     %edi, %edi
+        call    tdx_debug_exit
+own_ve: push    %rax
+        push    %rcx
+        push    %rdx
+        push    %r8
+        push    %r9
+        push    %r10
+        mov     $20000, %ecx            # 40 k instructions: most quanta end here
+3:      dec     %ecx
+        jnz     3b
+        mov     $3, %eax                # TDG.VP.VEINFO.GET
+        tdcall
+        mov     %rbx, %r8               # out[i * 16 + r12 - 1] = RDX
+        shl     $4, %r8
+        lea     -1(%r8,%r12), %r8
+        lea     out(%rip), %r9
+        mov     %rdx, (%r9,%r8,8)
+        mov     %r10d, %eax             # RIP += the instruction's length
+        add     %rax, 48(%rsp)
+        pop     %r10
+        pop     %r9
+        pop     %r8
+        pop     %rdx
+        pop     %rcx
+        pop     %rax
+        iretq
+own_ve_end:
+        .data
+out:    .fill   4 * 16, 8, 0
+done:   .quad   0
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_each_vcpu_reads_its_own_ve_info(asm, seed):
+    """Spec 8.2: VE information is per vCPU (TDVPS).  With four vCPUs
+    interleaved between their #VEs and VEINFO.GETs, each reads the
+    qualification of its own IN: size 1 (0), IN (bit 3), port 0x100 + i
+    in bits 31:16."""
+    td = smp_asm(asm, SMP_VE, 4, seed=seed)
+    result = td.run()
+    assert result.ok, result.describe()
+    raw = td.read(td.symbol("out"), 4 * 16 * 8)
+    words = [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
+    assert words == [1 << 3 | (0x100 + i) << 16 for i in range(4) for _ in range(16)]
+    handler = range(td.symbol("own_ve"), td.symbol("own_ve_end"))
+    assert any(e.rip in handler for e in result.events if isinstance(e, Scheduled))
+
+
+@compiled
+def test_each_vcpu_reads_its_own_ve_info_compiled(asm):
+    native, python = (smp_asm(asm, SMP_VE, 4, seed=1, native=n) for n in (True, False))
+    a, b = native.run(), python.run()
+    assert a.ok and list(a.events) == list(b.events) and a.time_ns == b.time_ns
+    assert native.module.fast.veinfo_served == 4 * 16

@@ -69,6 +69,45 @@ def source() -> str:
     return "\n".join(lines) + "\n"
 
 
+# A #VE round trip: `in` from the unclaimed port raises #VE; the guest
+# library's handler (guest/ve_handler.S) calls TDG.VP.VEINFO.GET, then
+# Instruction.IO, and returns with IRETQ past the `in`.
+VE_LOOP = """
+        .globl  ve_setup, ve_loop
+ve_setup:
+        lea     ve_idt(%rip), %rdi
+        mov     $20, %esi
+        lea     tdx_ve_entry(%rip), %rdx
+        call    tdx_set_gate
+        lidt    ve_idt_ptr(%rip)
+        ret
+ve_loop:
+        mov     %rdi, %rbx
+1:      in      $0x80, %al
+        dec     %rbx
+        jnz     1b
+        ret
+        .section .rodata
+ve_idt_ptr:
+        .word   256 * 16 - 1
+        .quad   ve_idt
+        .data
+        .balign 16
+ve_idt: .fill   256 * 16, 1, 0
+"""
+VE_ROUNDS = 2000
+
+
+def ve_round_trips(td, median) -> float:
+    """Round trips/s of VE_LOOP (td built from it, ve_setup called)."""
+    def one():
+        result = td.call_result("ve_loop", VE_ROUNDS, max_insns=1 << 40, timeout=0)
+        if result.reason != "return":
+            raise RuntimeError(f"bench #VE loop: {result.describe()}")
+
+    return VE_ROUNDS / median(one)
+
+
 def replace_handlers(host) -> None:
     """Every handler becomes a Python wrapper of itself: the host then
     serves each exit as it serves a handler a user replaced."""
@@ -117,4 +156,9 @@ def measure(row, make_td, hook_rate, median) -> list[dict]:
     base, rate = hook_rate(), calls_per_s(lean, 0, median)
     rows.append(row("replaced Python handler, constant answer", "calls/s", rate, base,
                     hook, ">= 150k/s and >= 0.75x", rate >= 150e3 and rate >= 0.75 * base))
+    ve = make_td(VE_LOOP)
+    ve.call("ve_setup")
+    base, rate = hook_rate(), ve_round_trips(ve, median)
+    rows.append(row("#VE round trip (IN via the guest library's handler)", "round trips/s",
+                    rate, base, hook, "-", None))
     return rows

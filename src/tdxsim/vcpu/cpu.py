@@ -91,6 +91,7 @@ class VCpu:
         # Memory access, guest-physical (backing) and linear: the MMU's.
         self.map_ptr, self.phys_read, self.phys_write = mmu.map_ptr, mmu.phys_read, mmu.phys_write
         self.read, self.write, self.readable = mmu.read, mmu.write, mmu.readable
+        self.read_if, self.write_if = mmu.read_if, mmu.write_if
         self.translate, self.fetched = mmu.translate, mmu.fetched
         self.enable_paging, self.flush_translations = mmu.enable_paging, mmu.flush_translations
         self._stop_requested = False  # request_stop() was called: every slice ends at once

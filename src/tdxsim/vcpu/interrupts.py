@@ -21,6 +21,7 @@ GATE_TRAP = 0xF
 RFLAGS_TF = 1 << 8
 RFLAGS_NT = 1 << 14
 RFLAGS_RF = 1 << 16
+_FRAME = {5: "<5Q", 6: "<6Q"}  # RIP, CS, RFLAGS, RSP, SS; an error code first
 
 
 class DeliveryError(Exception):
@@ -57,10 +58,10 @@ def read_gate(vcpu, vector: int) -> tuple[int, int]:
         raise DeliveryError(f"vector {vector} arrived but the guest has no IDT (no lidt)")
     if 16 * vector + 15 > limit:
         raise DeliveryError(f"vector {vector} is beyond the IDT limit {limit:#x}")
-    if not vcpu.readable(base + 16 * vector, 16):
+    raw = vcpu.read_if(base + 16 * vector, 16)
+    if raw is None:
         raise DeliveryError(f"the IDT entry for vector {vector} at {base + 16 * vector:#x} "
                             "is not in guest memory")
-    raw = vcpu.read(base + 16 * vector, 16)
     low, selector, ist, attr, mid, high = struct.unpack("<HHBBHI", raw[:12])
     kind = attr & 0xF
     if not attr & 0x80 or kind not in (GATE_INTERRUPT, GATE_TRAP):
@@ -86,15 +87,17 @@ def deliver(vcpu, vector: int, error_code: int | None = None) -> int:
     regs = vcpu.regs
     rsp = regs.get(4)
     rflags = regs.rflags
-    frame = [regs.rip, regs.selector(X.UC_X86_REG_CS), rflags, rsp,
-             regs.selector(X.UC_X86_REG_SS)]
+    frame = (regs.rip, regs.selector(X.UC_X86_REG_CS), rflags, rsp,
+             regs.selector(X.UC_X86_REG_SS))
     if error_code is not None:
-        frame.insert(0, error_code)
-    new_rsp = (rsp & ~0xF) - 8 * len(frame)  # the CPU aligns RSP to 16 first
-    if not vcpu.readable(new_rsp, 8 * len(frame)):
-        raise DeliveryError(f"the interrupt frame at {new_rsp:#x} is outside guest memory "
-                            "(a triple fault on hardware)")
-    vcpu.write(new_rsp, struct.pack(f"<{len(frame)}Q", *frame))
+        frame = (error_code, *frame)
+    data = struct.pack(_FRAME[len(frame)], *frame)
+    new_rsp = (rsp & ~0xF) - len(data)  # the CPU aligns RSP to 16 first
+    if not vcpu.write_if(new_rsp, data):  # (one walk where it can be written, as usual)
+        if not vcpu.readable(new_rsp, len(data)):
+            raise DeliveryError(f"the interrupt frame at {new_rsp:#x} is outside guest "
+                                "memory (a triple fault on hardware)")
+        vcpu.write(new_rsp, data)
     regs.set(4, new_rsp)
     cleared = RFLAGS_TF | RFLAGS_NT | RFLAGS_RF | (RFLAGS_IF if kind == GATE_INTERRUPT else 0)
     regs.rflags = rflags & ~cleared

@@ -55,6 +55,7 @@ class Mmu:
         self.traps: dict[int, int] = {}  # trap page -> the refused linear page
         self._walks: dict[tuple[int, str], tuple[int, int]] = {}  # (page, access) -> translation
         self._walks_cr3 = -1
+        self._scratch = ctypes.create_string_buffer(PAGE)  # phys_read's, one page at most
         self._shadow_cr3 = -1
         self.code_stale = False  # guest memory changed behind the translated code
         # Set by modes.enter_reset_state: the guest may run 32-bit code and
@@ -72,7 +73,10 @@ class Mmu:
         self.uc.mem_map_ptr(address, size, UC_PROT_ALL, host_address)
 
     def phys_read(self, address: int, size: int) -> bytes:
-        return bytes(self.uc.mem_read(address, size))
+        if 0 < size <= PAGE and not RAW_MEM_READ(self.uc._uch, ctypes.c_uint64(address),
+                                                 self._scratch, ctypes.c_uint64(size)):
+            return ctypes.string_at(self._scratch, size)
+        return bytes(self.uc.mem_read(address, size))  # or raises the binding's UcError
 
     def phys_write(self, address: int, data: bytes) -> None:
         if RAW_MEM_WRITE(self.uc._uch, ctypes.c_uint64(address), data,
@@ -202,6 +206,24 @@ class Mmu:
         for a, n in list(self.pieces(address, len(data), "write")):
             self.phys_write(a, data[offset:offset + n])
             offset += n
+
+    def read_if(self, address: int, size: int) -> bytes | None:
+        """read(), or None where readable() is False: one walk for both."""
+        if 0 < size <= PAGE - address % PAGE:  # the common case: one page
+            t = self.translate(address, "read")
+            return self.phys_read(t[0], size) if isinstance(t, tuple) else None
+        return self.read(address, size) if self.readable(address, size) else None
+
+    def write_if(self, address: int, data: bytes) -> bool:
+        """write() within one page that the walk lets it write, in one walk;
+        False, nothing written, otherwise (the caller decides what then)."""
+        if not 0 < len(data) <= PAGE - address % PAGE:
+            return False
+        t = self.translate(address, "write")
+        if not isinstance(t, tuple):
+            return False
+        self.phys_write(t[0], data)
+        return True
 
     def readable(self, address: int, size: int) -> bool:
         if 0 < size <= PAGE - address % PAGE:  # the common case: one page

@@ -13,6 +13,7 @@ instruction is never reached as an instruction start and costs nothing.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -118,6 +119,7 @@ def _mode_matters(code: bytes) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)  # a hot loop's #VE decodes the same bytes each time
 def _decode(code: bytes, code64: bool) -> Insn | None:
     i = _prefix_end(code, code64)
     prefixes = code[:i]
