@@ -160,6 +160,7 @@ def test_compiled_veinfo_get_matches_python(guest, seed):
         seen = [_step(random.Random(seed * 1000 + step), td) for td in tds]
         assert seen[0] == seen[1], f"seed {seed}, step {step}"
         assert tds[0].module.ve.info == tds[1].module.ve.info
+        assert tds[0].module.ve.state.gets == tds[1].module.ve.state.gets  # both paths count
     assert tds[0].module.fast.veinfo_served > 0 and tds[1].module.fast.veinfo_served == 0
 
 

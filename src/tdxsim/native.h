@@ -241,6 +241,7 @@ TDG.VP.VEINFO.GET on them. */
 struct tdxsim_ve {
     uint64_t valid; /* VALID: raised, and not yet read by VEINFO.GET */
     uint64_t exit_reason, qualification, gla, gpa, instr_len, instr_info;
+    uint64_t gets; /* VEINFO.GETs this vCPU made, either path (the firmware's summary) */
 };
 
 /* module/vmcall.c */

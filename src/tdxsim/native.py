@@ -186,7 +186,7 @@ class ExitRecord(ctypes.Structure):
 
 class Ve(ctypes.Structure):
     _fields_ = [("valid", u64), ("exit_reason", u64), ("qualification", u64), ("gla", u64),
-                ("gpa", u64), ("instr_len", u64), ("instr_info", u64)]
+                ("gpa", u64), ("instr_len", u64), ("instr_info", u64), ("gets", u64)]
 
 
 class Module(ctypes.Structure):

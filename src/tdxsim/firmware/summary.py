@@ -50,8 +50,10 @@ class Tally:
 def render(td, result, wall_s: float, tally: Tally) -> list[str]:
     observer = td.observer
     exits = sum(tally.exits.values())
+    gets = sum(vp.ve.state.gets for vp in td.module.vps)
+    leaves = observer.leaves + Counter({'VP_VMCALL': exits, 'VP_VEINFO_GET': gets})
     lines = [f"firmware {td.firmware.path}: {result.reason}",
-             f"  TDCALL leaves: {_counts(observer.leaves + Counter({'VP_VMCALL': exits}))}",
+             f"  TDCALL leaves: {_counts(leaves)}",
              f"  TDG.VP.VMCALL: {_counts(tally.exits)}",
              f"  #VE by exit reason: {_counts(tally.ves)}"]
     for what, values in tally.touched.items():

@@ -8,6 +8,8 @@ information ([M-ve] tdx_inject_ve); GLA and GPA are 0 for these exits
 """
 from __future__ import annotations
 
+import functools
+
 from .. import abi
 from . import msr, td_ctls
 from .ve import VeInfo
@@ -37,7 +39,11 @@ def intercept(module, insn, regs, time_ns: int):
 def io_ve(insn, regs) -> VeInfo:
     """Exit qualification for I/O (spec 8.2): size - 1, IN, string, REP,
     immediate port, port; INS/OUTS also report address size and segment."""
-    port = regs.get(abi.RDX) & 0xFFFF if insn.port is None else insn.port
+    return _io_info(insn, regs.get(abi.RDX) & 0xFFFF if insn.port is None else insn.port)
+
+
+@functools.lru_cache(maxsize=4096)  # a guest polls the same ports: PM timer, UART
+def _io_info(insn, port: int) -> VeInfo:
     qualification = ((insn.size - 1) | abi.IO_QUAL_IN * (insn.kind == "in")
                      | abi.IO_QUAL_STRING * insn.string | abi.IO_QUAL_REP * insn.rep
                      | abi.IO_QUAL_IMMEDIATE * (insn.port is not None)

@@ -28,6 +28,7 @@ bool tdxsim_veinfo(struct tdxsim_module *m, uint64_t gprs[16], uint64_t *written
         ve->valid = 0; /* a successful call clears VALID */
     }
     *written = VEINFO_OUTPUTS;
+    ve->gets++;
     m->veinfo_served++;
     return true;
 }

@@ -14,6 +14,7 @@ _OUTPUTS = (abi.RCX, abi.RDX, abi.R8, abi.R9, abi.R10)
 
 
 def handle(module, regs, time_ns: int):
+    module.ve.state.gets += 1  # (counted as veinfo.c counts them)
     info = module.ve.take()
     if info is None:
         return complete(regs, abi.Status.NO_VALID_VE_INFO, {r: 0 for r in _OUTPUTS})

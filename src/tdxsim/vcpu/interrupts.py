@@ -84,11 +84,8 @@ def is_iret(vcpu, address: int | None) -> bool:
 def deliver(vcpu, vector: int, error_code: int | None = None) -> int:
     """Push the 64-bit interrupt frame and enter the handler; returns its address."""
     handler, kind = read_gate(vcpu, vector)
-    regs = vcpu.regs
-    rsp = regs.get(4)
-    rflags = regs.rflags
-    frame = (regs.rip, regs.selector(X.UC_X86_REG_CS), rflags, rsp,
-             regs.selector(X.UC_X86_REG_SS))
+    frame = vcpu.regs.frame()  # RIP, CS, RFLAGS, RSP, SS
+    rflags, rsp = frame[2], frame[3]
     if error_code is not None:
         frame = (error_code, *frame)
     data = struct.pack(_FRAME[len(frame)], *frame)
@@ -98,8 +95,6 @@ def deliver(vcpu, vector: int, error_code: int | None = None) -> int:
             raise DeliveryError(f"the interrupt frame at {new_rsp:#x} is outside guest "
                                 "memory (a triple fault on hardware)")
         vcpu.write(new_rsp, data)
-    regs.set(4, new_rsp)
     cleared = RFLAGS_TF | RFLAGS_NT | RFLAGS_RF | (RFLAGS_IF if kind == GATE_INTERRUPT else 0)
-    regs.rflags = rflags & ~cleared
-    regs.rip = handler
+    vcpu.regs.enter(new_rsp, rflags & ~cleared, handler)
     return handler

@@ -21,6 +21,9 @@ XMM_IDS = tuple(getattr(X, f"UC_X86_REG_XMM{i}") for i in range(16))
 RIP = X.UC_X86_REG_RIP
 RFLAGS = X.UC_X86_REG_RFLAGS
 RFLAGS_IF = 1 << 9
+# An interrupt frame's registers, and those a delivery writes (interrupts.py)
+FRAME_IDS = (RIP, X.UC_X86_REG_CS, RFLAGS, X.UC_X86_REG_RSP, X.UC_X86_REG_SS)
+ENTRY_IDS = (X.UC_X86_REG_RSP, RFLAGS, RIP)
 RFLAGS_RF = 1 << 16
 
 
@@ -52,6 +55,14 @@ class _TableRegister(ctypes.Structure):
                 ("limit", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
 
 
+def _batch(ids: tuple[int, ...]):
+    """Values, ids and value pointers for one batch call over `ids`."""
+    values = (ctypes.c_uint64 * len(ids))()
+    base = ctypes.addressof(values)
+    return values, (ctypes.c_int * len(ids))(*ids), \
+        (ctypes.c_void_p * len(ids))(*(base + 8 * i for i in range(len(ids))))
+
+
 class RegisterFile:
     """GPRs, XMMs, RIP and RFLAGS of one vCPU."""
 
@@ -70,6 +81,8 @@ class RegisterFile:
         self._code = ctypes.create_string_buffer(16)
         self._write_one = UC_REG_WRITE
         self._table = _TableRegister()
+        self._frame, self._frame_ids, self._frame_ptrs = _batch(FRAME_IDS)
+        self._entry, self._entry_ids, self._entry_ptrs = _batch(ENTRY_IDS)
         self._table_ptr = ctypes.byref(self._table)
 
     def gprs(self) -> list[int]:
@@ -102,6 +115,19 @@ class RegisterFile:
         if self._mem_read(self._handle, ctypes.c_uint64(address), self._code, size):
             return b""
         return self._code.raw[:size]
+
+    def frame(self) -> tuple[int, int, int, int, int]:
+        """RIP, CS, RFLAGS, RSP and SS (selectors) in one call: an interrupt
+        frame's values."""
+        ctypes.memset(self._frame, 0, ctypes.sizeof(self._frame))  # selectors are 16-bit
+        self._read_batch(self._handle, self._frame_ids, self._frame_ptrs, len(FRAME_IDS))
+        rip, cs, rflags, rsp, ss = self._frame
+        return rip, cs & 0xFFFF, rflags, rsp, ss & 0xFFFF
+
+    def enter(self, rsp: int, rflags: int, rip: int) -> None:
+        """RSP, RFLAGS and RIP, in that order, in one call: entering a handler."""
+        self._entry[:] = (rsp & 0xFFFF_FFFF_FFFF_FFFF, rflags, rip)
+        self._write_batch(self._handle, self._entry_ids, self._entry_ptrs, len(ENTRY_IDS))
 
     def xmm(self, index: int) -> int:
         return self._uc.reg_read(XMM_IDS[index])
