@@ -18,36 +18,37 @@
 
 #define ALL_GPRS 0xFFFFu
 
+/* Unicorn's ids of the GPRs in mask, and where each one's value is: how
+ * many.  Unicorn reads and writes each register through a switch, so the
+ * compiled path moves only the registers the module looks at or wrote. */
+static int batch(const struct tdxsim_vcpu *v, uint64_t gprs[16], uint64_t mask, int ids[16],
+                 void *vals[16])
+{
+    int n = 0;
+
+    for (int i = 0; i < 16; i++) {
+        if (mask >> i & 1) {
+            ids[n] = v->uc.gpr_ids[i];
+            vals[n++] = &gprs[i];
+        }
+    }
+    return n;
+}
+
 static void write_gprs(struct tdxsim_vcpu *v, void *uc, uint64_t gprs[16], uint64_t mask)
 {
     int ids[16];
     void *vals[16];
-    int n = 0;
 
-    for (int i = 0; i < 16; i++) {
-        if (mask >> i & 1) {
-            ids[n] = v->uc.gpr_ids[i];
-            vals[n++] = &gprs[i];
-        }
-    }
-    v->uc.reg_write_batch(uc, ids, vals, n);
+    v->uc.reg_write_batch(uc, ids, vals, batch(v, gprs, mask, ids, vals));
 }
 
-/* The GPRs in mask: Unicorn reads each through a switch, so the compiled
- * path reads only what the module may look at. */
 static void read_gprs(struct tdxsim_vcpu *v, void *uc, uint64_t gprs[16], uint64_t mask)
 {
     int ids[16];
     void *vals[16];
-    int n = 0;
 
-    for (int i = 0; i < 16; i++) {
-        if (mask >> i & 1) {
-            ids[n] = v->uc.gpr_ids[i];
-            vals[n++] = &gprs[i];
-        }
-    }
-    v->uc.reg_read_batch(uc, ids, vals, n);
+    v->uc.reg_read_batch(uc, ids, vals, batch(v, gprs, mask, ids, vals));
 }
 
 /* The observer's record for this TDCALL, its "before" half filled in; NULL
