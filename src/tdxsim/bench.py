@@ -156,6 +156,8 @@ def _print_profile(fn, top: int) -> None:
 def _fmt(value: float, unit: str) -> str:
     if unit in ("s", "MiB", "lines", "us"):
         return f"{value:.3f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
+    if value < 1e3:
+        return f"{value:.2f} {unit}"
     return f"{value / 1e6:.2f} M{unit}" if value >= 1e6 else f"{value / 1e3:.1f} k{unit}"
 
 

@@ -7,6 +7,7 @@ a full check of the seed stub in under 2 s.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import resource
 import statistics
 import subprocess
@@ -62,7 +63,7 @@ def measure() -> list[dict]:
     subprocess.run([sys.executable, "-m", "tdxsim.cli", "check", str(library_sources()[0]),
                     "--symbol", SYMBOL, "--abi", "seed"], capture_output=True, check=True)
     wall = time.perf_counter() - start
-    one, two, cpu_one, cpu_two = scaling(image, seed)
+    scale = scaling(image, seed)
     base = "td.call_result, constant host (tdxsim's cost per call)"
     return [
         row("check: execution + judging, plain", "exec/s", plain_rate, baseline, base,
@@ -73,29 +74,54 @@ def measure() -> list[dict]:
              baseline, base, "-", None),
         row("tdxsim check seed stub, wall time", "s", wall, None,
              "new process: imports, as/ld, TD, all runs, report", "< 2 s", wall < 2),
-        row("tdxsim fuzz, 2 worker processes", "exec/s", two, one,
+        row("tdxsim fuzz, 2 worker processes", "exec/s", scale["rate2"], scale["rate1"],
              f"1 worker; {CAMPAIGN} executions incl. process start, {PAIRS} alternating pairs",
-             ">= 1.8x", two >= 1.8 * one),
+             ">= 1.8x", scale["rate2"] >= 1.8 * scale["rate1"]),
         # Wall time needs a free second core; CPU time per execution tells
-        # whether two workers cost more than one however loaded the machine is.
-        row("  fuzz CPU time per execution, 2 workers", "us", cpu_two * 1e6, cpu_one * 1e6,
-            "1 worker, same pairs (ratio ~1: the workers do not contend)", "-", None),
+        # whether two workers cost more than one however loaded the machine is,
+        # and a plain Python loop what two processes can get now at all.
+        row("  fuzz CPU time per execution, 2 workers", "us", scale["cpu2"] * 1e6,
+            scale["cpu1"] * 1e6, "1 worker, same pairs (ratio ~1: the workers do not contend)",
+            "-", None),
+        row("  the machine: 2 processes of a Python loop", "loops/s", scale["machine2"],
+            scale["machine1"], "1 process, same pairs (the workers' ceiling)", "-", None),
     ]
 
 
-def scaling(image, seed) -> tuple[float, float, float, float]:
-    """Campaign rates with one worker and with two, and each one's CPU
-    seconds per execution (the workers' and the parent's): medians of
-    alternating pairs, since the machine's load drifts."""
-    rates, cpus = {1: [], 2: []}, {1: [], 2: []}
+def scaling(image, seed) -> dict[str, float]:
+    """Campaign rates with one worker and with two, each one's CPU seconds
+    per execution (the workers' and the parent's), and what the machine
+    gives one and two processes of a plain Python loop at the same time:
+    medians of alternating pairs, since the machine's load drifts."""
+    samples: dict[str, list[float]] = {}
     for _ in range(PAIRS):
         for workers in (1, 2):
             before = _cpu_seconds()
             campaign = fuzz(image, SYMBOL, seed, runs=CAMPAIGN, seed=0, workers=workers)
-            cpus[workers].append((_cpu_seconds() - before) / CAMPAIGN)
-            rates[workers].append(campaign.rate)
-    return (*(statistics.median(rates[w]) for w in (1, 2)),
-            *(statistics.median(cpus[w]) for w in (1, 2)))
+            samples.setdefault(f"cpu{workers}", []).append((_cpu_seconds() - before) / CAMPAIGN)
+            samples.setdefault(f"rate{workers}", []).append(campaign.rate)
+            samples.setdefault(f"machine{workers}", []).append(_loops_per_s(workers))
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def _loops_per_s(processes: int) -> float:
+    """Plain Python loops finished per second by `processes` forked
+    processes running at once: the machine's own scaling, the ceiling of
+    the workers'."""
+    ctx = mp.get_context("fork")
+    start = time.perf_counter()
+    procs = [ctx.Process(target=_loop) for _ in range(processes)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    return processes / (time.perf_counter() - start)
+
+
+def _loop(n: int = 3_000_000) -> None:
+    total = 0
+    for i in range(n):
+        total += i & 7
 
 
 def _cpu_seconds() -> float:
