@@ -31,7 +31,6 @@ RECORD = Struct(f"<{WORDS}Q")  # native.ExitRecord: time, RIP, RCX, 16 GPRs, mas
 assert RECORD.size == RECORD_SIZE  # woke, woke_ns
 R10_WORD, R11_WORD = 3 + abi.R10, 3 + abi.R11  # the host's view of R10 and R11
 R10_AT, RECORD_KEY = 8 * R10_WORD, Struct("<2Q")  # R10, R11 of the first record
-WOKE_WORD = 36
 
 
 class Records:
