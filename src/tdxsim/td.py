@@ -71,8 +71,8 @@ class TD:
         self._exit_buffer = ExitBuffer(self.module.fast)
         self.events = EventLog(self._exit_buffer, ring=None)
         self.vcpu = VCpu(self.clock, self.ram, native, self.module.fast, self._on_tdcall)
-        self._apic_key = None  # the LocalApic compiled_vcpu last looked at
-        self._apic_in_c = None  # the LocalApic whose state vcpu.fast.apic points to
+        self._apic_in_c = None  # the LocalApic compiled_vcpu last pointed C at
+        self._apic_native = False  # ... whose state C can read (vcpu.fast.apic)
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
         self.vcpu.traps.install([(seg.vaddr, seg.data) for seg in image.segments
@@ -83,7 +83,7 @@ class TD:
         self.module.finalize(self._image_pages(image))
         self.vcpu_index = 0  # the vCPU on the engine (several: smp.py switches them)
         self.smp = Smp(self, seed) if vcpus > 1 else None
-        self.vcpu.traps.sti.enabled = int(self.smp is None)  # (code_traps.complete_sti)
+        self.vcpu.traps.sti.enabled = int(self.smp is None)  # (CodeTraps.complete_sti)
         self.crash_details = True  # disassembly and backtrace in crash reports (~0.1 ms)
         self._run: Execution | None = None
         self._labels: dict[int, str] = {}  # code address -> symbol+offset
@@ -263,11 +263,10 @@ class TD:
         """Point the compiled path at the vCPU on the engine (smp.py calls
         this at each switch): its APIC, whose deadlines end slices
         (vcpu/tdcall.c), and the host's per-vCPU state (its MSR store)."""
-        if self._apic_key is not self.lapic:
-            self._apic_key = self.lapic
-            native = bool(self.lapic.state.clock)
-            self._apic_in_c = self.lapic if native else None
-            self.vcpu.fast.apic = self.lapic.pointer if native else None
+        if self._apic_in_c is not self.lapic:
+            self._apic_in_c = self.lapic
+            self._apic_native = bool(self.lapic.state.clock)
+            self.vcpu.fast.apic = self.lapic.pointer if self._apic_native else None
         self.host.compiled_vcpu(self.vcpu_index)
 
     def interrupt(self) -> None:
@@ -302,7 +301,7 @@ class TD:
         bridged call (ends_slice), so Python repeats that only without it."""
         if self.vcpu.mmu.code_stale or self.lapic.arrivals_waiting:
             return True
-        return self._apic_in_c is None and self._run.end_slice_if_due()
+        return not self._apic_native and self._run.end_slice_if_due()
 
     def _bridged(self, action, error: Exception | None) -> int | None:
         """A TDG.VP.VMCALL answered through the module's bridge ended in a

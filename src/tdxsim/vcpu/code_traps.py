@@ -40,13 +40,14 @@ class CodeTraps:
         self.until = 0  # the stop address of a run, trapped like the others
         self._until_hook: int | None = None
 
-    def complete_sti(self, vcpu: native.VCpu, counter: native.Counter, on: bool = True) -> None:
+    def complete_sti(self, vcpu: native.VCpu, counter: native.Counter) -> None:
         """Let the compiled trap complete an STI itself, without stopping the
         slice, when the run loop would only emulate it and run on (traps.c
-        says when); the slice reports it (SLICE_STI).  Off for several
-        vCPUs, whose switches the run loop decides between slices."""
+        says when); the slice reports it (SLICE_STI).  The TD turns it off
+        (sti.enabled) for several vCPUs, whose switches the run loop decides
+        between slices."""
         self.sti.vcpu, self.sti.counter = ctypes.pointer(vcpu), ctypes.pointer(counter)
-        self.sti.boundary, self.sti.enabled = ctypes.pointer(self.boundary), int(on)
+        self.sti.boundary, self.sti.enabled = ctypes.pointer(self.boundary), 1
         self.trap.sti = ctypes.pointer(self.sti)
 
     def install(self, code_ranges: list[tuple[int, bytes]], io: bool = True) -> None:
