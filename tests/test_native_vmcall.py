@@ -92,12 +92,13 @@ def _random_block(rng: random.Random) -> list[int]:
     ]
 
 
-def _run_blocks(native: bool, seed: int, calls: int):
+def _run_blocks(native: bool, seed: int, calls: int, failures=(0,)):
     td = TD.from_source(GUESTS / "regblock.S", native=native)
     block = td.symbol("regblock")
     rng = random.Random(seed)
     trail = []
     for _ in range(calls):
+        td.module.vmcall_failure = rng.choice(failures)
         td.write(block, b"".join(v.to_bytes(8, "little") for v in _random_block(rng)))
         result = td.call_result("regblock_tdcall", block)
         trail.append((result.reason, td.read(block, 128), result.events, result.console,
@@ -112,6 +113,20 @@ def test_random_tdcalls_match_the_python_path(seed):
     native, native_trail = _run_blocks(True, seed, 1500)
     python, python_trail = _run_blocks(False, seed, 1500)
     assert served(native) > 200 and served(python) == 0
+    for i, (a, b) in enumerate(zip(native_trail, python_trail)):
+        assert a == b, f"call {i} differs"
+
+
+def test_injected_failures_match_the_python_path():
+    """TdxModule.vmcall_failure (spec 10 B9) answered in C (vmcall.c):
+    every valid TDG.VP.VMCALL completes with only RAX written and no TD
+    exit, an invalid control word still gets its own status, exactly as
+    vmcall.py does, whichever failure is injected or none."""
+    failures = (0, 0x8000_0000_0000_0000 | 0x123, 0xC000_0B0A_0000_0000, 1)
+    native, native_trail = _run_blocks(True, 4, 1000, failures)
+    python, python_trail = _run_blocks(False, 4, 1000, failures)
+    assert native.module.fast.failed > 100 and served(native) > 100
+    assert python.module.fast.failed == 0
     for i, (a, b) in enumerate(zip(native_trail, python_trail)):
         assert a == b, f"call {i} differs"
 

@@ -267,6 +267,10 @@ struct tdxsim_module {
      * the running vCPU's VE information (TdxModule.select points ve at it) */
     uint64_t veinfo, veinfo_served;
     struct tdxsim_ve *ve;
+    /* TdxModule.vmcall_failure, while vmcall.handle is in place and no
+     * Python observer watches: every valid TDG.VP.VMCALL completes with
+     * this RAX and no TD exit (0: none); failed counts them, for tests */
+    uint64_t failure, failed;
 };
 
 static inline bool tdxsim_set(struct tdxsim_reply *reply, int reg, uint64_t value)

@@ -196,7 +196,8 @@ class Module(ctypes.Structure):
                 ("recorded_woke", u64), ("recorded_mixed", u64),
                 ("served", u64), ("bridge", ptr), ("bridged", u64), ("bridge_time_ns", u64),
                 ("bridge_rip", u64), ("bridge_view", u64 * 16), ("bridge_reply", Reply),
-                ("veinfo", u64), ("veinfo_served", u64), ("ve", ctypes.POINTER(Ve))]
+                ("veinfo", u64), ("veinfo_served", u64), ("ve", ctypes.POINTER(Ve)),
+                ("failure", u64), ("failed", u64)]
 
 
 # VMCALL_* in native.h: what became of a TDG.VP.VMCALL the bridge answered

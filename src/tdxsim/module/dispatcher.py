@@ -101,7 +101,7 @@ class TdxModule:
         self.host = host
         self.clock = clock
         self._fast_host = None  # the native.Host that fast.host points to
-        self._armed = None  # (enabled, bridged, no_rbp_mod) last stored into fast
+        self._armed = None  # (enabled, bridged, no_rbp_mod, failure, veinfo) last stored into fast
         self.record = record or (lambda event: None)
         self.handlers = dict(LEAF_HANDLERS)
         # Per-vCPU state (TDVPS), one per vCPU; `vp` is the running vCPU's.
@@ -149,20 +149,25 @@ class TdxModule:
     def arm_compiled_vmcall(self, observed: bool) -> None:
         """The one place that decides whether vmcall.c serves this run's
         TDG.VP.VMCALLs: only where it does exactly what vmcall.handle would.
-        That handler is in place, no failure is injected, no Python observer
-        must see each call (`observed`), and the host says what its C fast
-        paths serve (compiled_paths); anything they decline goes to Python.
+        That handler is in place, no Python observer must see each call
+        (`observed`), and the host says what its C fast paths serve
+        (compiled_paths); anything they decline goes to Python.  An
+        injected failure (vmcall_failure) needs no host: vmcall.c answers
+        it whenever the handler is in place and no Python observer watches.
         veinfo.c serves TDG.VP.VEINFO.GET likewise while veinfo.handle is in
         place and no Python observer watches (it needs no host)."""
         paths = getattr(self.host, "compiled_paths", None)
         fast_host = paths() if paths is not None else None
-        enabled = fast_host is not None and not observed \
-            and not self.vmcall_failure and self.handlers.get(Leaf.VP_VMCALL) is vmcall.handle
-        armed = (enabled, enabled and self.bridge.outcome is not None, self.config.no_rbp_mod)
-        self.fast.veinfo = not observed and self.handlers.get(Leaf.VP_VEINFO_GET) is veinfo.handle
+        handlers = self.handlers
+        ours = not observed and handlers.get(Leaf.VP_VMCALL) is vmcall.handle
+        enabled = ours and fast_host is not None
+        armed = (enabled, enabled and self.bridge.outcome is not None, self.config.no_rbp_mod,
+                 self.vmcall_failure if ours else 0,
+                 not observed and handlers.get(Leaf.VP_VEINFO_GET) is veinfo.handle)
         if armed != self._armed:  # stored into C on a change only: the checker arms per run
-            self.fast.enabled, bridged, self.fast.no_rbp_mod = armed
-            self.fast.bridge = self.bridge.address if bridged else None
+            fast = self.fast
+            fast.enabled, bridged, fast.no_rbp_mod, fast.failure, fast.veinfo = armed
+            fast.bridge = self.bridge.address if bridged else None
             self._armed = armed
         if fast_host is not None and fast_host is not self._fast_host:
             self.fast.host = ctypes.pointer(fast_host)

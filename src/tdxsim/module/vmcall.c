@@ -72,6 +72,13 @@ unsigned tdxsim_vmcall(struct tdxsim_module *m, uint64_t gprs[16], uint64_t rip,
     struct tdxsim_reply reply = {0};
     unsigned outcome = VMCALL_COMPLETE | VMCALL_RECORD;
 
+    if (m->failure && !tdxsim_invalid_control(rcx, m->no_rbp_mod)) {
+        /* injected (vmcall.py): only RAX is written, nothing reaches the host */
+        gprs[REG_RAX] = m->failure;
+        *written = 1u << REG_RAX;
+        m->failed++;
+        return VMCALL_COMPLETE | VMCALL_HANDLED;
+    }
     if (!m->enabled || m->recorded == m->capacity || tdxsim_invalid_control(rcx, m->no_rbp_mod)
         || (rcx >> XMM_SELECT_SHIFT & XMM_SELECT_MASK))
         return 0;
