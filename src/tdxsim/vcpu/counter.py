@@ -100,6 +100,22 @@ class InstructionCounter:
             return self._blocks.get(rip)
         return None
 
+    def would_refuse(self, rip: int, limit: int) -> tuple[int, ...] | None:
+        """The instruction starts of the block at rip if the hook would stop
+        in front of it now (it would pass `limit`), known from its decode
+        and, in C, from the count cached for it: the vCPU then enters it
+        with a pause at once (cpu.py), saving an emu_start that only stops.
+        None: it fits, or it is not known."""
+        insns = self._blocks.get(rip)
+        state = self.state
+        if insns is None or state.count + len(insns) <= limit or rip == state.until:
+            return None
+        if self.native:
+            slot = (rip ^ rip >> 12) % native.COUNTER_SLOTS
+            if state.keys[slot] >> 16 != rip or state.counts[slot] != len(insns):
+                return None
+        return insns
+
     @property
     def stopped_in_front(self) -> bool:
         """The last stop was the hook refusing a block that would pass the limit."""

@@ -99,7 +99,8 @@ class VCpu:
         self.traps = CodeTraps(self.uc, self.counter.native, mmu.phys_read, mmu,
                                self.counter.forget_page)
         self.fast.if_watch = ctypes.pointer(self.traps.if_watch)  # (tdcall.c: HLT)
-        self._slice = SliceRunner(self.uc, self.counter, self.traps, self.fast).run
+        slicer = SliceRunner(self.uc, self.counter, self.traps, self.fast)
+        self._slice, self._ended = slicer.run, slicer.state  # (end_rip: where it stopped)
         if self.counter.native:  # STIs nothing waits for are completed in the trap (traps.c)
             self.traps.complete_sti(self.fast, self.counter.state)
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
@@ -217,26 +218,37 @@ class VCpu:
             self.uc.ctl_flush_tb()
             self.counter.forget_blocks()
             self.mmu.code_stale = False
-        if until != self.traps.until:
-            self.traps.set_until(until)
-            self.counter.state.until = until  # the counter stops in front of it too
-        self.counter.state.limit = limit
-        self.traps.if_watch.armed = watch_if
-        try:
-            stop = self._emulate(until)
-        finally:
-            self.traps.if_watch.armed = 0
+        traps, counter = self.traps, self.counter
+        if until != traps.until:
+            traps.set_until(until)
+            counter.state.until = until  # the counter stops in front of it too
+        counter.state.limit = limit
         self.watched = None
-        if stop is None and self.traps.if_watch.hit:  # in front of a POPF or IRET: run just it
-            limit = self.counter.count + 1
-            self.counter.set_limit(limit)
-            self.watched = self.traps.if_watch.rip
-        while stop is None and self.counter.count < limit and not self.stop_requested:
-            refused = self.counter.refused_block(self.regs.rip)
+        rip = self.regs.rip
+        refused = counter.would_refuse(rip, limit)
+        if refused is not None:  # the hook would stop in front of it: no emu_start for that
+            stop = None
+        else:
+            if_watch = traps.if_watch
+            if_watch.armed = watch_if
+            try:
+                stop = self._emulate(until, rip=rip)
+            finally:
+                if_watch.armed = 0
+            if stop is None and if_watch.hit:  # in front of a POPF or IRET: run just it
+                limit = counter.count + 1
+                counter.set_limit(limit)
+                self.watched = if_watch.rip
+            if stop is not None:
+                return stop
+        while stop is None and counter.count < limit and not self.stop_requested:
+            if refused is None:
+                refused = counter.refused_block(self.regs.rip)
             if refused and not exact:  # a block boundary will do: no hook in a hot loop
                 return Stop("soft-limit", self.regs.rip)
             stop = self._run_to_boundary(refused, limit, until) if refused \
                 else self._emulate(until)
+            refused = None
         return stop or self._natural_stop(until)
 
     def _run_to_boundary(self, insns: tuple[int, ...], limit: int, until: int) -> Stop | None:
@@ -254,69 +266,78 @@ class VCpu:
             self.traps.boundary.armed = 0
             self.counter.set_limit(limit)
 
-    def _emulate(self, until: int, step: bool = False) -> Stop | None:
+    def _emulate(self, until: int, step: bool = False, rip: int | None = None) -> Stop | None:
         """One emu_start: a fast slice, or one instruction.  None when it
         ended at an instruction boundary with nothing to report but the
         count (the block hook stopped in front of a block, a pause, or a
-        step ended)."""
+        step ended).  rip: RIP, if the caller just read it."""
         self._stop = None
         self._unmapped = None
         self._fault = None
         self._slice_ended = False
         if self.mmu.traps:
             self.mmu.release_trap_pages()
-        rip = self.regs.rip
-        if step and self.exact_traps:  # no block decode traps a stepped instruction
-            self.traps.block_traps([(rip, self.fetched(rip, 15))], self.code64())
-            self.traps.install_pending()
-        if step and (rip in self.traps.addresses or rip == until):  # Unicorn would not stop there
-            return Stop("until", rip) if rip == until else Stop("ve-insn", rip)
-        if step:  # code translated without Unicorn's count hook would run on past one insn
+        if rip is None:
+            rip = self.regs.rip
+        if step:
+            if self.exact_traps:  # no block decode traps a stepped instruction
+                self.traps.block_traps([(rip, self.fetched(rip, 15))], self.code64())
+                self.traps.install_pending()
+            if rip in self.traps.addresses or rip == until:  # Unicorn would not stop there
+                return Stop("until", rip) if rip == until else Stop("ve-insn", rip)
+            # code translated without Unicorn's count hook would run on past one insn
             self.uc.ctl_remove_cache(rip, rip + 1)
         status = self._slice(rip, int(step))
-        if status & SLICE_STI:  # traps.c completed an STI in place: what emulate() notes
-            sti = self.traps.sti
-            self._shadow_until = sti.count if sti.shadow else -1
-            self.counter.completed(sti.rip)
-        if status >> SLICE_ERROR_SHIFT and self._stop is None:
-            self._stop = self._fault_stop(UcError(status >> SLICE_ERROR_SHIFT))
-        if self.traps.pending:  # a block waits for its exact traps (code_traps.block_traps)
-            self.traps.install_pending()
-        if status & SLICE_TDCALL:  # tdcall.c stopped at a TDCALL, as _invalid_insn does
-            self._stop = Stop("tdcall", self.regs.rip)
-        if status & SLICE_END:  # tdcall.c ended the slice, as end_slice() does
-            self._slice_ended = True
-        pause = self.traps.boundary if status & SLICE_BOUNDARY else \
-            self.traps.if_watch if status & SLICE_IF_WATCH else None
-        if status & SLICE_TRAP and self._stop is None and pause is None:
-            self._stop = Stop("until" if self.traps.trap.rip == until else "ve-insn", self.traps.trap.rip)
+        counter, traps = self.counter, self.traps
+        pause = None
+        if status:
+            if status & SLICE_STI:  # traps.c completed an STI in place: what emulate() notes
+                sti = traps.sti
+                self._shadow_until = sti.count if sti.shadow else -1
+                counter.completed(sti.rip)
+            if status >> SLICE_ERROR_SHIFT and self._stop is None:
+                self._stop = self._fault_stop(UcError(status >> SLICE_ERROR_SHIFT))
+            if status & SLICE_TDCALL:  # tdcall.c stopped at a TDCALL, as _invalid_insn does
+                self._stop = Stop("tdcall", self._ended.end_rip)
+            if status & SLICE_END:  # tdcall.c ended the slice, as end_slice() does
+                self._slice_ended = True
+            pause = traps.boundary if status & SLICE_BOUNDARY else \
+                traps.if_watch if status & SLICE_IF_WATCH else None
+            if status & SLICE_TRAP and self._stop is None and pause is None:
+                at = traps.trap.rip
+                self._stop = Stop("until" if at == until else "ve-insn", at)
+        if traps.pending:  # a block waits for its exact traps (code_traps.block_traps)
+            traps.install_pending()
         if self._undo is not None:  # fault-like: as if the instruction never ran
             self.regs.set_gprs(dict(enumerate(self._undo)))
             self.regs.rip = self._stop.rip
             self._undo = None
-        if self._stop is not None:  # inside a block: only what precedes RIP retired
+        stop = self._stop
+        if stop is not None:  # inside a block: only what precedes RIP retired
             if not step:
-                self.counter.settle(self._stop.rip)
-            elif self._stop.kind == "tdcall":  # the TDCALL completed
-                self.counter.stepped(rip)
+                counter.settle(stop.rip)
+            elif stop.kind == "tdcall":  # the TDCALL completed
+                counter.stepped(rip)
             else:  # the step faulted: it started, and did not retire
-                self.counter.settle(rip)
-            return self._stop
+                counter.settle(rip)
+            return stop
         if pause is not None:  # in front of the instruction at pause.rip
-            self.counter.settle(pause.rip)
+            counter.settle(pause.rip)
             return None
+        end = self._ended.end_rip  # nothing since the slice moved RIP
         if step:
-            self.counter.stepped(rip)
-            if self.regs.rip == rip + 1 and self.fetched(rip, 1) == b"\xf4":
+            counter.stepped(rip)
+            if end == rip + 1 and self.fetched(rip, 1) == b"\xf4":
                 return Stop("hlt", rip, "hlt")
             return None
-        last = self.counter.last_instruction()
-        if last is not None and self.regs.rip == last + 1 and self.fetched(last, 1) == b"\xf4":
+        last = counter.last_instruction()
+        if last is not None and end == last + 1 and self.fetched(last, 1) == b"\xf4":
             return Stop("hlt", last, "hlt")
-        return None if self.counter.stopped_in_front else self._natural_stop(until)
+        return None if counter.stopped_in_front else self._natural_stop(until, end)
 
-    def _natural_stop(self, until: int) -> Stop:
-        rip = self.regs.rip
+    def _natural_stop(self, until: int, rip: int | None = None) -> Stop:
+        if rip is None:
+            rip = self.regs.rip
         if self.stop_requested:
             return Stop("interrupted", rip)
         if until and rip == until:
