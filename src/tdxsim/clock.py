@@ -60,6 +60,8 @@ class TimedEvents:
             self._head()
 
     def cancel(self, owner: object) -> None:
+        if not self._heap:  # (the checker cancels before every run, mostly nothing)
+            return
         self._heap = [e for e in self._heap if e[2] is not owner]
         heapq.heapify(self._heap)
         self._head()

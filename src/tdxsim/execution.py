@@ -25,7 +25,7 @@ from .vcpu import ve_insns
 from .vcpu.cpu import Stop
 from .vcpu.crash import CrashReport, backtrace, disassemble
 from .devices.lapic import NMI
-from .vcpu.interrupts import DeliveryError, deliver, is_iret
+from .vcpu.interrupts import DeliveryError, deliver, enter_handler, is_iret
 from .vcpu.regs import RFLAGS_RF
 
 # With a wall-clock limit, a slice of one vCPU runs at most this many
@@ -61,22 +61,24 @@ class Execution:
         smp = self.td.smp  # several vCPUs: smp.py says when to switch, and switches
         if smp is not None:
             smp.start(self)
+        vcpu, until = self.vcpu, self.until
         while True:
             if smp is not None and smp.must_switch():
                 result = smp.switch()
                 if result is not None:
                     return result
-            if self.vcpu.stop_requested:
-                return self._after(Stop("interrupted", self.vcpu.regs.rip))
+            if vcpu.stop_requested:
+                return self._after(Stop("interrupted", vcpu.regs.rip))
             if timeout and deadline - time.monotonic() <= 0:  # the clock only with a timeout
-                return self._after(Stop("timeout", self.vcpu.regs.rip))
+                return self._after(Stop("timeout", vcpu.regs.rip))
             due = self._fire_timers()
-            if self._nmi_deliverable():
+            lapic = self.lapic  # (the running vCPU's: smp.py switches it)
+            if lapic.state.nmi_pending and self._nmi_deliverable():
                 result = self._deliver(NMI)
                 if result is not None:
                     return result
                 continue
-            vector = self.lapic.deliverable()
+            vector = lapic.deliverable()
             if vector is not None and self._interruptible():
                 result = self._deliver(vector)
                 if result is not None:
@@ -86,10 +88,9 @@ class Execution:
             # NMI blocking lasts until the next IRET: watch for it (SDM 6.7.1)
             self._slice_end = limit = self._slice_limit(waiting, due)
             exact = smp.exact_end(limit) if smp is not None else limit != self._wall_check_end
-            stop = self.vcpu.run(limit, self.until, watch_if=waiting or self.vcpu.nmi_blocked,
-                                 exact=exact)
-            if self.vcpu.nmi_blocked and is_iret(self.vcpu, self.vcpu.watched):
-                self.vcpu.nmi_blocked = False
+            stop = vcpu.run(limit, until, watch_if=waiting or vcpu.nmi_blocked, exact=exact)
+            if vcpu.nmi_blocked and is_iret(vcpu, vcpu.watched):
+                vcpu.nmi_blocked = False
             result = self._after(stop)
             if result is not None:
                 return result
@@ -113,17 +114,19 @@ class Execution:
         interrupt waits.  (While it waits for IF = 1, the vCPU stops at the
         instructions that can set IF: STI, POPF and IRET.)  With a wall-clock
         limit, at most WALL_CHECK_INSNS ahead (`_wall_check_end`)."""
-        count = self.vcpu.instructions
+        vcpu, smp = self.vcpu, self.td.smp
+        count = vcpu.counter.state.count
         self._wall_check_end = -1
-        ve_blocked = self.module.ve.info is not None and (
-            self.vcpu.interrupts_enabled and waiting or self.lapic.nmi_pending)
-        if waiting and self.vcpu.in_sti_shadow or ve_blocked:  # until VEINFO.GET
+        if (waiting or self.lapic.state.nmi_pending) and self.module.ve.info is not None:
+            if self.lapic.nmi_pending or vcpu.interrupts_enabled:  # until VEINFO.GET
+                return min(self._budget_end, count + 1)
+        if waiting and vcpu.in_sti_shadow:
             return min(self._budget_end, count + 1)
-        end = self._budget_end if self.td.smp is None else \
-            min(self._budget_end, count + self.td.smp.insns_left())
+        end = self._budget_end if smp is None else \
+            min(self._budget_end, count + smp.insns_left())
         if due is not None:
             end = min(end, count + self.clock.insns_until(due))
-        if self.td.smp is None and self.timeout and count + WALL_CHECK_INSNS < end:
+        if smp is None and self.timeout and count + WALL_CHECK_INSNS < end:
             self._wall_check_end = end = count + WALL_CHECK_INSNS
         return end
 
@@ -133,18 +136,20 @@ class Execution:
         due = self.host.next_deadline(index)
         if due is None or due > self.clock.now():
             return due
-        for source, vector in self.host.fire_due(self.clock.now(), index):
-            self.td.events.append(InterruptPosted(self.clock.now(), vector, self.vcpu.regs.rip, source))
+        fired = self.host.fire_due(self.clock.now(), index)
+        if fired:
+            now, rip, append = self.clock.now(), self.vcpu.regs.rip, self.td.events.append
+            for source, vector in fired:
+                append(InterruptPosted(now, vector, rip, source))
         return self.host.next_deadline(index)
 
     def _deliver(self, vector: int) -> RunResult | None:
         """An external interrupt, or an NMI through IDT vector 2."""
-        rip = self.vcpu.regs.rip
         try:
-            handler = deliver(self.vcpu, vector)
+            handler, rip = enter_handler(self.vcpu, vector)
         except DeliveryError as exc:
             what = "an NMI" if vector == NMI else "interrupt"
-            return self._crash(Stop("fault", rip, f"cannot deliver {what}: {exc}"))
+            return self._crash(Stop("fault", self.vcpu.regs.rip, f"cannot deliver {what}: {exc}"))
         if vector == NMI:
             self.lapic.nmi_pending, self.vcpu.nmi_blocked = False, True
         else:

@@ -88,6 +88,7 @@ class TD:
         self._run: Execution | None = None
         self._labels: dict[int, str] = {}  # code address -> symbol+offset
         self._observer = None  # a Python TDCALL observer (observe_tdcalls)
+        self._checked = None  # the last budget and timeout _execute found valid
         self.reset()
 
     # --- construction ---
@@ -248,8 +249,11 @@ class TD:
 
     def _execute(self, until: int, max_insns: int, timeout: float,
                  keep_exits: bool = False, on_event=None) -> RunResult:
-        limits.budget(max_insns, "the instruction budget")
-        limits.timeout(timeout, "the timeout", zero_means_none=True)
+        checked = (max_insns, type(max_insns), timeout, type(timeout))
+        if checked != self._checked:  # (the checker passes the same ones thousands of times)
+            limits.budget(max_insns, "the instruction budget")
+            limits.timeout(timeout, "the timeout", zero_means_none=True)
+            self._checked = checked
         self.events = EventLog(self._exit_buffer, None if keep_exits else RING, on_event)
         self.host.serial.clear()
         # Handler and device tables are read when a run starts

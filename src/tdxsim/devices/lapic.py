@@ -34,6 +34,8 @@ NMI = abi.NMI_VECTOR  # schedule(time, NMI) makes an NMI pending (external vecto
 # such a write (kvm_lapic_msr_write, "Bits 63:32 are reserved in all other
 # registers"), which a TD sees as INVALID_OPERAND (spec 6.2).
 X2APIC_RESERVED = 0xFFFF_FFFF_0000_0000
+# native.Lapic's first fields: IRR, ISR (4 words each) and nmi_pending
+_VECTOR_BYTES = native.Lapic.nmi_pending.offset + native.Lapic.nmi_pending.size
 
 
 def _field(name: str) -> property:
@@ -211,6 +213,7 @@ class LocalApic:
                 and self.events is owner.events:
             state.clock = ctypes.pointer(owner.state)
         self.pointer = ctypes.pointer(state)  # for C (host, vCPU): made once
+        self._vectors = ctypes.addressof(state)  # (clear)
 
     @property
     def nmi_pending(self) -> bool:
@@ -249,12 +252,10 @@ class LocalApic:
 
     def clear(self) -> None:
         """Forget pending, in-service and scheduled interrupts (NMI too)."""
-        self.irr.clear()
-        self.isr.clear()
+        ctypes.memset(self._vectors, 0, _VECTOR_BYTES)  # IRR, ISR and the pending NMI at once
         self.events.cancel(self)
         self._arrived.clear()
         self._nmis_scheduled = 0
-        self.nmi_pending = False
 
     def acknowledge(self, vector: int) -> None:
         self.irr.discard(vector)

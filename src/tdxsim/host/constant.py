@@ -14,6 +14,7 @@ from .. import native
 from ..exits import VmExit, VmResume
 
 GPRS = Struct("<16Q")
+_ZEROS = (0,) * 16  # (an unanswered GPR)
 
 
 class ConstantHost:
@@ -23,6 +24,7 @@ class ConstantHost:
             self.fast.answer)).cast("B")
         self._answer: VmResume | None = None
         self._gprs: dict[int, int] | None = None
+        self._masks: dict[tuple[int, ...], int] = {}  # the answer's GPRs -> answer_mask
         self.answer = answer
 
     @property
@@ -35,12 +37,15 @@ class ConstantHost:
         self._answer = answer
         gprs = answer.gprs
         if gprs != self._gprs:
-            values, mask = [0] * 16, 0
-            for r, value in gprs.items():
-                values[r] = value
-                mask |= 1 << r
+            registers = tuple(gprs)
+            mask = self._masks.get(registers)
+            if mask is None:
+                if len(self._masks) >= 64:  # bounded, whatever the answers
+                    self._masks.clear()
+                mask = self._masks[registers] = sum(1 << r for r in registers)
             self.fast.answer_mask = mask
-            GPRS.pack_into(self._registers, 0, *values)  # one copy into C, no ctypes store per GPR
+            # one copy into C, no ctypes store per GPR
+            GPRS.pack_into(self._registers, 0, *map(gprs.get, range(16), _ZEROS))
             self._gprs = dict(gprs)
 
     def handle(self, exit: VmExit) -> VmResume:

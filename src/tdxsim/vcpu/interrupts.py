@@ -83,6 +83,11 @@ def is_iret(vcpu, address: int | None) -> bool:
 
 def deliver(vcpu, vector: int, error_code: int | None = None) -> int:
     """Push the 64-bit interrupt frame and enter the handler; returns its address."""
+    return enter_handler(vcpu, vector, error_code)[0]
+
+
+def enter_handler(vcpu, vector: int, error_code: int | None = None) -> tuple[int, int]:
+    """deliver(): (the handler's address, the RIP saved in the frame)."""
     handler, kind = read_gate(vcpu, vector)
     frame = vcpu.regs.frame()  # RIP, CS, RFLAGS, RSP, SS
     rflags, rsp = frame[2], frame[3]
@@ -97,4 +102,4 @@ def deliver(vcpu, vector: int, error_code: int | None = None) -> int:
         vcpu.write(new_rsp, data)
     cleared = RFLAGS_TF | RFLAGS_NT | RFLAGS_RF | (RFLAGS_IF if kind == GATE_INTERRUPT else 0)
     vcpu.regs.enter(new_rsp, rflags & ~cleared, handler)
-    return handler
+    return handler, frame[-5]

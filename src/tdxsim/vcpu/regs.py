@@ -119,7 +119,7 @@ class RegisterFile:
     def frame(self) -> tuple[int, int, int, int, int]:
         """RIP, CS, RFLAGS, RSP and SS (selectors) in one call: an interrupt
         frame's values."""
-        ctypes.memset(self._frame, 0, ctypes.sizeof(self._frame))  # selectors are 16-bit
+        # (Unicorn writes 16 bits of a selector: the masks below drop the rest)
         self._read_batch(self._handle, self._frame_ids, self._frame_ptrs, len(FRAME_IDS))
         rip, cs, rflags, rsp, ss = self._frame
         return rip, cs & 0xFFFF, rflags, rsp, ss & 0xFFFF
