@@ -20,6 +20,7 @@ typedef int (*uc_emu_stop_fn)(void *uc);
 typedef int (*uc_reg_fn)(void *uc, int regid, void *value);
 typedef int (*uc_reg_batch_fn)(void *uc, const int *regs, void *const *vals, int count);
 typedef int (*uc_mem_read_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
+typedef int (*uc_mem_write_fn)(void *uc, uint64_t address, const void *bytes, uint64_t size);
 
 struct tdxsim_unicorn {
     uc_emu_stop_fn emu_stop;
@@ -28,6 +29,8 @@ struct tdxsim_unicorn {
     uc_mem_read_fn mem_read;
     int gpr_ids[16]; /* Unicorn's ids of RAX..R15, in the spec's order */
     int rip_id, rflags_id;
+    uc_mem_write_fn mem_write;
+    int rsp_id, cs_id, ss_id, idtr_id, cr3_id; /* (vcpu/deliver.c) */
 };
 
 /* vcpu/counter.c */
@@ -326,6 +329,9 @@ struct tdxsim_observer {
 };
 
 #define SHADOW_SLOTS 256
+#define WALK_SLOTS 64
+#define WALK_READ 1u
+#define WALK_WRITE 2u
 typedef bool (*fallback_fn)(void *uc, void *user);
 struct tdxsim_vcpu {
     struct tdxsim_unicorn uc;
@@ -341,7 +347,23 @@ struct tdxsim_vcpu {
     struct tdxsim_lapic *apic;
     uint64_t end_slice;
     struct tdxsim_traps *if_watch; /* armed: the slice stops where IF may become 1 */
+    /* The MMU's cached walks (vcpu/mmu.py _walks) for reads and writes,
+     * made under walk_cr3 (walk_on: 4-level paging, no mixed modes): key
+     * linear page | WALK_READ or WALK_WRITE (0: empty) -> backing page, in
+     * slot (page number << 1 | access >> 1) % WALK_SLOTS.  A subset of
+     * Python's cache, cleared with it (vcpu/deliver.c). */
+    uint64_t walk_on, walk_cr3;
+    uint64_t walk_keys[WALK_SLOTS], walk_backing[WALK_SLOTS];
 };
+/* vcpu/deliver.c: an interrupt or exception through a 64-bit IDT gate, as
+ * vcpu/interrupts.py enter_handler (the reference) does, when every step
+ * is known to succeed: the handler and the RIP saved in the frame.  false:
+ * nothing changed, Python delivers (and says why it cannot). */
+struct tdxsim_delivery {
+    uint64_t vector, has_error, error_code; /* in */
+    uint64_t handler, rip;                  /* out */
+};
+bool tdxsim_deliver(struct tdxsim_vcpu *v, void *uc, struct tdxsim_delivery *d);
 
 /* The code bytes at a linear address, through the page the vCPU fetched
  * them from (the TLB fill recorded it in the shadow); false if that page is

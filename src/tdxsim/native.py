@@ -69,7 +69,9 @@ class Unicorn(ctypes.Structure):
     _fields_ = [("emu_stop", ptr), ("reg_read", ptr), ("reg_write", ptr),
                 ("reg_read_batch", ptr), ("reg_write_batch", ptr), ("mem_read", ptr),
                 ("gpr_ids", ctypes.c_int * 16), ("rip_id", ctypes.c_int),
-                ("rflags_id", ctypes.c_int)]
+                ("rflags_id", ctypes.c_int), ("mem_write", ptr), ("rsp_id", ctypes.c_int),
+                ("cs_id", ctypes.c_int), ("ss_id", ctypes.c_int), ("idtr_id", ctypes.c_int),
+                ("cr3_id", ctypes.c_int)]
 
 
 COUNTER_SLOTS = 4096
@@ -220,6 +222,8 @@ class Observer(ctypes.Structure):
 
 
 SHADOW_SLOTS = 256
+WALK_SLOTS = 64  # native.h: the MMU's walks C may use (vcpu/deliver.c)
+WALK_READ, WALK_WRITE = 1, 2
 FALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ptr, ptr)
 
 
@@ -228,7 +232,13 @@ class VCpu(ctypes.Structure):
                 ("observer", ctypes.POINTER(Observer)),
                 ("shadow_pages", u64 * SHADOW_SLOTS), ("shadow_backing", u64 * SHADOW_SLOTS),
                 ("stop_tdcall", u64), ("apic", ctypes.POINTER(Lapic)), ("end_slice", u64),
-                ("if_watch", ctypes.POINTER(Traps))]
+                ("if_watch", ctypes.POINTER(Traps)), ("walk_on", u64), ("walk_cr3", u64),
+                ("walk_keys", u64 * WALK_SLOTS), ("walk_backing", u64 * WALK_SLOTS)]
+
+
+class Delivery(ctypes.Structure):  # vcpu/deliver.c
+    _fields_ = [("vector", u64), ("has_error", u64), ("error_code", u64), ("handler", u64),
+                ("rip", u64)]
 
 
 Sti._fields_ = [("vcpu", ctypes.POINTER(VCpu)), ("counter", ctypes.POINTER(Counter)),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 NATIVE = ["_native.c", "vcpu/counter.c", "vcpu/traps.c", "vcpu/tdcall.c", "vcpu/slice.c",
+          "vcpu/deliver.c",
           "module/vmcall.c", "module/veinfo.c", "host/fast.c", "host/kvm.c", "host/cpuid.c",
           "host/msr.c", "host/io.c", "host/halt.c", "devices/devices.c", "devices/lapic.c"]
 HEADERS = ["native.h"]

@@ -8,7 +8,7 @@ that ends a slice is reported as a `Stop`.
 from __future__ import annotations
 
 import ctypes
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID,
                      UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE, UC_MEM_FETCH_UNMAPPED,
@@ -27,30 +27,12 @@ from .crash import decode
 from .mmu import Mmu
 from . import ve_insns
 from .regs import RFLAGS_IF, RegisterFile, unicorn_entry_points
-from .slices import SliceRunner
+from .interrupts import NativeDelivery
+from .slices import SliceRunner, Stop
 
 # The intercepted instructions Unicorn can hook (spec 12): a safety net for
 # code outside the scanned segments, which the trap hooks do not cover.
 _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
-
-
-class Stop(NamedTuple):  # a tuple: built on every slice, ~5x cheaper than a frozen dataclass
-    """Why a slice of guest execution ended.
-
-    kind: 'limit' (instruction limit reached, or a pause to flush translated
-    code after guest memory changed), 'until' (reached the stop
-    address), 'tdcall' (the TDCALL callback asked to stop), 'hlt' (plain HLT),
-    've-insn' (an instruction the TDX module intercepts or the vCPU emulates,
-    not yet executed: rip is that instruction), 'memory' (an access the page
-    walk or the EPT check refused), 'fault', 'soft-limit' (run(exact=False)
-    stopped in front of the block that would pass the limit), 'interrupted'
-    (request_stop()); the run loop adds 'timeout'.
-    """
-    kind: str
-    rip: int
-    detail: str = ""
-    address: int | None = None  # faulting data address, when known
-    info: object = None  # kind 'memory': the page fault or EPT violation
 
 
 class VCpu:
@@ -103,6 +85,9 @@ class VCpu:
         self._slice, self._ended = slicer.run, slicer.state  # (end_rip: where it stopped)
         if self.counter.native:  # STIs nothing waits for are completed in the trap (traps.c)
             self.traps.complete_sti(self.fast, self.counter.state)
+        # Interrupt delivery in C where it can do all of it (interrupts.py)
+        self.deliver_natively = NativeDelivery(self) if self.counter.native else \
+            lambda vector, error_code=None: None
         if self.counter.native:  # TDCALL in C (tdcall.c), anything else in Python
             self.fast.fallback = self._fallback = native.FALLBACK(
                 lambda _uc, _user: self._invalid_insn(self.uc, None))
@@ -277,8 +262,7 @@ class VCpu:
         self._slice_ended = False
         if self.mmu.traps:
             self.mmu.release_trap_pages()
-        if rip is None:
-            rip = self.regs.rip
+        rip = self.regs.rip if rip is None else rip
         if step:
             if self.exact_traps:  # no block decode traps a stepped instruction
                 self.traps.block_traps([(rip, self.fetched(rip, 15))], self.code64())
@@ -336,8 +320,7 @@ class VCpu:
         return None if counter.stopped_in_front else self._natural_stop(until, end)
 
     def _natural_stop(self, until: int, rip: int | None = None) -> Stop:
-        if rip is None:
-            rip = self.regs.rip
+        rip = self.regs.rip if rip is None else rip
         if self.stop_requested:
             return Stop("interrupted", rip)
         if until and rip == until:

@@ -6,11 +6,12 @@ The vCPU starts with a flat GDT that tdxsim provides (64-bit code selector
 """
 from __future__ import annotations
 
+import ctypes
 import struct
 
 from unicorn import x86_const as X
 
-from .. import layout
+from .. import layout, native
 from .regs import RFLAGS_IF
 
 KERNEL_CS = 0x08
@@ -22,6 +23,28 @@ RFLAGS_TF = 1 << 8
 RFLAGS_NT = 1 << 14
 RFLAGS_RF = 1 << 16
 _FRAME = {5: "<5Q", 6: "<6Q"}  # RIP, CS, RFLAGS, RSP, SS; an error code first
+
+
+class NativeDelivery:
+    """Delivery through the IDT in C (vcpu/deliver.c) for one vCPU, where
+    it can do all of it: (handler, the RIP saved in the frame).  None:
+    nothing changed, enter_handler's Python must do it."""
+
+    def __init__(self, vcpu):
+        self.vcpu = vcpu
+        self._function = native.library().tdxsim_deliver
+        self._function.restype = ctypes.c_bool  # (no argtypes: each costs a call per call)
+        self._delivery = native.Delivery()
+        self._args = (ctypes.byref(vcpu.fast), vcpu.uc._uch, ctypes.byref(self._delivery))
+
+    def __call__(self, vector: int, error_code: int | None = None) -> tuple[int, int] | None:
+        if self.vcpu.mmu.mixed_modes:  # (its walks' key is not CR3 alone: mmu.py)
+            return None
+        d = self._delivery
+        d.vector, d.has_error, d.error_code = vector, error_code is not None, error_code or 0
+        if not self._function(*self._args):
+            return None
+        return d.handler, d.rip
 
 
 class DeliveryError(Exception):
@@ -87,7 +110,15 @@ def deliver(vcpu, vector: int, error_code: int | None = None) -> int:
 
 
 def enter_handler(vcpu, vector: int, error_code: int | None = None) -> tuple[int, int]:
-    """deliver(): (the handler's address, the RIP saved in the frame)."""
+    """deliver(): (the handler's address, the RIP saved in the frame).  In
+    C (vcpu/deliver.c) where it can do all of it; this is the reference."""
+    done = vcpu.deliver_natively(vector, error_code)
+    if done is not None:
+        return done
+    return _enter_handler(vcpu, vector, error_code)
+
+
+def _enter_handler(vcpu, vector: int, error_code: int | None = None) -> tuple[int, int]:
     handler, kind = read_gate(vcpu, vector)
     frame = vcpu.regs.frame()  # RIP, CS, RFLAGS, RSP, SS
     rflags, rsp = frame[2], frame[3]

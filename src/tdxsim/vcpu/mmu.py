@@ -28,6 +28,7 @@ from .regs import bare
 RAW_MEM_READ, RAW_MEM_WRITE = bare("uc_mem_read"), bare("uc_mem_write")
 
 _ACCESS = {UC_MEM_WRITE: "write", UC_MEM_FETCH: "fetch"}  # anything else reads
+_WALK_CODES = {"read": native.WALK_READ, "write": native.WALK_WRITE}  # (native.h walk_keys)
 MSR_EFER = 0xC000_0080
 PAGE = 0x1000
 # Backing addresses of the trap pages: far above any guest RAM, never mapped.
@@ -98,7 +99,12 @@ class Mmu:
     def flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
         self.forget_code_pages()
+        self._forget_walks()
+
+    def _forget_walks(self) -> None:
+        """Drop the cached walks, and C's copy of them (deliver.c)."""
         self._walks.clear()
+        ctypes.memset(self.fast.walk_keys, 0, ctypes.sizeof(self.fast.walk_keys))
 
     def forget_code_pages(self) -> None:
         ctypes.memset(self.fast.shadow_pages, 0, ctypes.sizeof(self.fast.shadow_pages))
@@ -129,8 +135,9 @@ class Mmu:
         fault (page fault or EPT violation) the access would raise."""
         cr3 = self._translation_key()
         if cr3 != self._walks_cr3:
-            self._walks.clear()
-            self._walks_cr3 = cr3
+            self._forget_walks()
+            self._walks_cr3, self.fast.walk_cr3 = cr3, cr3 & 0xFFFF_FFFF_FFFF_FFFF
+            self.fast.walk_on = not self.mixed_modes
         offset = la % PAGE
         hit = self._walks.get((la - offset, access))
         if hit is None:
@@ -138,6 +145,11 @@ class Mmu:
             if not isinstance(hit, tuple):
                 return self._walk(la, access)  # the fault, with the exact address
             self._walks[(la - offset, access)] = hit
+            code = _WALK_CODES.get(access)
+            if code:  # C's copy (deliver.c): reads and writes, one per slot
+                slot = (la >> 12 << 1 | code >> 1) % native.WALK_SLOTS  # (as deliver.c)
+                self.fast.walk_keys[slot] = la - offset | code
+                self.fast.walk_backing[slot] = hit[0]
         return hit[0] + offset, hit[1]
 
     def _translation_key(self) -> int:

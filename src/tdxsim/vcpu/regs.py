@@ -46,7 +46,9 @@ def unicorn_entry_points() -> native.Unicorn:
     ptr = ctypes.c_void_p
     return native.Unicorn(native.uc_emu_stop, *(ctypes.cast(f, ptr) for f in (
         lib.uc_reg_read, lib.uc_reg_write, lib.uc_reg_read_batch, lib.uc_reg_write_batch,
-        lib.uc_mem_read)), (ctypes.c_int * 16)(*GPR_IDS), RIP, RFLAGS)
+        lib.uc_mem_read)), (ctypes.c_int * 16)(*GPR_IDS), RIP, RFLAGS,
+        ctypes.cast(lib.uc_mem_write, ptr), X.UC_X86_REG_RSP, X.UC_X86_REG_CS,
+        X.UC_X86_REG_SS, X.UC_X86_REG_IDTR, X.UC_X86_REG_CR3)
 
 
 class _TableRegister(ctypes.Structure):
