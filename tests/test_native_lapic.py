@@ -276,3 +276,42 @@ def test_a_vector_an_eoi_unblocks_comes_at_the_first_boundary_with_if_1(asm, nat
     if native:  # every TDG.VP.VMCALL, the HLT too, in C
         fast = td.module.fast
         assert fast.served == len(ops) - 2 * (enable == "popf") and not fast.bridged
+
+
+def test_the_quiet_check_answers_as_the_run_loop(asm):
+    """Execution._quiet (devices/lapic.c tdxsim_apic_quiet_limit) against
+    the run loop's own questions on random APIC states: timer modes, masks,
+    expiries and TSC deadlines, pending and in-service vectors, a pending
+    NMI, scheduled interrupts, times and budgets.  It gives the slice
+    limit the loop would plan when nothing is pending or due, else 0."""
+    from tdxsim.execution import Execution
+
+    td = asm("        .globl _start\n_start: hlt\n", native=True)
+    lapic, state, rng = td.lapic, td.lapic.state, random.Random(11)
+    quiet = planned = 0
+    for _ in range(4000):
+        lapic.clear()
+        state.lvt = rng.choice([0, PERIODIC, TSC_DEADLINE]) | rng.choice([0, MASKED]) | 0xEC
+        state.counting, state.initial = rng.random() < 0.5, rng.randrange(1, 1000)
+        state.expiry = rng.randrange(1 << 20)
+        state.tsc_deadline = rng.choice([0, rng.randrange(1 << 20)])
+        for vector in rng.sample(VECTORS, rng.choice([0, 0, 0, 1, 2])):
+            lapic.irr.add(vector)
+        for vector in rng.sample(VECTORS, rng.choice([0, 0, 1])):
+            lapic.isr.add(vector)
+        state.nmi_pending = rng.random() < 0.1
+        if rng.random() < 0.3:
+            lapic.schedule(rng.randrange(1 << 20), rng.choice(VECTORS))
+        td.clock.state.added_ns = rng.randrange(1 << 19)
+        td.clock.ns_per_insn = rng.choice([1, 3, 1000])
+        run = Execution(td, 0, rng.choice([1, 50, 10**6, 10**12]), 0)
+        assert run._quiet is not None
+        due, now = td.host.next_deadline(0), td.clock.now()
+        busy = lapic.nmi_pending or lapic.deliverable() is not None or lapic.arrivals_waiting \
+            or due is not None and due <= now
+        expected = 0 if busy else run._slice_limit(False, due)
+        assert run._quiet() == expected
+        quiet += expected != 0
+        planned += 1
+    assert 1000 < quiet < planned
+    lapic.clear()

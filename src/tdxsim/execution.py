@@ -8,10 +8,11 @@ violation, a TDCALL's host action, a halt, a crash, the budget).
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import time
 
-from . import abi
+from . import abi, native
 from .errors import TdxsimError
 from .layout import PAGE
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
@@ -50,6 +51,7 @@ class Execution:
         self._wall_check_end = -1  # a slice limit that only bounds the time between clock checks
         self._action = None  # the host action of the last TDCALL
         self._error: Exception | None = None  # raised by the last TDCALL's handling
+        self._quiet = self._quiet_check()
 
     def run(self) -> RunResult:
         """Run in slices that end at the next timer deadline.  While an
@@ -61,7 +63,7 @@ class Execution:
         smp = self.td.smp  # several vCPUs: smp.py says when to switch, and switches
         if smp is not None:
             smp.start(self)
-        vcpu, until = self.vcpu, self.until
+        vcpu, until, quiet = self.vcpu, self.until, self._quiet
         while True:
             if smp is not None and smp.must_switch():
                 result = smp.switch()
@@ -71,22 +73,25 @@ class Execution:
                 return self._after(Stop("interrupted", vcpu.regs.rip))
             if timeout and deadline - time.monotonic() <= 0:  # the clock only with a timeout
                 return self._after(Stop("timeout", vcpu.regs.rip))
-            due = self._fire_timers()
-            lapic = self.lapic  # (the running vCPU's: smp.py switches it)
-            if lapic.state.nmi_pending and self._nmi_deliverable():
-                result = self._deliver(NMI)
-                if result is not None:
-                    return result
-                continue
-            vector = lapic.deliverable()
-            if vector is not None and self._interruptible():
-                result = self._deliver(vector)
-                if result is not None:
-                    return result
-                continue
-            waiting = vector is not None  # for IF = 1, or the shadow to end
-            # NMI blocking lasts until the next IRET: watch for it (SDM 6.7.1)
-            self._slice_end = limit = self._slice_limit(waiting, due)
+            # Nothing pending or due (C says at once where it can): a slice to the deadline.
+            limit, waiting = quiet() if quiet is not None else 0, False
+            if not limit:
+                due = self._fire_timers()
+                lapic = self.lapic  # (the running vCPU's: smp.py switches it)
+                if lapic.state.nmi_pending and self._nmi_deliverable():
+                    result = self._deliver(NMI)
+                    if result is not None:
+                        return result
+                    continue
+                vector = lapic.deliverable()
+                if vector is not None and self._interruptible():
+                    result = self._deliver(vector)
+                    if result is not None:
+                        return result
+                    continue
+                waiting = vector is not None  # for IF = 1, or the shadow to end
+                limit = self._slice_limit(waiting, due)
+            self._slice_end = limit
             exact = smp.exact_end(limit) if smp is not None else limit != self._wall_check_end
             stop = vcpu.run(limit, until, watch_if=waiting or vcpu.nmi_blocked, exact=exact)
             if vcpu.nmi_blocked and is_iret(vcpu, vcpu.watched):
@@ -94,6 +99,22 @@ class Execution:
             result = self._after(stop)
             if result is not None:
                 return result
+
+    def _quiet_check(self):
+        """C's answer to the run loop's questions before a slice when the
+        APIC has nothing to say (devices/lapic.c tdxsim_apic_quiet_limit):
+        one vCPU, no wall-clock limit, the compiled hooks, an APIC whose
+        state C reads and the host's own timer rules.  None: Python asks."""
+        td, lapic = self.td, self.lapic
+        library = native.library()
+        if td.smp is not None or self.timeout or not td.host_timers_plain or library is None \
+                or not self.vcpu.counter.native or not lapic.state.clock:
+            return None
+        function = library.tdxsim_apic_quiet_limit
+        function.restype = ctypes.c_uint64  # (no argtypes: each costs a call per call)
+        self._budget_arg = ctypes.c_uint64(self._budget_end)
+        args = (lapic.pointer, ctypes.byref(self._budget_arg))
+        return lambda: 0 if lapic.arrivals_waiting else function(*args)
 
     def _interruptible(self) -> bool:
         """IF = 1, no STI shadow, and no #VE whose info the guest has not yet

@@ -90,6 +90,9 @@ bool tdxsim_apic_write(struct tdxsim_lapic *a, uint64_t index, uint64_t value);
 uint64_t tdxsim_apic_next_deadline(const struct tdxsim_lapic *a);
 /* LocalApic.deliverable: the vector the vCPU would take if IF allowed, or -1. */
 int tdxsim_apic_deliverable(const struct tdxsim_lapic *a);
+/* The run loop's checks before a slice when the APIC has nothing to say:
+ * the slice's end, or 0 (execution.py). */
+uint64_t tdxsim_apic_quiet_limit(const struct tdxsim_lapic *a, const uint64_t *budget_end);
 
 /* vcpu/traps.c */
 struct tdxsim_traps {

@@ -89,6 +89,11 @@ class TD:
         self._labels: dict[int, str] = {}  # code address -> symbol+offset
         self._observer = None  # a Python TDCALL observer (observe_tdcalls)
         self._checked = None  # the last budget and timeout _execute found valid
+        # The run loop may ask C whether the APIC has anything to say
+        # (Execution._quiet) while the host keeps Host's own timer rules.
+        host_type = type(self.host)
+        self.host_timers_plain = host_type.next_deadline is Host.next_deadline \
+            and host_type.fire_due is Host.fire_due
         self.reset()
 
     # --- construction ---

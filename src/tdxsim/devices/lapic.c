@@ -199,3 +199,26 @@ uint64_t tdxsim_apic_next_deadline(const struct tdxsim_lapic *a)
 
     return timer < event ? timer : event;
 }
+
+/* Execution.run's questions before a slice in one call, for an APIC with
+ * nothing to say: no NMI pending, no vector deliverable, no deadline due.
+ * Then the slice's end (Execution._slice_limit): the budget's end, or the
+ * instruction at which the next deadline falls.  0: something is pending
+ * or due (or C cannot tell time here): the run loop asks in full. */
+EXPORT uint64_t tdxsim_apic_quiet_limit(const struct tdxsim_lapic *a, const uint64_t *budget_end)
+{
+    const struct tdxsim_clock *clock = a->clock;
+    uint64_t due, now, count, insns;
+
+    if (!clock || !clock->counter || a->nmi_pending || tdxsim_apic_deliverable(a) >= 0)
+        return 0;
+    due = tdxsim_apic_next_deadline(a);
+    now = tdxsim_now_ns(clock);
+    if (due <= now)
+        return 0;
+    count = clock->counter->count;
+    if (due == NO_DEADLINE || count >= *budget_end)
+        return *budget_end;
+    insns = (due - now - 1) / clock->ns_per_insn + 1; /* Clock.insns_until */
+    return insns < *budget_end - count ? count + insns : *budget_end;
+}
