@@ -21,7 +21,7 @@ from functools import lru_cache
 from struct import Struct
 
 from . import abi, native
-from .events import Halted, VmcallRecord, Woke
+from .events import Halted, VmcallRecord, Woke, vmcall_record
 from .exits import Halt, subfn_name
 
 RING = 10_000  # events a default log keeps: crash reports and exits[-k:] need few
@@ -75,6 +75,7 @@ class EventLog:
         self._held = 0  # events in _items
         self.total = 0  # events of the run sealed so far
         self._flat: list | None = []  # _items as events, until the next append
+        self._vmcalls: list | None = []  # the VmcallRecords among them, until the next append
         self._gone: _Tally | None = None  # what the ring dropped, counted as it went
 
     def append(self, event) -> None:
@@ -108,7 +109,7 @@ class EventLog:
         self._items.append(item)
         self._held += n
         self.total += n
-        self._flat = None
+        self._flat = self._vmcalls = None
         if self._ring is not None:  # drop whole items while the rest still fill the ring
             while self._held - _size(self._items[0]) >= self._ring:
                 gone = self._items.popleft()
@@ -124,6 +125,23 @@ class EventLog:
             if self._sink is not None:
                 for event in _unpack(chunk.data):
                     self._sink(event)
+
+    def exits(self) -> list[VmcallRecord]:
+        """The TD exits among the events held: native records turned
+        straight into VmcallRecords, without building the other events."""
+        self._seal()
+        if self._vmcalls is None:
+            if self._ring is not None and self._held > self._ring:  # the ring cuts a chunk
+                self._vmcalls = [e for e in self._events() if isinstance(e, VmcallRecord)]
+            else:
+                out = []
+                for item in self._items:
+                    if type(item) is Records:
+                        out += _vmcalls(item.data)
+                    elif isinstance(item, VmcallRecord):
+                        out.append(item)
+                self._vmcalls = out
+        return self._vmcalls
 
     def _events(self) -> list:
         self._seal()
@@ -218,23 +236,36 @@ def _size(item) -> int:
 
 
 _WOKEN = Halt(irq_blocked=False)  # the only halt C ends (R12 = 0)
+GPR_SELECT_MASK, XMM_SELECT_SHIFT, XMM_SELECT_MASK = (abi.GPR_SELECT_MASK, abi.XMM_SELECT_SHIFT,
+                                                      abi.XMM_SELECT_MASK)
 
 
 def _unpack(chunk: bytes) -> list:
-    """The events of native records: time, RIP, RCX, the host's view of the
-    16 GPRs, the mask of GPRs taken back and their 16 values, woke and its
-    time (a HLT that ended at once: Halted and Woke follow the exit)."""
+    """The events of native records: each exit, and after a HLT that ended
+    at once its Halted and Woke."""
     events = []
     for fields in RECORD.iter_unpack(chunk):
-        time_ns, rip, rcx = fields[:3]
-        returned, woke = fields[20:36], fields[36]
-        events.append(VmcallRecord(time_ns, rip, rcx & abi.GPR_SELECT_MASK,
-                                   rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK,
-                                   fields[3:19], {i: returned[i] for i in _bits(fields[19])},
-                                   _WOKEN if woke else None))
+        events.append(_vmcall(fields))
+        woke = fields[36]
         if woke:
-            events += (Halted(fields[37], rip, False), Woke(fields[37], woke & 0xFF, 0))
+            events += (Halted(fields[37], fields[1], False), Woke(fields[37], woke & 0xFF, 0))
     return events
+
+
+def _vmcalls(chunk: bytes) -> list[VmcallRecord]:
+    """The exits of native records, without their Halted and Woke."""
+    return [_vmcall(fields) for fields in RECORD.iter_unpack(chunk)]
+
+
+def _vmcall(fields: tuple[int, ...]) -> VmcallRecord:
+    """One native record's exit: time, RIP, RCX, the host's view of the 16
+    GPRs, the mask of GPRs taken back and their 16 values, woke and its time
+    (a HLT that ended at once)."""
+    rcx, returned = fields[2], fields[20:36]
+    return vmcall_record(fields[0], fields[1], rcx & GPR_SELECT_MASK,
+                         rcx >> XMM_SELECT_SHIFT & XMM_SELECT_MASK, fields[3:19],
+                         {i: returned[i] for i in _bits(fields[19])},
+                         _WOKEN if fields[36] else None)
 
 
 @lru_cache(maxsize=None)

@@ -48,6 +48,8 @@ class RunResult:
     @property
     def exits(self) -> list[VmcallRecord]:
         """The TD exits among the events (kept while the events stay the same)."""
+        if type(self.events) is EventLog:
+            return self.events.exits()
         if self._exits is None or self._exits[0] != len(self.events):
             self._exits = (len(self.events),
                            [e for e in self.events if isinstance(e, VmcallRecord)])

@@ -15,7 +15,6 @@ from .. import abi, native
 from ..limits import TDCALLS_PER_RUN
 from ..errors import TdxsimError
 from ..exits import VmExit, VmResume
-from ..host import ConstantHost
 from ..image import Image
 from ..layout import PAGE, RETURN_TRAP, STUB_HANDLER
 from ..module import TdConfig
@@ -45,6 +44,39 @@ def over_budget(result: RunResult) -> RunResult:
                      "the checker's TDCALL budget per run, and was stopped there",
                      console=result.console, events=result.events,
                      instructions=result.instructions, time_ns=result.time_ns)
+
+
+class MarkerHost:
+    """The checker's default host: every exit gets the run's marker answer
+    (`Values.answer`).  It needs nothing but registers, so the compiled path
+    gives it too (host/fast.c answers every exit from one register image, as
+    for host.ConstantHost), copied in from the image the values packed."""
+
+    def __init__(self):
+        self.fast = native.Host(answer_all=1)
+        self._bytes = memoryview((ctypes.c_ubyte * 128).from_buffer(self.fast.answer)).cast("B")
+        self._words = self._bytes.cast("Q")
+        self.values: Values | None = None
+        self._image, self._mask, self._patched = b"", 0, False
+
+    def answer_with(self, values: Values) -> None:
+        self.values = values
+        host = values.host
+        if host or self._patched or values.host_image is not self._image:
+            self._bytes[:] = self._image = values.host_image
+            words, mask = self._words, values.host_mask
+            for r, value in host:
+                words[r] = value
+                mask |= 1 << r
+            self._patched = bool(host)
+            if mask != self._mask:
+                self.fast.answer_mask = self._mask = mask
+
+    def handle(self, exit: VmExit) -> VmResume:
+        return self.values.answer
+
+    def compiled_paths(self) -> native.Host:
+        return self.fast
 
 
 class _Served:
@@ -80,7 +112,7 @@ class Harness:
         if contract.struct_size > ARGS_BELOW_TOP // 2:
             raise TdxsimError(f"contract {contract.name}: the args struct is too large")
         self._marker = host is None
-        self._host = ConstantHost(VmResume()) if self._marker else host
+        self._host = MarkerHost() if self._marker else host
         self.native = native if native is not None else bool(library())
         self._setup()
         self.entry = self.td.symbol(symbol)
@@ -102,6 +134,7 @@ class Harness:
                                    args=top - ARGS_BELOW_TOP)
         # The stack window up to the return address, seen at each TDCALL: the RBP chain lies below.
         self._stack_len = lay.entry_rsp + 8 - lay.stack_low
+        self._seen_head = Struct(f"<36Q{SEEN_STACK_AT - SEEN_HEAD.size + self._stack_len - 8}xQ")
         if self.native:
             self._observer = TdcallObserver(lay.stack_low, self._stack_len, TDCALLS_PER_RUN)
             td.observe_tdcalls(self._observer)
@@ -152,13 +185,14 @@ class Harness:
         self._escape = None
         served = self._served
         served.exits, served.resumes = [], []
-        if self._marker and v.answer is not self._host.answer:  # copied into C when it changes
-            self._host.answer = v.answer
+        if self._marker:
+            self._host.answer_with(v)
         result = td.call_prepared(self.entry, max_insns=self.contract.max_insns, timeout=0)
         self.runs += 1
         if self.native:
             n, over, raw = self._observer.take_raw()
-            self._seen = [self._seen_natively(raw, at) for at in range(0, n * SEEN_SIZE, SEEN_SIZE)]
+            self._seen = [self._seen_natively(raw, 0)] if n == 1 else \
+                [self._seen_natively(raw, at) for at in range(0, n * SEEN_SIZE, SEEN_SIZE)]
         else:
             over = len(self._seen) > TDCALLS_PER_RUN
             del self._seen[TDCALLS_PER_RUN:]
@@ -172,7 +206,8 @@ class Harness:
             frame_after=self._frame.read(),
             # Over the budget: the vCPU stopped right after that TDCALL.
             last_pc=td.vcpu.regs.rip - abi.TDCALL_LEN if over else td.vcpu.counter.last_pc,
-            writes=[(rip, address) for rip, address, late in self._stray if late],
+            writes=[(rip, address) for rip, address, late in self._stray if late]
+            if self._stray else [],
             escape=self._escape)
 
     def _on_escape(self, address: int) -> None:
@@ -205,12 +240,15 @@ class Harness:
         return len(self._seen) <= TDCALLS_PER_RUN  # over the budget: the run ends
 
     def _seen_natively(self, raw: memoryview, at: int) -> TdcallSeen:
-        # One unpack from the records' memory instead of a ctypes access per field.
-        head = SEEN_HEAD.unpack_from(raw, at)
-        rip, rflags, count, time_ns = head[:4]
-        stack = raw[at + SEEN_STACK_AT:at + SEEN_STACK_AT + self._stack_len]
-        return self._seen_at(rip, head[4:20], head[20:], rflags, stack, time_ns,
-                             count - self._start)
+        # One unpack from the records' memory instead of a ctypes access per
+        # field: rip, rflags, count, time_ns, before, after, the return slot.
+        head = self._seen_head.unpack_from(raw, at)
+        before = head[4:20]
+        rbp = before[abi.RBP]
+        chain = rbp == self.layout.caller_rbp or self._rbp_chain(
+            raw[at + SEEN_STACK_AT:at + SEEN_STACK_AT + self._stack_len], rbp, before[abi.RSP])
+        return TdcallSeen(head[0], before, head[20:36], head[1], head[36], chain, head[3],
+                          head[2] - self._start)
 
     def _seen_at(self, rip, before, after, rflags, stack, time_ns, insns) -> TdcallSeen:
         return TdcallSeen(rip, before, after, rflags, int.from_bytes(stack[-8:], "little"),

@@ -10,7 +10,7 @@ from ..events import VmcallRecord
 from ..result import RunResult
 from .contracts import reg_name
 from .scenario import Scenario
-from .values import Layout, Values
+from .values import Layout, Values, lazy
 
 
 @dataclass(slots=True)  # not frozen: that makes each of these ~1 us slower to build
@@ -29,22 +29,6 @@ NO_XMMS = (0,) * 16
 RAX, VP_VMCALL = abi.RAX, int(abi.Leaf.VP_VMCALL)
 VMM_GPR = tuple(f"the VMM's {reg_name(r)}" for r in range(16))
 VMM_XMM = tuple(f"the VMM's XMM{j}" for j in range(16))
-
-
-class lazy:
-    """Like functools.cached_property, without the lock it takes on every
-    first access before Python 3.12."""
-
-    def __init__(self, compute):
-        self.compute = compute
-        self.name = compute.__name__
-        self.__doc__ = compute.__doc__
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        value = obj.__dict__[self.name] = self.compute(obj)
-        return value
 
 
 @dataclass
@@ -72,11 +56,15 @@ class Observation:
         self.returned: bool = self.result.reason == "return"
         self.records: list[VmcallRecord] = self.result.exits  # the module's record of each exit
         self.vmcalls: list[TdcallSeen] = [t for t in self.tdcalls if t.before[RAX] == VP_VMCALL]
-        done = [t for t in self.vmcalls if t.after[RAX] == 0]
-        failed = [t for t in self.vmcalls if t.after[RAX] != 0]
         # The last TDG.VP.VMCALL that reached the host and succeeded; the first one failed.
-        self.exchange: TdcallSeen | None = done[-1] if done and self.exited else None
-        self.failure: TdcallSeen | None = failed[0] if failed else None
+        done = failed = None
+        for t in self.vmcalls:
+            if t.after[RAX]:
+                failed = t if failed is None else failed
+            else:
+                done = t
+        self.exchange: TdcallSeen | None = done if done is not None and self.exited else None
+        self.failure: TdcallSeen | None = failed
 
     @property
     def exited(self) -> bool:

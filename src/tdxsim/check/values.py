@@ -30,6 +30,7 @@ RFLAGS_AT_ENTRY = 0x2  # IF = 0: the caller runs with interrupts off
 U64 = Struct("<Q")
 FIELD = {1: Struct("<B"), 2: Struct("<H"), 4: Struct("<I"), 8: U64}  # a struct field by size
 GPRS_FLAGS_RIP = Struct("<18Q")
+GPRS = Struct("<16Q")
 
 
 def pattern(kind: int, index: int) -> int:
@@ -53,23 +54,82 @@ class Layout:
     args: int  # the args struct
 
 
-@dataclass
+class lazy:
+    """Like functools.cached_property, without the lock it takes on every
+    first access before Python 3.12."""
+
+    def __init__(self, compute):
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.compute(obj)
+        return value
+
+
+_new = object.__new__
+
+
 class Values:
-    """What one run starts from, and what each distinctive value means."""
-    entry: list[int]  # GPRs at entry, spec order
-    inputs: dict[int, int]  # register -> the input value it must carry
-    xmm: bytes  # XMM0..15, 16 bytes each
-    registers: bytes  # the register file at entry: GPRs, RFLAGS, XMMs (RegisterBank order)
-    struct: bytes  # guard + args struct + guard
-    stack: bytes  # stack_low .. stack_top
-    host_gprs: dict[int, int]
-    host_xmms: dict[int, int]
-    answer: VmResume  # the marker host's answer: host_gprs and host_xmms
-    secrets: dict[int, str]  # value -> where it came from
-    secret_lows: dict[int, str]
-    guest_known: set[int]  # values the guest itself holds (never host markers) ...
-    pointers: tuple[tuple[int, int, str], ...]  # ranges that are guest addresses
-    fuzzed: frozenset[int] = frozenset()  # ... and the fuzzed inputs it holds too
+    """What one run starts from, and what each distinctive value means.
+
+    entry: GPRs at entry, spec order; inputs: register -> the input value it
+    must carry; xmm: XMM0..15, 16 bytes each; registers: the register file at
+    entry (GPRs, RFLAGS, XMMs in RegisterBank order); struct: guard + args
+    struct + guard; stack: stack_low .. stack_top; host_gprs, host_xmms and
+    answer: the marker host's answer (host_image, host_mask and host: the
+    same for the compiled path); secrets: value -> where it came from (secret_lows: by
+    their low 32 bits); guest_known: values the guest itself holds (never
+    host markers), and fuzzed: the fuzzed inputs it holds too; pointers:
+    ranges that are guest addresses."""
+
+    def __init__(self, entry: list[int], inputs: dict[int, int], xmm: bytes, registers: bytes,
+                 struct: bytes, stack: bytes, host_gprs: dict[int, int],
+                 host_xmms: dict[int, int], answer: VmResume, secrets: dict[int, str],
+                 secret_lows: dict[int, str], guest_known: set[int],
+                 pointers: tuple[tuple[int, int, str], ...], fuzzed: frozenset[int] = frozenset()):
+        self.entry, self.inputs, self.xmm, self.registers = entry, inputs, xmm, registers
+        self.struct, self.stack, self.host_gprs, self.host_xmms = struct, stack, host_gprs, host_xmms
+        self.answer, self.secrets, self.secret_lows = answer, secrets, secret_lows
+        self.guest_known, self.pointers, self.fuzzed = guest_known, pointers, fuzzed
+        # The answer as the compiled path takes it: 16 words and the mask of
+        # those written, then the fuzzed ones (`host`) written over them.
+        self.host_image = GPRS.pack(*(host_gprs.get(r, 0) for r in range(16)))
+        self.host_mask = sum(1 << r for r in host_gprs)
+        self.host: tuple[tuple[int, int], ...] = ()
+
+    def fuzzed_copy(self, struct: bytes, fuzz: list, host: tuple) -> "Values":
+        """These values with fuzzed struct inputs (`fuzz`, already packed
+        into `struct`) and host answers: a copy of the references, with the
+        pieces that change; what only some judges read is built when read
+        (this runs once per fuzz execution)."""
+        v = _new(Values)
+        d = v.__dict__
+        d.update(self.__dict__)
+        d["_base"] = self
+        if fuzz:
+            d["inputs"] = {**self.inputs, **dict(fuzz)}
+            d["struct"], d["_fuzz"] = struct, fuzz
+            del d["fuzzed"]
+        if host:
+            d["host"] = host
+            del d["host_gprs"], d["answer"]
+        return v
+
+    @lazy
+    def fuzzed(self) -> frozenset[int]:
+        return frozenset([value for _, value in self._fuzz])  # (copying guest_known costs more)
+
+    @lazy
+    def host_gprs(self) -> dict[int, int]:
+        return {**self._base.host_gprs, **dict(self.host)}
+
+    @lazy
+    def answer(self) -> VmResume:
+        return VmResume(gprs=self.host_gprs, xmms=self.host_xmms)
 
     def holds(self, value: int) -> bool:
         """Whether the guest itself holds this value (so it proves nothing)."""
@@ -100,6 +160,9 @@ class ValueFactory:
         self._slots = {r: (GUARD + offset, FIELD[contract.size(r)])
                        for r, offset in contract.fields.items()}
         self._reg_args = frozenset(contract.reg_args)
+        # Per struct field: its mask, its packer and where it goes in the struct image.
+        self._fields = {r: (self._masks[r], self._slots[r][1].pack_into, self._slots[r][0])
+                        for r in contract.fields}
         self._base = self._make_base()
         self._by_flags: dict[int, Values] = {}
 
@@ -109,35 +172,27 @@ class ValueFactory:
         flagged = self._by_flags.get(sc.flags)
         if flagged is None:
             flagged = self._by_flags[sc.flags] = self._with(sc.flags, (), ())
-        if not (sc.inputs or sc.host):
+        inputs = sc.inputs
+        if not (inputs or sc.host):
             return flagged
-        masks = self._masks
-        fuzzed = [(r, v & masks.get(r, abi.MASK64)) for r, v in sc.inputs]
-        if self._reg_args and any(r in self._reg_args for r, _ in fuzzed):  # entry registers
-            return self._with(sc.flags, fuzzed, sc.host)
+        if self._reg_args and any(r in self._reg_args for r, _ in inputs):  # entry registers
+            masks = self._masks
+            return self._with(sc.flags, [(r, v & masks.get(r, abi.MASK64)) for r, v in inputs],
+                              sc.host)
         # Fuzzed struct fields and host answers only: the flags' entry state stays.
-        return self._fuzzed(flagged, fuzzed, sc.host)
-
-    def _fuzzed(self, flagged: Values, fuzzed: list, host: tuple) -> Values:
-        """`flagged` with fuzzed struct inputs and host answers."""
-        inputs, struct, known = flagged.inputs, flagged.struct, frozenset()
-        if fuzzed:
-            inputs = {**inputs, **dict(fuzzed)}
-            struct, slots = bytearray(struct), self._slots
-            for r, value in fuzzed:
-                slot = slots.get(r)
-                if slot is not None:
-                    slot[1].pack_into(struct, slot[0], value)
+        struct, fuzzed = flagged.struct, []
+        if inputs:
+            struct, fields = bytearray(struct), self._fields
+            for r, value in inputs:
+                field = fields.get(r)
+                if field is None:
+                    fuzzed.append((r, value & abi.MASK64))
+                else:  # zero-extended from its width, packed into the struct image
+                    value &= field[0]
+                    field[1](struct, field[2], value)
+                    fuzzed.append((r, value))
             struct = bytes(struct)
-            known = frozenset([value for _, value in fuzzed])  # (copying guest_known costs more)
-        host_gprs, answer = flagged.host_gprs, flagged.answer
-        if host:
-            host_gprs = {**host_gprs, **dict(host)}
-            answer = VmResume(gprs=host_gprs, xmms=flagged.host_xmms)
-        # The constructor, not dataclasses.replace: this runs once per fuzz execution.
-        return Values(flagged.entry, inputs, flagged.xmm, flagged.registers, struct,
-                      flagged.stack, host_gprs, flagged.host_xmms, answer, flagged.secrets,
-                      flagged.secret_lows, flagged.guest_known, flagged.pointers, known)
+        return flagged.fuzzed_copy(struct, fuzzed, sc.host)
 
     def _with(self, flags: int, fuzzed: list, host: tuple) -> Values:
         c, base, lay = self.contract, self._base, self.layout
