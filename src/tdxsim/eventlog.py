@@ -123,38 +123,30 @@ class EventLog:
             chunk = self._exits.take()
             self._hold(chunk, chunk.events)
             if self._sink is not None:
-                for event in _unpack(chunk.data):
+                for event in _unpack(chunk.data, []):
                     self._sink(event)
 
     def exits(self) -> list[VmcallRecord]:
-        """The TD exits among the events held: native records turned
-        straight into VmcallRecords, without building the other events."""
-        self._seal()
-        if self._vmcalls is None:
-            if self._ring is not None and self._held > self._ring:  # the ring cuts a chunk
-                self._vmcalls = [e for e in self._events() if isinstance(e, VmcallRecord)]
-            else:
-                out = []
-                for item in self._items:
-                    if type(item) is Records:
-                        out += _vmcalls(item.data)
-                    elif isinstance(item, VmcallRecord):
-                        out.append(item)
-                self._vmcalls = out
+        """The TD exits among the events (built with them, once)."""
+        self._events()
         return self._vmcalls
 
     def _events(self) -> list:
         self._seal()
         if self._flat is None:
-            flat = []
+            flat, exits = [], []
             for item in self._items:
                 if type(item) is Records:
-                    flat += _unpack(item.data)
+                    _unpack(item.data, flat, exits)
                 else:
                     flat.append(item)
+                    if isinstance(item, VmcallRecord):
+                        exits.append(item)
             if self._ring is not None and len(flat) > self._ring:
                 del flat[:len(flat) - self._ring]
+                exits = [e for e in flat if isinstance(e, VmcallRecord)]
             self._items, self._held, self._flat = deque(flat), len(flat), flat
+            self._vmcalls = exits
         return self._flat
 
     def __len__(self) -> int:
@@ -240,21 +232,18 @@ GPR_SELECT_MASK, XMM_SELECT_SHIFT, XMM_SELECT_MASK = (abi.GPR_SELECT_MASK, abi.X
                                                       abi.XMM_SELECT_MASK)
 
 
-def _unpack(chunk: bytes) -> list:
-    """The events of native records: each exit, and after a HLT that ended
-    at once its Halted and Woke."""
-    events = []
+def _unpack(chunk: bytes, events: list, exits: list | None = None) -> list:
+    """Appends the events of native records: each exit, and after a HLT
+    that ended at once its Halted and Woke; the exits alone to `exits`."""
     for fields in RECORD.iter_unpack(chunk):
-        events.append(_vmcall(fields))
+        record = _vmcall(fields)
+        events.append(record)
+        if exits is not None:
+            exits.append(record)
         woke = fields[36]
         if woke:
             events += (Halted(fields[37], fields[1], False), Woke(fields[37], woke & 0xFF, 0))
     return events
-
-
-def _vmcalls(chunk: bytes) -> list[VmcallRecord]:
-    """The exits of native records, without their Halted and Woke."""
-    return [_vmcall(fields) for fields in RECORD.iter_unpack(chunk)]
 
 
 def _vmcall(fields: tuple[int, ...]) -> VmcallRecord:

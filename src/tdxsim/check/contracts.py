@@ -17,6 +17,7 @@ from itertools import combinations
 
 from .. import abi
 from ..limits import FLAG_VALUES
+from ..module.vmcall import control_error
 
 # The registers each convention promises to preserve (RSP is judged by `stack`).
 # SysV AMD64 ABI 3.2.1; Microsoft x64 calling convention ("Register volatility").
@@ -35,6 +36,7 @@ ARG_REGISTERS = {
 FIRST_STACK_ARG = {"sysv": 8, "ms": 0x28}
 SHADOW_SPACE = {"sysv": 0, "ms": 32}
 SYSV_CALLEE_SAVED = CALLEE_SAVED["sysv"]
+PACK_CODE = {1: "B", 2: "H", 4: "I", 8: "Q"}  # a field's struct code by size
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,39 @@ class Contract:
     def output_fields(self) -> tuple[tuple[int, int, int], ...]:
         """(register, offset, size) of each field the outputs are copied into."""
         return tuple((r, o, self.size(r)) for r, o in self.fields.items() if r in self.outputs)
+
+    @cached_property
+    def rcx(self) -> int | None:
+        """The one RCX that passes mask-valid: the contract's GPR and XMM
+        masks, bits 63:32 clear; None if the module refuses even that."""
+        rcx = self.mask | self.xmm_mask << abi.XMM_SELECT_SHIFT
+        fits = rcx & abi.GPR_SELECT_MASK == self.mask and \
+            rcx >> abi.XMM_SELECT_SHIFT & abi.XMM_SELECT_MASK == self.xmm_mask
+        return rcx if fits and control_error(rcx, self.no_rbp_mod) is None else None
+
+    @cached_property
+    def output_image(self) -> tuple[str, tuple[int, ...], tuple[tuple[int, int], ...],
+                                    bool] | None:
+        """For comparing a struct image's output fields in one go: the
+        struct format that unpacks them from the struct (in offset order;
+        a string, since the contract is pickled for fuzz workers), their
+        registers, the byte ranges of the struct no output field covers,
+        and whether a field is narrower than 8 bytes.  None when output
+        fields overlap or one is not 1, 2, 4 or 8 bytes."""
+        fields = sorted((o, size, r) for r, o, size in self.output_fields)
+        code, at, kept = "<", 0, []
+        for offset, size, _ in fields:
+            if offset < at or size not in PACK_CODE:
+                return None
+            if offset > at:
+                code += f"{offset - at}x"
+                kept.append((at, offset))
+            code += PACK_CODE[size]
+            at = offset + size
+        if at < self.struct_size:
+            kept.append((at, self.struct_size))
+        return (code, tuple(r for _, _, r in fields), tuple(kept),
+                any(size != 8 for _, size, _ in fields))
 
     @cached_property
     def unchanged(self) -> tuple[int, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from operator import itemgetter
+from struct import unpack_from
 from typing import Callable, Sequence
 
 from .. import abi
@@ -28,6 +29,14 @@ def picker(registers: tuple[int, ...]) -> Callable[[Sequence[int]], object]:
     """Picks these registers' values out of a GPR list in one call, to
     compare two lists on just these registers."""
     return itemgetter(*registers) if registers else lambda gprs: ()
+
+
+@lru_cache(maxsize=None)
+def row(registers: tuple[int, ...]) -> Callable[[Sequence[int]], tuple[int, ...]]:
+    """Like `picker`, always giving a tuple (one register too)."""
+    if len(registers) == 1:
+        return lambda gprs, r=registers[0]: (gprs[r],)
+    return picker(registers)
 
 
 def names(mask: int) -> str:
@@ -121,6 +130,28 @@ def padding_bytes(c: Contract) -> list[int]:
     used = {o + i for r, o in c.fields.items() for i in range(c.size(r))}
     used |= {f.offset + i for f in c.fixed for i in range(f.size)}
     return [i for i in range(c.struct_size) if i not in used]
+
+
+def struct_as_expected(c: Contract, o: Observation, t, copy: bool) -> bool:
+    """`o.struct_after == expected_struct(...)`, without building it: the
+    output fields unpacked at once and compared with the TDCALL's outputs,
+    every other byte (guards, inputs, fixed fields, padding) with the
+    struct the run started from."""
+    after, before = o.struct_after, o.values.struct
+    layout = c.output_image if copy else None
+    if layout is None:
+        return after == expected_struct(c, o, t, copy)
+    fields, registers, kept, narrow = layout
+    end = GUARD + c.struct_size
+    if after[:GUARD] != before[:GUARD] or after[end:] != before[end:]:
+        return False
+    for low, high in kept:
+        if after[GUARD + low:GUARD + high] != before[GUARD + low:GUARD + high]:
+            return False
+    want = row(registers)(t.after)
+    if narrow:  # a narrow field takes the low bytes
+        want = tuple(v & (1 << 8 * c.size(r)) - 1 for r, v in zip(registers, want))
+    return unpack_from(fields, after, GUARD) == want  # (struct caches the format)
 
 
 def expected_struct(c: Contract, o: Observation, t, copy: bool) -> bytes:

@@ -3,6 +3,7 @@ TD exits the host saw and answered, and the state the routine left."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from .. import abi
 from ..exits import VmExit, VmResume
@@ -26,6 +27,7 @@ class TdcallSeen:
 
 
 NO_XMMS = (0,) * 16
+XMM_SELECT = attrgetter("xmm_select")
 RAX, VP_VMCALL = abi.RAX, int(abi.Leaf.VP_VMCALL)
 VMM_GPR = tuple(f"the VMM's {reg_name(r)}" for r in range(16))
 VMM_XMM = tuple(f"the VMM's XMM{j}" for j in range(16))
@@ -148,9 +150,9 @@ class Observation:
                     found.append((r, what))
         return found
 
-    @property
+    @property  # (not lazy: an attribute added to some observations slows every judge's reads)
     def xmm_exchanged(self) -> bool:
-        return any(record.xmm_select for record in self.records)
+        return any(map(XMM_SELECT, self.records))
 
 
 def distinctive(value: int) -> bool:
