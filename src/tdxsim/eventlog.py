@@ -34,12 +34,29 @@ R10_AT, RECORD_KEY = 8 * R10_WORD, Struct("<2Q")  # R10, R11 of the first record
 
 
 class Records:
-    """Sealed native records (`data`): the number of events they stand
-    for, and (r10, r11) when every record holds that sub-function."""
-    __slots__ = ("data", "events", "uniform")
+    """Sealed native records (`data`): how many, the number of events they
+    stand for, and whether C saw more than one sub-function among them."""
+    __slots__ = ("data", "count", "events", "mixed", "_exits")
 
-    def __init__(self, data: bytes, events: int, uniform: tuple[int, int] | None):
-        self.data, self.events, self.uniform = data, events, uniform
+    def __init__(self, data: bytes, count: int, events: int, mixed: bool):
+        self.data, self.count, self.events, self.mixed = data, count, events, mixed
+        self._exits: list | None = None
+
+    @property
+    def uniform(self) -> tuple[int, int] | None:
+        """(r10, r11) when every record holds that sub-function."""
+        return None if self.mixed else RECORD_KEY.unpack_from(self.data, R10_AT)
+
+    def exits(self) -> list[VmcallRecord]:
+        """The records' exits (built once: the log's exits and events share them)."""
+        if self._exits is None:
+            self._exits = [_vmcall(fields) for fields in RECORD.iter_unpack(self.data)]
+        return self._exits
+
+
+# native.Module's recorded, capacity, recorded_woke and recorded_mixed, read and cleared at once
+COUNTS_AT, COUNTS = native.Module.recorded.offset, Struct("<4Q")
+assert native.Module.recorded_mixed.offset == COUNTS_AT + 24
 
 
 class ExitBuffer:
@@ -54,16 +71,16 @@ class ExitBuffer:
         module.records = ctypes.cast(self._records, ctypes.POINTER(native.ExitRecord))
         module.capacity = capacity
         module.recorded = module.recorded_woke = module.recorded_mixed = 0
+        self._counts = memoryview(module).cast("B")[COUNTS_AT:COUNTS_AT + COUNTS.size]
+        self.recorded = self._counts.cast("Q")  # [0]: records written since the last take
 
     def take(self) -> Records:
         """The records written since the last take, with what C counted
         of them as it wrote them (vmcall.c record)."""
-        m = self.module
-        data = bytes(self._bytes[:m.recorded * RECORD_SIZE])
-        records = Records(data, m.recorded + 2 * m.recorded_woke,
-                          None if m.recorded_mixed else RECORD_KEY.unpack_from(data, R10_AT))
-        m.recorded = m.recorded_woke = m.recorded_mixed = 0
-        return records
+        counts = self._counts
+        n, capacity, woke, mixed = COUNTS.unpack(counts)
+        COUNTS.pack_into(counts, 0, 0, capacity, 0, 0)
+        return Records(bytes(self._bytes[:n * RECORD_SIZE]), n, n + 2 * woke, bool(mixed))
 
 
 class EventLog:
@@ -119,7 +136,7 @@ class EventLog:
                 self._gone.add(gone)
 
     def _seal(self) -> None:
-        if self._exits is not None and self._exits.module.recorded:
+        if self._exits is not None and self._exits.recorded[0]:
             chunk = self._exits.take()
             self._hold(chunk, chunk.events)
             if self._sink is not None:
@@ -127,26 +144,35 @@ class EventLog:
                     self._sink(event)
 
     def exits(self) -> list[VmcallRecord]:
-        """The TD exits among the events (built with them, once)."""
-        self._events()
+        """The TD exits among the events held, without building the others."""
+        self._seal()
+        if self._vmcalls is None:
+            if self._ring is not None and self._held > self._ring:  # the ring cuts a chunk
+                self._vmcalls = [e for e in self._events() if isinstance(e, VmcallRecord)]
+            else:
+                exits = []
+                for item in self._items:
+                    if type(item) is Records:
+                        exits += item.exits()
+                    elif isinstance(item, VmcallRecord):
+                        exits.append(item)
+                self._vmcalls = exits
         return self._vmcalls
 
     def _events(self) -> list:
         self._seal()
         if self._flat is None:
-            flat, exits = [], []
+            flat = []
             for item in self._items:
-                if type(item) is Records:
-                    _unpack(item.data, flat, exits)
-                else:
+                if type(item) is not Records:
                     flat.append(item)
-                    if isinstance(item, VmcallRecord):
-                        exits.append(item)
+                elif item.events == item.count:  # no HLT ended at once: the exits alone
+                    flat += item.exits()
+                else:
+                    _unpack(item.data, flat)
             if self._ring is not None and len(flat) > self._ring:
                 del flat[:len(flat) - self._ring]
-                exits = [e for e in flat if isinstance(e, VmcallRecord)]
             self._items, self._held, self._flat = deque(flat), len(flat), flat
-            self._vmcalls = exits
         return self._flat
 
     def __len__(self) -> int:
@@ -192,7 +218,7 @@ class _Tally:
     def _add_records(self, chunk: Records) -> None:
         """Native records: a chunk of one sub-function (what C saw as it
         recorded them) at once, else with C-speed list operations."""
-        n = len(chunk.data) // RECORD_SIZE
+        n = chunk.count
         halts = (chunk.events - n) // 2
         if halts:
             self.kinds.update(Halted=halts, Woke=halts)
@@ -232,14 +258,11 @@ GPR_SELECT_MASK, XMM_SELECT_SHIFT, XMM_SELECT_MASK = (abi.GPR_SELECT_MASK, abi.X
                                                       abi.XMM_SELECT_MASK)
 
 
-def _unpack(chunk: bytes, events: list, exits: list | None = None) -> list:
+def _unpack(chunk: bytes, events: list) -> list:
     """Appends the events of native records: each exit, and after a HLT
-    that ended at once its Halted and Woke; the exits alone to `exits`."""
+    that ended at once its Halted and Woke."""
     for fields in RECORD.iter_unpack(chunk):
-        record = _vmcall(fields)
-        events.append(record)
-        if exits is not None:
-            exits.append(record)
+        events.append(_vmcall(fields))
         woke = fields[36]
         if woke:
             events += (Halted(fields[37], fields[1], False), Woke(fields[37], woke & 0xFF, 0))

@@ -27,7 +27,7 @@ from ..vcpu.observer import TdcallObserver
 from .contracts import Contract
 from .observation import Observation, TdcallSeen
 from .scenario import Scenario
-from .values import (ARGS_BELOW_TOP, CALLER_FRAME, CALLER_RBP, GUARD, POISON, Layout,
+from .values import (ARGS_BELOW_TOP, CALLER_FRAME, CALLER_RBP, GUARD, POISON, U64, Layout,
                      ValueFactory, Values, code_extent)
 
 VECTOR = 0xEC  # the injected interrupt
@@ -167,7 +167,7 @@ class Harness:
     def run(self, scenario: Scenario) -> Observation:
         if self._stray:
             self._setup()
-        td, lay = self.td, self.layout
+        td = self.td
         self._values = v = self.values(scenario)
         self._stack.write(v.stack)
         if v.struct:
@@ -199,16 +199,16 @@ class Harness:
         if over:
             result = over_budget(result)
         after, rflags, xmm_after = self._registers.gprs_flags_xmms()
+        stray = self._stray
         return Observation(
-            scenario, v, lay, result, self._seen, served.exits, served.resumes, self.native,
-            after=after, rflags=rflags, xmm_after=xmm_after,
-            struct_after=self._struct.read() if v.struct else b"",
-            frame_after=self._frame.read(),
-            # Over the budget: the vCPU stopped right after that TDCALL.
-            last_pc=td.vcpu.regs.rip - abi.TDCALL_LEN if over else td.vcpu.counter.last_pc,
-            writes=[(rip, address) for rip, address, late in self._stray if late]
-            if self._stray else [],
-            escape=self._escape)
+            scenario, v, self.layout, result, self._seen, served.exits, served.resumes,
+            self.native, after, rflags, xmm_after,
+            self._struct.read() if v.struct else b"",  # struct_after
+            self._frame.read(),  # frame_after
+            # last_pc; over the budget, the vCPU stopped right after that TDCALL
+            td.vcpu.regs.rip - abi.TDCALL_LEN if over else td.vcpu.counter.last_pc,
+            [(rip, address) for rip, address, late in stray if late] if stray else [],  # writes
+            self._escape)
 
     def _on_escape(self, address: int) -> None:
         """The first instruction run outside the code: when the 8 bytes
@@ -246,7 +246,7 @@ class Harness:
         before = head[4:20]
         rbp = before[abi.RBP]
         chain = rbp == self.layout.caller_rbp or self._rbp_chain(
-            raw[at + SEEN_STACK_AT:at + SEEN_STACK_AT + self._stack_len], rbp, before[abi.RSP])
+            raw, rbp, before[abi.RSP], at + SEEN_STACK_AT)
         return TdcallSeen(head[0], before, head[20:36], head[1], head[36], chain, head[3],
                           head[2] - self._start)
 
@@ -255,17 +255,18 @@ class Harness:
                           self._rbp_chain(stack, before[abi.RBP], before[abi.RSP]),
                           time_ns, insns)
 
-    def _rbp_chain(self, stack: bytes, rbp: int, rsp: int) -> bool:
+    def _rbp_chain(self, stack, rbp: int, rsp: int, at: int = 0) -> bool:
         """RBP is the caller's frame pointer, or a frame of the stub whose
-        saved-RBP links lead back to it (spec 10 B2)."""
+        saved-RBP links lead back to it (spec 10 B2).  `stack` holds the
+        stack window from offset `at`."""
         lay = self.layout
+        low, base = max(rsp, lay.stack_low), at - lay.stack_low
         for _ in range(16):
             if rbp == lay.caller_rbp:
                 return True
-            if not (max(rsp, lay.stack_low) <= rbp < lay.entry_rsp and rbp % 8 == 0):
+            if not (low <= rbp < lay.entry_rsp and rbp % 8 == 0):
                 return False
-            at = rbp - lay.stack_low
-            saved = int.from_bytes(stack[at:at + 8], "little")
+            saved = U64.unpack_from(stack, base + rbp)[0]
             if saved <= rbp:
                 return False
             rbp = saved
