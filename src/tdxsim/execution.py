@@ -18,6 +18,7 @@ from .layout import PAGE
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
                      SoftwareInterrupt, VeRaised, Woke)
 from .exits import EptExit, FatalError, GuestExit, Halt, Yield
+from .host import Host
 from .memory import EptViolation
 from .module.ve import VE_VECTOR, VeInfo
 from .result import RunResult
@@ -37,6 +38,25 @@ from .vcpu.regs import RFLAGS_RF
 WALL_CHECK_INSNS = 2_000_000
 
 
+def quiet_check(td):
+    """C's answer to the run loop's questions before a slice when the APIC
+    has nothing to say (devices/lapic.c tdxsim_apic_quiet_limit), and the
+    budget's end it reads: one vCPU, the compiled hooks, an APIC whose
+    state C reads and the host's own timer rules (the TD asks once; a run
+    with a wall-clock limit does not use it).  None: Python asks."""
+    library, lapic = native.library(), td.lapic
+    host = type(td.host)
+    if td.smp is not None or library is None or not td.vcpu.counter.native \
+            or not lapic.state.clock or host.next_deadline is not Host.next_deadline \
+            or host.fire_due is not Host.fire_due:
+        return None
+    function = library.tdxsim_apic_quiet_limit
+    function.restype = ctypes.c_uint64  # (no argtypes: each costs a call per call)
+    budget_end = ctypes.c_uint64()
+    args = (lapic.pointer, ctypes.byref(budget_end))
+    return (lambda: 0 if lapic.arrivals_waiting else function(*args)), budget_end
+
+
 class Execution:
     def __init__(self, td, until: int, max_insns: int, timeout: float, observer=None):
         """until: the stop address of a td.call (0: none); observer: a
@@ -51,7 +71,11 @@ class Execution:
         self._wall_check_end = -1  # a slice limit that only bounds the time between clock checks
         self._action = None  # the host action of the last TDCALL
         self._error: Exception | None = None  # raised by the last TDCALL's handling
-        self._quiet = self._quiet_check()
+        quiet = td.quiet  # (quiet_check)
+        self._quiet = None
+        if quiet is not None and not timeout:
+            quiet[1].value = self._budget_end
+            self._quiet = quiet[0]
 
     def run(self) -> RunResult:
         """Run in slices that end at the next timer deadline.  While an
@@ -99,22 +123,6 @@ class Execution:
             result = self._after(stop)
             if result is not None:
                 return result
-
-    def _quiet_check(self):
-        """C's answer to the run loop's questions before a slice when the
-        APIC has nothing to say (devices/lapic.c tdxsim_apic_quiet_limit):
-        one vCPU, no wall-clock limit, the compiled hooks, an APIC whose
-        state C reads and the host's own timer rules.  None: Python asks."""
-        td, lapic = self.td, self.lapic
-        library = native.library()
-        if td.smp is not None or self.timeout or not td.host_timers_plain or library is None \
-                or not self.vcpu.counter.native or not lapic.state.clock:
-            return None
-        function = library.tdxsim_apic_quiet_limit
-        function.restype = ctypes.c_uint64  # (no argtypes: each costs a call per call)
-        self._budget_arg = ctypes.c_uint64(self._budget_end)
-        args = (lapic.pointer, ctypes.byref(self._budget_arg))
-        return lambda: 0 if lapic.arrivals_waiting else function(*args)
 
     def _interruptible(self) -> bool:
         """IF = 1, no STI shadow, and no #VE whose info the guest has not yet

@@ -14,7 +14,7 @@ from .layout import GDT, PAGE, PAGE_TABLES, RESERVED_END, RETURN_TRAP
 from .errors import TdxsimError
 from .eventlog import RING, EventLog, ExitBuffer
 from .events import VmcallRecord
-from .execution import Execution
+from .execution import Execution, quiet_check
 from .host import Host
 from .memory import HostMemory, TdMemory
 from .module import TdConfig, TdxModule
@@ -89,11 +89,7 @@ class TD:
         self._labels: dict[int, str] = {}  # code address -> symbol+offset
         self._observer = None  # a Python TDCALL observer (observe_tdcalls)
         self._checked = None  # the last budget and timeout _execute found valid
-        # The run loop may ask C whether the APIC has anything to say
-        # (Execution._quiet) while the host keeps Host's own timer rules.
-        host_type = type(self.host)
-        self.host_timers_plain = host_type.next_deadline is Host.next_deadline \
-            and host_type.fire_due is Host.fire_due
+        self.quiet = quiet_check(self)  # C's answer to the run loop's questions, if it can
         self.reset()
 
     # --- construction ---
