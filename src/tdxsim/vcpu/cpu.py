@@ -210,10 +210,8 @@ class VCpu:
         counter.state.limit = limit
         self.watched = None
         rip = self.regs.rip
-        refused = counter.would_refuse(rip, limit)
-        if refused is not None:  # the hook would stop in front of it: no emu_start for that
-            stop = None
-        else:
+        refused, stop = counter.would_refuse(rip, limit), None
+        if refused is None:  # (else the hook would stop in front of it: no emu_start for that)
             if_watch = traps.if_watch
             if_watch.armed = watch_if
             try:
@@ -226,27 +224,28 @@ class VCpu:
                 self.watched = if_watch.rip
             if stop is not None:
                 return stop
+            rip = self._ended.end_rip  # (a slice that stops at a boundary leaves RIP there)
         while stop is None and counter.count < limit and not self.stop_requested:
             if refused is None:
-                refused = counter.refused_block(self.regs.rip)
+                refused = counter.refused_block(rip)
             if refused and not exact:  # a block boundary will do: no hook in a hot loop
-                return Stop("soft-limit", self.regs.rip)
-            stop = self._run_to_boundary(refused, limit, until) if refused \
-                else self._emulate(until)
-            refused = None
+                return Stop("soft-limit", rip)
+            stop = self._run_to_boundary(refused, limit, until, rip) if refused \
+                else self._emulate(until, rip=rip)
+            refused, rip = None, self._ended.end_rip
         return stop or self._natural_stop(until)
 
-    def _run_to_boundary(self, insns: tuple[int, ...], limit: int, until: int) -> Stop | None:
-        """Enter the block the counter refused and pause at the instruction
-        where the count reaches `limit`.  (Unicorn's own single step, with
-        count=1, flushes all translated code at the next run.)"""
+    def _run_to_boundary(self, insns: tuple[int, ...], limit: int, until: int,
+                         rip: int) -> Stop | None:
+        """Enter the block at rip the counter refused, pausing where the count
+        reaches `limit` (Unicorn's own step, count=1, flushes all code)."""
         k = limit - self.counter.count
         if not 0 < k < len(insns):
-            return self._emulate(until, step=True)
+            return self._emulate(until, step=True, rip=rip)
         self.traps.arm_boundary(insns[k])
         self.counter.set_limit(limit + len(insns))  # let the block in; the pause ends it
         try:
-            return self._emulate(until)
+            return self._emulate(until, rip=rip)
         finally:
             self.traps.boundary.armed = 0
             self.counter.set_limit(limit)
