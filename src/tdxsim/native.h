@@ -405,7 +405,7 @@ struct tdxsim_slice {
     struct tdxsim_traps *trap, *boundary, *if_watch;
     struct tdxsim_vcpu *vcpu;
     uint64_t rip, step; /* where the slice starts; 1: one instruction (emu_start's count) */
-    uint64_t end_rip, end_rflags; /* RIP and RFLAGS where it stopped (one read each here) */
+    uint64_t end_rip; /* RIP where it stopped (read once here) */
 };
 /* What tdxsim_slice returns: what stopped the engine, and its error. */
 #define SLICE_TDCALL 1u   /* tdcall.c stopped at a TDCALL (stop_tdcall, now cleared) */

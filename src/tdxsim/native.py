@@ -250,7 +250,7 @@ class Slice(ctypes.Structure):
     _fields_ = [("uc", ptr), ("emu_start", ptr), ("counter", ctypes.POINTER(Counter)),
                 ("trap", ctypes.POINTER(Traps)), ("boundary", ctypes.POINTER(Traps)),
                 ("if_watch", ctypes.POINTER(Traps)), ("vcpu", ctypes.POINTER(VCpu)),
-                ("rip", u64), ("step", u64), ("end_rip", u64), ("end_rflags", u64)]
+                ("rip", u64), ("step", u64), ("end_rip", u64)]
 
 
 # SLICE_* in native.h: what stopped the engine in one tdxsim_slice

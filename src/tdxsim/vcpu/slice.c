@@ -30,7 +30,6 @@ EXPORT uint64_t tdxsim_slice(struct tdxsim_slice *s)
         out |= SLICE_STI;
     }
     s->vcpu->uc.reg_read(s->uc, s->vcpu->uc.rip_id, &s->end_rip);
-    s->vcpu->uc.reg_read(s->uc, s->vcpu->uc.rflags_id, &s->end_rflags);
     out |= (s->trap->hit ? SLICE_TRAP : 0) | (s->boundary->hit ? SLICE_BOUNDARY : 0)
         | (s->if_watch->hit ? SLICE_IF_WATCH : 0);
     return out | (uint64_t)(unsigned)err << SLICE_ERROR_SHIFT;

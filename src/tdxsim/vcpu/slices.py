@@ -1,7 +1,7 @@
 """One emu_start of the vCPU with the bookkeeping around it: arm the
 instruction counter and the trap hooks, run, and say in one word what
 stopped the engine (native.SLICE_* bits, Unicorn's error above them);
-`state.end_rip` and `state.end_rflags` say where it stopped.
+`state.end_rip` says where it stopped.
 
 In C (slice.c) when the compiled hooks are built: done in Python it cost a
 dozen ctypes stores and loads and the binding's emu_start per slice.
@@ -13,7 +13,7 @@ import ctypes
 from typing import NamedTuple
 
 from unicorn import UcError
-from unicorn.x86_const import UC_X86_REG_RFLAGS, UC_X86_REG_RIP
+from unicorn.x86_const import UC_X86_REG_RIP
 from unicorn.unicorn_py3 import unicorn as _binding
 
 from .. import native
@@ -45,7 +45,7 @@ class SliceRunner:
         self.uc, self.counter, self.traps, self.fast = uc, counter, traps, fast
         library = native.library() if counter.native else None
         if library is None:
-            self.state = native.Slice()  # end_rip, end_rflags: as the C twin reports them
+            self.state = native.Slice()  # end_rip: as the C twin reports it
             self.run = self._python
             return
         self._state = native.Slice(
@@ -57,7 +57,7 @@ class SliceRunner:
         function = library.tdxsim_slice
         function.restype = ctypes.c_uint64  # no argtypes: each costs a Python call per call
         self._function, self._ref = function, ctypes.byref(self._state)
-        self.state = self._state  # end_rip, end_rflags: where the last slice stopped
+        self.state = self._state  # end_rip: where the last slice stopped
         self.run = self._native
 
     def _native(self, rip: int, step: int) -> int:
@@ -84,7 +84,6 @@ class SliceRunner:
         finally:
             state.enabled = 1
         self.state.end_rip = self.uc.reg_read(UC_X86_REG_RIP)
-        self.state.end_rflags = self.uc.reg_read(UC_X86_REG_RFLAGS)
         status = 0
         if self.fast.stop_tdcall:  # tdcall.c stopped at a TDCALL
             self.fast.stop_tdcall = 0
