@@ -212,13 +212,13 @@ EXPORT uint64_t tdxsim_apic_quiet_limit(const struct tdxsim_lapic *a, const uint
 
     if (!clock || !clock->counter || a->nmi_pending || tdxsim_apic_deliverable(a) >= 0)
         return 0;
-    due = tdxsim_apic_next_deadline(a);
+    due = tdxsim_apic_next_deadline(a); /* NO_DEADLINE: none, or at the end of time */
     now = tdxsim_now_ns(clock);
     if (due <= now)
         return 0;
     count = clock->counter->count;
-    if (due == NO_DEADLINE || count >= *budget_end)
-        return *budget_end;
     insns = (due - now - 1) / clock->ns_per_insn + 1; /* Clock.insns_until */
-    return insns < *budget_end - count ? count + insns : *budget_end;
+    if (count >= *budget_end || insns >= *budget_end - count)
+        return *budget_end;
+    return due == NO_DEADLINE ? 0 : count + insns; /* (Python tells the two NO_DEADLINEs apart) */
 }
