@@ -153,7 +153,7 @@ class VCpu:
     def in_sti_shadow(self) -> bool:
         """The last instruction was an STI that set IF: interrupts stay
         inhibited until the next instruction completes (SDM, spec 7.1)."""
-        return self._shadow_until == self.counter.count
+        return self._shadow_until == self.counter.state.count
 
     @property
     def interrupts_enabled(self) -> bool:
@@ -182,7 +182,7 @@ class VCpu:
 
     @property
     def instructions(self) -> int:
-        return self.counter.count
+        return self.counter.state.count
 
     def run(self, limit: int, until: int = 0, watch_if: bool = False,
             exact: bool = True) -> Stop:
@@ -225,7 +225,7 @@ class VCpu:
             if stop is not None:
                 return stop
             rip = self._ended.end_rip  # (a slice that stops at a boundary leaves RIP there)
-        while stop is None and counter.count < limit and not self.stop_requested:
+        while stop is None and counter.state.count < limit and not self.stop_requested:
             if refused is None:
                 refused = counter.refused_block(rip)
             if refused and not exact:  # a block boundary will do: no hook in a hot loop
@@ -233,7 +233,7 @@ class VCpu:
             stop = self._run_to_boundary(refused, limit, until, rip) if refused \
                 else self._emulate(until, rip=rip)
             refused, rip = None, self._ended.end_rip
-        return stop or self._natural_stop(until)
+        return stop or self._natural_stop(until, rip)
 
     def _run_to_boundary(self, insns: tuple[int, ...], limit: int, until: int,
                          rip: int) -> Stop | None:
@@ -324,7 +324,8 @@ class VCpu:
             return Stop("interrupted", rip)
         if until and rip == until:
             return Stop("until", rip)
-        if self.counter.count >= self.counter.state.limit or self.mmu.code_stale \
+        state = self.counter.state
+        if state.count >= state.limit or self.mmu.code_stale \
                 or self._slice_ended:
             return Stop("limit", rip)
         if rip in self.traps.addresses:
