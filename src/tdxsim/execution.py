@@ -8,17 +8,15 @@ violation, a TDCALL's host action, a halt, a crash, the budget).
 """
 from __future__ import annotations
 
-import ctypes
 import math
 import time
 
-from . import abi, native
+from . import abi
 from .errors import TdxsimError
 from .layout import PAGE
 from .events import (ExceptionInjected, Halted, InterruptDelivered, InterruptPosted,
                      SoftwareInterrupt, VeRaised, Woke)
 from .exits import EptExit, FatalError, GuestExit, Halt, Yield
-from .host import Host
 from .memory import EptViolation
 from .module.ve import VE_VECTOR, VeInfo
 from .result import RunResult
@@ -38,25 +36,6 @@ from .vcpu.regs import RFLAGS_RF
 WALL_CHECK_INSNS = 2_000_000
 
 
-def quiet_check(td):
-    """C's answer to the run loop's questions before a slice when the APIC
-    has nothing to say (devices/lapic.c tdxsim_apic_quiet_limit), and the
-    budget's end it reads: one vCPU, the compiled hooks, an APIC whose
-    state C reads and the host's own timer rules (the TD asks once; a run
-    with a wall-clock limit does not use it).  None: Python asks."""
-    library, lapic = native.library(), td.lapic
-    host = type(td.host)
-    if td.smp is not None or library is None or not td.vcpu.counter.native \
-            or not lapic.state.clock or host.next_deadline is not Host.next_deadline \
-            or host.fire_due is not Host.fire_due:
-        return None
-    function = library.tdxsim_apic_quiet_limit
-    function.restype = ctypes.c_uint64  # (no argtypes: each costs a call per call)
-    budget_end = ctypes.c_uint64()
-    args = (lapic.pointer, ctypes.byref(budget_end))
-    return (lambda: 0 if lapic.arrivals_waiting else function(*args)), budget_end
-
-
 class Execution:
     def __init__(self, td, until: int, max_insns: int, timeout: float, observer=None):
         """until: the stop address of a td.call (0: none); observer: a
@@ -71,7 +50,7 @@ class Execution:
         self._wall_check_end = -1  # a slice limit that only bounds the time between clock checks
         self._action = None  # the host action of the last TDCALL
         self._error: Exception | None = None  # raised by the last TDCALL's handling
-        quiet = td.quiet  # (quiet_check)
+        quiet = td.quiet  # (TD._quiet_check)
         self._quiet = None
         if quiet is not None and not timeout:
             quiet[1].value = self._budget_end
@@ -117,6 +96,7 @@ class Execution:
                 limit = self._slice_limit(waiting, due)
             self._slice_end = limit
             exact = smp.exact_end(limit) if smp is not None else limit != self._wall_check_end
+            # NMI blocking lasts until the next IRET: watch for it (SDM 6.7.1)
             stop = vcpu.run(limit, until, watch_if=waiting or vcpu.nmi_blocked, exact=exact)
             if vcpu.nmi_blocked and is_iret(vcpu, vcpu.watched):
                 vcpu.nmi_blocked = False

@@ -6,15 +6,16 @@ runs one guest function with the SysV calling convention.  Both end in a
 """
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 
-from . import abi, image as image_mod, limits, toolchain
+from . import abi, image as image_mod, limits, native, toolchain
 from .clock import Clock
 from .layout import GDT, PAGE, PAGE_TABLES, RESERVED_END, RETURN_TRAP
 from .errors import TdxsimError
 from .eventlog import RING, EventLog, ExitBuffer
 from .events import VmcallRecord
-from .execution import Execution, quiet_check
+from .execution import Execution
 from .host import Host
 from .memory import HostMemory, TdMemory
 from .module import TdConfig, TdxModule
@@ -89,8 +90,25 @@ class TD:
         self._labels: dict[int, str] = {}  # code address -> symbol+offset
         self._observer = None  # a Python TDCALL observer (observe_tdcalls)
         self._checked = None  # the last budget and timeout _execute found valid
-        self.quiet = quiet_check(self)  # C's answer to the run loop's questions, if it can
+        self.quiet = self._quiet_check()  # C's answer to the run loop's questions, if it can
         self.reset()
+
+    def _quiet_check(self):
+        """C's answer to the run loop's questions before a slice when the APIC
+        has nothing to say (devices/lapic.c tdxsim_apic_quiet_limit), and the
+        budget's end it reads (Execution): one vCPU, the compiled hooks, an
+        APIC whose state C reads and the host's own timer rules (a run with
+        a wall-clock limit does not use it).  None: Python asks."""
+        library, lapic, host = native.library(), self.lapic, type(self.host)
+        if self.smp is not None or library is None or not self.vcpu.counter.native \
+                or not lapic.state.clock or host.next_deadline is not Host.next_deadline \
+                or host.fire_due is not Host.fire_due:
+            return None
+        function = library.tdxsim_apic_quiet_limit
+        function.restype = ctypes.c_uint64  # (no argtypes: each costs a call per call)
+        budget_end = ctypes.c_uint64()
+        args = (lapic.pointer, ctypes.byref(budget_end))
+        return (lambda: 0 if lapic.arrivals_waiting else function(*args)), budget_end
 
     # --- construction ---
     @classmethod
