@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 import random
 from itertools import combinations
+from operator import itemgetter
 
 from .. import abi
 from ..limits import FLAG_VALUES
@@ -135,14 +136,15 @@ class Contract:
         return rcx if fits and control_error(rcx, self.no_rbp_mod) is None else None
 
     @cached_property
-    def output_image(self) -> tuple[str, tuple[int, ...], tuple[tuple[int, int], ...],
-                                    bool] | None:
+    def output_image(self) -> tuple[str, itemgetter, tuple[tuple[int, int], ...],
+                                    tuple[int, ...] | None] | None:
         """For comparing a struct image's output fields in one go: the
         struct format that unpacks them from the struct (in offset order;
-        a string, since the contract is pickled for fuzz workers), their
-        registers, the byte ranges of the struct no output field covers,
-        and whether a field is narrower than 8 bytes.  None when output
-        fields overlap or one is not 1, 2, 4 or 8 bytes."""
+        a string, since the contract is pickled for fuzz workers), what
+        picks their registers' values out of the GPRs, the byte ranges of
+        the struct no output field covers, and the fields' masks when one
+        is narrower than 8 bytes.  None when output fields overlap or one
+        is not 1, 2, 4 or 8 bytes."""
         fields = sorted((o, size, r) for r, o, size in self.output_fields)
         code, at, kept = "<", 0, []
         for offset, size, _ in fields:
@@ -155,8 +157,17 @@ class Contract:
             at = offset + size
         if at < self.struct_size:
             kept.append((at, self.struct_size))
-        return (code, tuple(r for _, _, r in fields), tuple(kept),
-                any(size != 8 for _, size, _ in fields))
+        narrow = tuple((1 << 8 * size) - 1 for _, size, _ in fields)
+        return (code, registers_of(tuple(r for _, _, r in fields)), tuple(kept),
+                narrow if any(size != 8 for _, size, _ in fields) else None)
+
+    @cached_property
+    def scrubbed_of(self) -> itemgetter:
+        return registers_of(self.scrubbed)
+
+    @cached_property
+    def unchanged_of(self) -> itemgetter:
+        return registers_of(self.unchanged)
 
     @cached_property
     def unchanged(self) -> tuple[int, ...]:
@@ -202,6 +213,14 @@ class Contract:
     def flag_names(self, flags: int) -> str:
         names = [n.upper() for n, b in self.flag_bits.items() if flags & b]
         return "|".join(names) if names else "0"
+
+
+def registers_of(registers: tuple[int, ...]) -> itemgetter:
+    """Picks these registers' values out of a GPR tuple, always as a tuple
+    (a slice for one register or none); picklable, as contracts are."""
+    if len(registers) == 1:
+        return itemgetter(slice(registers[0], registers[0] + 1))
+    return itemgetter(*registers) if registers else itemgetter(slice(0, 0))
 
 
 def reg_name(index: int) -> str:

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from .. import abi
 from ..td import PAGE, RETURN_TRAP
-from .contracts import Contract, reg_name
+from .contracts import Contract, reg_name, registers_of
 from .observation import Observation
 from .values import GUARD
 
@@ -32,11 +32,11 @@ def picker(registers: tuple[int, ...]) -> Callable[[Sequence[int]], object]:
 
 
 @lru_cache(maxsize=None)
-def row(registers: tuple[int, ...]) -> Callable[[Sequence[int]], tuple[int, ...]]:
-    """Like `picker`, always giving a tuple (one register too)."""
-    if len(registers) == 1:
-        return lambda gprs, r=registers[0]: (gprs[r],)
-    return picker(registers)
+def selected(mask: int) -> tuple[tuple[int, ...], Callable[[tuple[int, ...]], tuple[int, ...]]]:
+    """The registers of a GPR mask, and what picks their values out of a
+    GPR tuple as a tuple."""
+    registers = bits(mask)
+    return registers, registers_of(registers)
 
 
 def names(mask: int) -> str:
@@ -125,6 +125,12 @@ def copies(c: Contract, o: Observation, t) -> bool:
     return c.copy_outputs.holds(o.scenario.flags, t.after[abi.R10])
 
 
+def callee_owned(c: Contract) -> set[int]:
+    """Entry-RSP offsets the callee may write: the MS x64 shadow space and
+    its stack-passed arguments."""
+    return set(range(8, 8 + c.shadow_space, 8)) | {s.offset for s, _ in c.stack_args}
+
+
 def padding_bytes(c: Contract) -> list[int]:
     """Offsets inside the struct that belong to no field."""
     used = {o + i for r, o in c.fields.items() for i in range(c.size(r))}
@@ -141,16 +147,16 @@ def struct_as_expected(c: Contract, o: Observation, t, copy: bool) -> bool:
     layout = c.output_image if copy else None
     if layout is None:
         return after == expected_struct(c, o, t, copy)
-    fields, registers, kept, narrow = layout
+    fields, outputs, kept, narrow = layout
     end = GUARD + c.struct_size
     if after[:GUARD] != before[:GUARD] or after[end:] != before[end:]:
         return False
     for low, high in kept:
         if after[GUARD + low:GUARD + high] != before[GUARD + low:GUARD + high]:
             return False
-    want = row(registers)(t.after)
+    want = outputs(t.after)
     if narrow:  # a narrow field takes the low bytes
-        want = tuple(v & (1 << 8 * c.size(r)) - 1 for r, v in zip(registers, want))
+        want = tuple(v & mask for v, mask in zip(want, narrow))
     return unpack_from(fields, after, GUARD) == want  # (struct caches the format)
 
 

@@ -95,6 +95,9 @@ class Values:
         self.struct, self.stack, self.host_gprs, self.host_xmms = struct, stack, host_gprs, host_xmms
         self.answer, self.secrets, self.secret_lows = answer, secrets, secret_lows
         self.guest_known, self.pointers, self.fuzzed = guest_known, pointers, fuzzed
+        # No value below this is a secret or guest address (facts.origin): secret_lows
+        # holds only keys of 0x10000 and more, so a smaller value's low half is none.
+        self.origin_floor = min([0x10000, *secrets, *(low for low, _, _ in pointers)])
         # The answer as the compiled path takes it: 16 words and the mask of
         # those written, then the fuzzed ones (`host`) written over them.
         self.host_image = GPRS.pack(*(host_gprs.get(r, 0) for r in range(16)))
