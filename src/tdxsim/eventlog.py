@@ -143,6 +143,23 @@ class EventLog:
                 for event in _unpack(chunk.data, []):
                     self._sink(event)
 
+    def native_exits(self) -> list[tuple[int, ...]] | None:
+        """Each TD exit held as its native record's words (RECORD: time,
+        RIP, RCX, the host's view of the 16 GPRs, the mask of those taken
+        back and their 16 values, woke, its time), for a reader of a few
+        fields of thousands of runs (the checker); None when an exit was
+        recorded in Python or the ring cut a chunk: read `exits()` then."""
+        self._seal()
+        if self._flat is not None or self._ring is not None and self._held > self._ring:
+            return None
+        words = []
+        for item in self._items:
+            if type(item) is Records:
+                words += RECORD.iter_unpack(item.data)
+            elif isinstance(item, VmcallRecord):
+                return None
+        return words
+
     def exits(self) -> list[VmcallRecord]:
         """The TD exits among the events held, without building the others."""
         self._seal()

@@ -7,6 +7,7 @@ from operator import attrgetter
 
 from .. import abi
 from ..exits import VmExit, VmResume
+from ..eventlog import EventLog
 from ..events import VmcallRecord
 from ..result import RunResult
 from .contracts import reg_name
@@ -56,7 +57,12 @@ class Observation:
     def __post_init__(self):
         # What nearly every judge reads, worked out once: cheaper than a lazy attribute each.
         self.returned: bool = self.result.reason == "return"
-        self.records: list[VmcallRecord] = self.result.exits  # the module's record of each exit
+        # Each exit's native record as words (eventlog.RECORD), when the compiled
+        # path recorded them all: enough for the fast path (quick.py) without
+        # building `records`; None: read `records`.
+        events = self.result.events
+        self.exit_words: list[tuple[int, ...]] | None = \
+            events.native_exits() if type(events) is EventLog else None
         self.vmcalls: list[TdcallSeen] = [t for t in self.tdcalls if t.before[RAX] == VP_VMCALL]
         # The last TDG.VP.VMCALL that reached the host and succeeded; the first one failed.
         done = failed = None
@@ -69,9 +75,16 @@ class Observation:
         self.failure: TdcallSeen | None = failed
 
     @property
+    def records(self) -> list[VmcallRecord]:
+        """The module's record of each exit (built when first read)."""
+        return self.result.exits
+
+    @property
     def exited(self) -> bool:
         """The host saw a TD exit: `bool(exits)` without building them."""
-        return bool(self.records if self.compiled else self.served)
+        if not self.compiled:
+            return bool(self.served)
+        return bool(self.exit_words if self.exit_words is not None else self.records)
 
     @property
     def exits(self) -> list[VmExit]:

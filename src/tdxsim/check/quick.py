@@ -18,6 +18,8 @@ from .facts import copies, selected, struct_as_expected
 from .observation import Observation
 
 RAX, RCX, RBP, RSP = abi.RAX, abi.RCX, abi.RBP, abi.RSP
+GPR_SELECT_MASK, XMM_SELECT_SHIFT, XMM_SELECT_MASK = (abi.GPR_SELECT_MASK, abi.XMM_SELECT_SHIFT,
+                                                      abi.XMM_SELECT_MASK)
 RETURN_SLOT = RETURN_TRAP.to_bytes(8, "little")  # the return address slot, untouched
 
 
@@ -50,12 +52,12 @@ def clean(c: Contract, o: Observation) -> bool:
             return False
     elif not o.frame_after.startswith(RETURN_SLOT):  # stack: the slot lost
         return False
-    if o.exited and not exposed_inputs(o):  # no-leak
+    if o.exited and not exposed_inputs(o):  # no-leak (which also sees no exit took XMMs)
         return False
     t = o.exchange
     if t is None:  # scrub, callee-saved, output-copy, return-value, host-pointer: not judged
         return True
-    if not returned or o.writes or o.xmm_exchanged:  # return-value; host-pointer; scrub's XMMs
+    if not returned or o.writes:  # return-value; host-pointer (scrub's XMMs: none, see no-leak)
         return False
     v, unchanged = o.values, c.unchanged_of
     if not no_host_value(o, c.scrubbed_of(after)) or unchanged(after) != unchanged(v.entry):
@@ -72,10 +74,14 @@ def exposed_inputs(o: Observation) -> bool:
     """no-leak holds: the host saw no XMM, and in each exposed register its
     input or a value below any guest secret or address (zero, say)."""
     inputs, floor = o.values.inputs, o.values.origin_floor
-    for record in o.records:
-        registers, pick = selected(record.gpr_select)
-        seen, given = pick(record.exposed), tuple(map(inputs.get, registers))
-        if record.xmm_select or seen != given and \
+    words = o.exit_words
+    exits = [(record.gpr_select, record.xmm_select, record.exposed) for record in o.records] \
+        if words is None else [(w[2] & GPR_SELECT_MASK, w[2] >> XMM_SELECT_SHIFT & XMM_SELECT_MASK,
+                                w[3:19]) for w in words]
+    for gpr_select, xmm_select, exposed in exits:
+        registers, pick = selected(gpr_select)
+        seen, given = pick(exposed), tuple(map(inputs.get, registers))
+        if xmm_select or seen != given and \
                 max(x for x, want in zip(seen, given) if x != want) >= floor:
             return False
     return True
