@@ -10,7 +10,7 @@ address and the loaded code (a leaked code address defeats KASLR).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from struct import Struct
+from struct import Struct, error as StructError
 
 from .. import abi
 from ..exits import VmResume
@@ -70,7 +70,7 @@ class lazy:
         return value
 
 
-_new = object.__new__
+_new, _set = object.__new__, object.__setattr__
 
 
 class Values:
@@ -109,9 +109,8 @@ class Values:
         into `struct`) and host answers: a copy of the references, with the
         pieces that change; what only some judges read is built when read
         (this runs once per fuzz execution)."""
-        v = _new(Values)
-        d = v.__dict__
-        d.update(self.__dict__)
+        v, d = _new(Values), self.__dict__.copy()  # (a dict copy is a copy of its table)
+        _set(v, "__dict__", d)
         d["_base"] = self
         if fuzz:
             d["inputs"] = {**self.inputs, **dict(fuzz)}
@@ -176,6 +175,7 @@ class ValueFactory:
         # Per struct field: its mask, its packer and where it goes in the struct image.
         self._fields = {r: (self._masks[r], self._slots[r][1].pack_into, self._slots[r][0])
                         for r in contract.fields}
+        self._wide = {r: offset for r, (offset, field) in self._slots.items() if field is U64}
         self._base = self._make_base()
         self._by_flags: dict[int, Values] = {}
 
@@ -193,19 +193,30 @@ class ValueFactory:
             return self._with(sc.flags, [(r, v & masks.get(r, abi.MASK64)) for r, v in inputs],
                               sc.host)
         # Fuzzed struct fields and host answers only: the flags' entry state stays.
-        struct, fuzzed = flagged.struct, []
+        struct, fuzzed = flagged.struct, inputs
         if inputs:
-            struct, fields = bytearray(struct), self._fields
-            for r, value in inputs:
-                field = fields.get(r)
-                if field is None:
-                    fuzzed.append((r, value & abi.MASK64))
-                else:  # zero-extended from its width, packed into the struct image
-                    value &= field[0]
-                    field[1](struct, field[2], value)
-                    fuzzed.append((r, value))
+            struct = bytearray(struct)
+            try:  # 8-byte fields: each value as it is, when it fits
+                for r, value in inputs:
+                    U64.pack_into(struct, self._wide[r], value)
+            except (KeyError, StructError):  # a narrow field, another register, a wider value
+                fuzzed = self._masked(struct, inputs)
             struct = bytes(struct)
         return flagged.fuzzed_copy(struct, fuzzed, sc.host)
+
+    def _masked(self, struct: bytearray, inputs) -> list[tuple[int, int]]:
+        """Each input zero-extended from its field's width (all 64 bits for
+        a register outside the struct) and packed into the struct image."""
+        fuzzed, fields = [], self._fields
+        for r, value in inputs:
+            field = fields.get(r)
+            if field is None:
+                fuzzed.append((r, value & abi.MASK64))
+            else:
+                value &= field[0]
+                field[1](struct, field[2], value)
+                fuzzed.append((r, value))
+        return fuzzed
 
     def _with(self, flags: int, fuzzed: list, host: tuple) -> Values:
         c, base, lay = self.contract, self._base, self.layout
