@@ -160,6 +160,15 @@ class EventLog:
                 return None
         return words
 
+    def appended(self) -> list | None:
+        """The events held other than the compiled path's records (those
+        Python appended: interrupts, halts, #VE, exits it served), without
+        building the records; None when the ring cut a chunk."""
+        self._seal()
+        if self._ring is not None and self._held > self._ring:
+            return None
+        return [item for item in self._items if type(item) is not Records]
+
     def exits(self) -> list[VmcallRecord]:
         """The TD exits among the events held, without building the others."""
         self._seal()

@@ -168,7 +168,7 @@ class Harness:
         if self._stray:
             self._setup()
         td = self.td
-        self._values = v = self.values(scenario)
+        self._values = v = self.factory.values(scenario)
         self._stack.write(v.stack)
         if v.struct:
             self._struct.write(v.struct)

@@ -10,6 +10,7 @@ this only spares the twelve calls, each reading the same facts again.
 from __future__ import annotations
 
 from .. import abi
+from ..eventlog import EventLog
 from ..events import InterruptDelivered
 from ..layout import RETURN_TRAP
 from ..vcpu.regs import RFLAGS_IF
@@ -29,8 +30,9 @@ def clean(c: Contract, o: Observation) -> bool:
     if not tdcalls:  # leaf's finding
         return False
     if o.scenario.inject is not None:  # sti-shadow: the interrupt not taken before the TDCALL
-        first = tdcalls[0].time_ns
-        for e in o.result.events:
+        first, events = tdcalls[0].time_ns, o.result.events
+        appended = events.appended() if type(events) is EventLog else None
+        for e in events if appended is None else appended:  # (no record is an interrupt)
             if isinstance(e, InterruptDelivered) and e.time_ns < first:
                 return False
     want_if, rcx, frames = c.interrupts.holds(o.scenario.flags), c.rcx, \
