@@ -63,6 +63,9 @@ class Observation:
         events = self.result.events
         self.exit_words: list[tuple[int, ...]] | None = \
             events.native_exits() if type(events) is EventLog else None
+        # The host saw a TD exit: `bool(exits)` without building them.
+        self.exited: bool = bool(self.served) if not self.compiled else bool(
+            self.exit_words if self.exit_words is not None else self.records)
         self.vmcalls: list[TdcallSeen] = [t for t in self.tdcalls if t.before[RAX] == VP_VMCALL]
         # The last TDG.VP.VMCALL that reached the host and succeeded; the first one failed.
         done = failed = None
@@ -78,13 +81,6 @@ class Observation:
     def records(self) -> list[VmcallRecord]:
         """The module's record of each exit (built when first read)."""
         return self.result.exits
-
-    @property
-    def exited(self) -> bool:
-        """The host saw a TD exit: `bool(exits)` without building them."""
-        if not self.compiled:
-            return bool(self.served)
-        return bool(self.exit_words if self.exit_words is not None else self.records)
 
     @property
     def exits(self) -> list[VmExit]:

@@ -113,7 +113,8 @@ class Values:
         _set(v, "__dict__", d)
         d["_base"] = self
         if fuzz:
-            d["inputs"] = {**self.inputs, **dict(fuzz)}
+            d["inputs"] = inputs = self.inputs.copy()
+            inputs.update(fuzz)
             d["struct"], d["_fuzz"] = struct, fuzz
             del d["fuzzed"]
         if host:
