@@ -49,7 +49,7 @@ def clean(c: Contract, o: Observation) -> bool:
         return False
     if returned:  # stack: balanced, the caller's frame intact; sti-shadow: IF after return
         if after[RSP] != lay.entry_rsp + 8 or bool(o.rflags & RFLAGS_IF) != want_if or \
-                o.frame_after[8:] != o.values.stack[lay.entry_rsp - lay.stack_low + 8:] or \
+                not o.frame_after.endswith(o.values.frame_tail) or \
                 o.failure is not None:  # failure-traps: a failed TDCALL and a return
             return False
     elif not o.frame_after.startswith(RETURN_SLOT):  # stack: the slot lost

@@ -84,7 +84,8 @@ class Values:
     same for the compiled path); secrets: value -> where it came from (secret_lows: by
     their low 32 bits); guest_known: values the guest itself holds (never
     host markers), and fuzzed: the fuzzed inputs it holds too; pointers:
-    ranges that are guest addresses."""
+    ranges that are guest addresses; frame_tail: the stack above the return
+    address (the caller's frame), as the stack image holds it."""
 
     def __init__(self, entry: list[int], inputs: dict[int, int], xmm: bytes, registers: bytes,
                  struct: bytes, stack: bytes, host_gprs: dict[int, int],
@@ -240,12 +241,14 @@ class ValueFactory:
                 field.pack_into(struct, offset, value)
             struct = bytes(struct)
         host_gprs = {**base.host_gprs, **dict(host)} if host else base.host_gprs
-        return Values(entry, inputs, base.xmm,
-                      register_image(entry, RFLAGS_AT_ENTRY, base.xmm), struct,
-                      stack, host_gprs, base.host_xmms,
-                      VmResume(gprs=host_gprs, xmms=base.host_xmms) if host else base.answer,
-                      base.secrets, base.secret_lows,
-                      base.guest_known.union(inputs.values(), (flags,)), base.pointers)
+        values = Values(entry, inputs, base.xmm,
+                        register_image(entry, RFLAGS_AT_ENTRY, base.xmm), struct,
+                        stack, host_gprs, base.host_xmms,
+                        VmResume(gprs=host_gprs, xmms=base.host_xmms) if host else base.answer,
+                        base.secrets, base.secret_lows,
+                        base.guest_known.union(inputs.values(), (flags,)), base.pointers)
+        values.frame_tail = stack[lay.entry_rsp + 8 - lay.stack_low:]  # the caller's frame
+        return values
 
     def _field_mask(self, register: int) -> int:
         """An input loaded from a narrow struct field arrives zero-extended."""
