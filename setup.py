@@ -127,5 +127,6 @@ class BuildNative(build_ext):
 
 setup(cmdclass={"build_ext": BuildNative},
       ext_modules=[Extension("tdxsim._native", [f"src/tdxsim/{f}" for f in NATIVE],
-                             depends=["src/tdxsim/native.h"], optional=True,
+                             depends=[f"src/tdxsim/{h}" for h in SOURCES["HEADERS"]],
+                             optional=True,
                              extra_compile_args=["-O2", "-fvisibility=hidden"])])

@@ -16,11 +16,11 @@ NATIVE = ["_native.c", "vcpu/counter.c", "vcpu/traps.c", "vcpu/tdcall.c", "vcpu/
           "vcpu/deliver.c",
           "module/vmcall.c", "module/veinfo.c", "host/fast.c", "host/kvm.c", "host/cpuid.c",
           "host/msr.c", "host/io.c", "host/halt.c", "devices/devices.c", "devices/lapic.c"]
-HEADERS = ["native.h"]
+HEADERS = ["native.h", "native_host.h"]
 
 
 def source_digest(root: Path = HERE) -> str | None:
-    """SHA-256 (16 hex digits) of the C sources and native.h under root;
+    """SHA-256 (16 hex digits) of the C sources and headers under root;
     None when they are not there (a wheel ships only the library)."""
     digest = hashlib.sha256()
     for name in HEADERS + NATIVE:
