@@ -25,7 +25,7 @@ from unicorn.x86_const import UC_X86_INS_CPUID, UC_X86_REG_RIP
 
 from tdxsim import TD
 from tdxsim.events import VeRaised
-from tdxsim.vcpu.ve_insns import candidates, decode
+from tdxsim.vcpu.ve_insns import decode
 
 GROUPS = [(0xF2, 0xF3), (0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65), (0x66,), (0x67,)]
 REX = [b""] + [bytes([r]) for r in range(0x40, 0x50)]
@@ -75,7 +75,6 @@ def test_every_prefix_combination_decodes_as_capstone_decodes_it():
     for prefixes in prefix_runs():
         for opcode in OPCODES:
             code = prefixes + opcode
-            assert 0 in candidates(code), code.hex()  # the vCPU stops in front of it
             insn = next(md.disasm(code, 0x100000), None)
             if insn is None:
                 refused.append(code)

@@ -50,15 +50,6 @@ class CodeTraps:
         self.sti.boundary, self.sti.enabled = ctypes.pointer(self.boundary), 1
         self.trap.sti = ctypes.pointer(self.sti)
 
-    def install(self, code_ranges: list[tuple[int, bytes]], io: bool = True) -> None:
-        """Stop before every place in the guest's code where an intercepted
-        or vCPU-emulated instruction may start (ve_insns.py)."""
-        for base, code in code_ranges:
-            for address in sorted(base + offset for offset in ve_insns.candidates(code, io)):
-                self._trap(address)
-            for offset in sorted(ve_insns.if_setter_candidates(code)):
-                self._watch(base + offset)
-
     def scan_page(self, la: int, backing: int) -> None:
         """A code page the guest fetches from (mmu.on_code_fetch), with
         exact traps: when its content changed since it was last fetched
@@ -75,16 +66,17 @@ class CodeTraps:
             self.forget_page(la)
 
     def block_traps(self, insns: list[tuple[int, bytes]], code64: bool) -> bool:
-        """Exact traps (firmware: code appears at run time): before a block
-        first runs, trap each intercepted or vCPU-emulated instruction in it
-        (I/O is left to Unicorn's exact IN/OUT hooks) and each POPF/IRET.
+        """Exact traps: before a block first runs, trap each intercepted or
+        vCPU-emulated instruction in it and each POPF/IRET.  (IN/OUT too:
+        Unicorn's IN/OUT hooks, the fallback, run during the instruction,
+        and an INS may already have stored.)
         True when all were trapped already; else they are queued for
         `install_pending`, and the block must not run until they are."""
         for address, raw in insns:
             if address in self.addresses or address in self._watched:
                 continue
             insn = ve_insns.decode(raw, code64)
-            if insn is not None and insn.kind not in ("in", "out"):
+            if insn is not None:
                 self.pending.append((address, self.trap))
             elif ve_insns.is_if_setter(raw, code64):
                 self.pending.append((address, self.if_watch))

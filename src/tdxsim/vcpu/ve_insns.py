@@ -6,10 +6,8 @@ the decoder to Capstone's and Unicorn's).
 They must never execute natively: an intercepted instruction is fault-like,
 so it may have no side effect before the module decides (#VE, #GP or native
 emulation).  tdxsim therefore stops the vCPU *before* each one, with a code
-hook at every place where one can start (spec 12; vcpu/traps.c).  A
-candidate start is any opcode byte found by a scan, plus each run of legacy
-prefixes and REX bytes in front of it; a candidate that lies inside another
-instruction is never reached as an instruction start and costs nothing.
+hook on it (spec 12; vcpu/traps.c), placed when the translation block that
+holds it is decoded, before that block first runs (code_traps.block_traps).
 """
 from __future__ import annotations
 
@@ -51,15 +49,6 @@ class Insn:
     segment: int = 3
 
 
-def candidates(code: bytes, io: bool = True) -> set[int]:
-    """Offsets in `code` where an intercepted instruction may start.  Without
-    `io`, the one-byte I/O opcodes are left out: one byte value in 16, they
-    are most of the candidates in large code, and Unicorn's IN/OUT hooks
-    catch them exactly (cpu.py)."""
-    return _starts(code, lambda i, byte: (io and byte in _ONE_BYTE) or byte in (_STI, _HLT)
-                   or (byte == 0x0F and code[i:i + 2] in _TWO_BYTE))
-
-
 # Besides STI, only POPF and IRET can set IF at CPL 0 in 64-bit mode
 # (SDM vol. 3, 6.8.1): an interrupt waiting for IF = 1 needs a stop there.
 _IF_SETTERS = frozenset({0x9D, 0xCF})  # POPF, IRET
@@ -79,24 +68,6 @@ def _prefix_end(code: bytes, code64: bool) -> int:
     while i < len(code) and code[i] in prefixes and i < _MAX_PREFIXES:
         i += 1
     return i
-
-
-def if_setter_candidates(code: bytes) -> set[int]:
-    """Offsets in `code` where a POPF or IRET may start."""
-    return _starts(code, lambda i, byte: byte in _IF_SETTERS)
-
-
-def _starts(code: bytes, is_opcode) -> set[int]:
-    """Each opcode byte that matches, plus each run of prefixes before it."""
-    starts = set()
-    for i, byte in enumerate(code):
-        if is_opcode(i, byte):
-            starts.add(i)
-            j = i
-            while j > 0 and i - j < _MAX_PREFIXES and code[j - 1] in _PREFIXES:
-                j -= 1
-                starts.add(j)
-    return starts
 
 
 def decode(code: bytes, code64: bool | Callable[[], bool] = True) -> Insn | None:
