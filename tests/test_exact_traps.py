@@ -29,9 +29,11 @@ def test_rdmsr_in_code_copied_at_run_time_raises_ve():
 
 
 def test_exact_traps_add_only_what_runs():
-    """One trap for the copied RDMSR (the image's own code was scanned when
-    it was loaded), none for code that never ran."""
+    """Traps on the intercepted instructions that ran: the copied RDMSR and
+    the OUT to the debug-exit port; none on the snippet's RDMSR in the
+    image, which never runs from there."""
     td = TD.from_source(GUEST)
-    before = set(td.vcpu.traps.addresses)
+    assert not td.vcpu.traps.addresses  # none before anything runs
     _ves(td)
-    assert td.vcpu.traps.addresses - before == {td.symbol("buffer") + 5}
+    out = td.symbol("snippet") - 4  # `out %al, $0xF4` and `ud2`, 2 bytes each, precede it
+    assert td.vcpu.traps.addresses == {td.symbol("buffer") + 5, out}

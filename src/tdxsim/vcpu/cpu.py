@@ -56,7 +56,8 @@ class VCpu:
         clock.count(self.counter.state)
         self.on_tdcall = on_tdcall
         self._stop: Stop | None = None
-        self._slice_ended = False  # end_slice() was called in this slice
+        # end_slice() was called in this slice; the last emu_start stopped to install traps
+        self._slice_ended = self._new_traps = False
         self._unmapped: tuple[str, int] | None = None
         self._shadow_until = -1  # instruction count at which an STI shadow is open
         self._undo: list[int] | None = None  # GPRs to restore after a hooked IN/OUT/CPUID
@@ -196,9 +197,8 @@ class VCpu:
         boundary where it can be.  exact=False: stopping in front of the
         block that would pass the limit will do ('soft-limit', a vCPU's
         quantum), so no pause hook lands in a hot loop, whose instructions
-        Unicorn would then run ~100x slower.  There is no wall-clock limit
-        here: Unicorn would start a watchdog thread per emu_start (~0.2 ms);
-        the run loop bounds its slices and checks the clock between them."""
+        Unicorn would then run ~100x slower.  No wall-clock limit here (a
+        watchdog thread per emu_start): the run loop checks the clock."""
         if self.mmu.code_stale:  # deferred: never flush translated code from inside a hook
             self.uc.ctl_flush_tb()
             self.counter.forget_blocks()
@@ -216,6 +216,8 @@ class VCpu:
             if_watch.armed = watch_if
             try:
                 stop = self._emulate(until, rip=rip)
+                while stop is None and self._new_traps and not if_watch.hit:  # its block again,
+                    stop = self._emulate(until, rip=self._ended.end_rip)  # now with its traps
             finally:
                 if_watch.armed = 0
             if stop is None and if_watch.hit:  # in front of a POPF or IRET: run just it
@@ -251,14 +253,11 @@ class VCpu:
             self.counter.set_limit(limit)
 
     def _emulate(self, until: int, step: bool = False, rip: int | None = None) -> Stop | None:
-        """One emu_start: a fast slice, or one instruction.  None when it
-        ended at an instruction boundary with nothing to report but the
-        count (the block hook stopped in front of a block, a pause, or a
-        step ended).  rip: RIP, if the caller just read it."""
-        self._stop = None
-        self._unmapped = None
-        self._fault = None
-        self._slice_ended = False
+        """One emu_start: a fast slice, or one instruction.  None when it ended
+        at an instruction boundary with nothing to report but the count (the
+        block hook stopped in front of a block, a pause, a step).  rip: RIP."""
+        self._stop = self._unmapped = self._fault = None
+        self._slice_ended = self._new_traps = False
         if self.mmu.traps:
             self.mmu.release_trap_pages()
         rip = self.regs.rip if rip is None else rip
@@ -291,6 +290,7 @@ class VCpu:
                 self._stop = Stop("until" if at == until else "ve-insn", at)
         if traps.pending:  # a block waits for its exact traps (code_traps.block_traps)
             traps.install_pending()
+            self._new_traps = True
         if self._undo is not None:  # fault-like: as if the instruction never ran
             self.regs.set_gprs(dict(enumerate(self._undo)))
             self.regs.rip = self._stop.rip
