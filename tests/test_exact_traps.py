@@ -1,4 +1,4 @@
-"""Exact traps (VCpu.scan_fetched_code, every TD has them): each block's
+"""Exact traps (code_traps.block_traps, every vCPU): each block's
 intercepted instructions are trapped before the block first runs, so code
 the guest copies or decompresses at run time still raises #VE (spec 8.1:
 RDMSR is intercepted, exit reason 31, SDM vol. 3, Appendix C)."""

@@ -76,11 +76,6 @@ class TD:
         self._apic_native = False  # ... whose state C can read (vcpu.fast.apic)
         self.vcpu.phys_write(RETURN_TRAP, abi.UD2_BYTES)
         self._load(image)
-        # Intercepted instructions get their traps block by block before each
-        # block first runs, the image's as well as code the guest writes at
-        # run time (copied, decompressed, patched): a trap on every candidate
-        # byte of the image cost each trapped instruction a walk of them all.
-        self.vcpu.scan_fetched_code()
         self.module.finalize(self._image_pages(image))
         self.vcpu_index = 0  # the vCPU on the engine (several: smp.py switches them)
         self.smp = Smp(self, seed) if vcpus > 1 else None

@@ -98,8 +98,7 @@ class CodeTraps:
             self._hooks[address] = self._add(address, self.trap)
 
     def _watch(self, address: int) -> None:
-        """A POPF/IRET pause, once per address (the image scan's and the
-        blocks' exact ones are the same)."""
+        """A POPF/IRET pause, once per address."""
         if address not in self._watched:
             self._watched.add(address)
             self._add(address, self.if_watch)

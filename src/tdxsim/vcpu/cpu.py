@@ -30,8 +30,8 @@ from .regs import RFLAGS_IF, RegisterFile, unicorn_entry_points
 from .interrupts import NativeDelivery
 from .slices import SliceRunner, Stop
 
-# The intercepted instructions Unicorn can hook (spec 12): a safety net for
-# code outside the scanned segments, which the trap hooks do not cover.
+# The intercepted instructions Unicorn can hook (spec 12): a safety net
+# behind the exact traps, which stop the vCPU before each of them.
 _VE_INSNS = {X.UC_X86_INS_IN: "in", X.UC_X86_INS_OUT: "out", X.UC_X86_INS_CPUID: "cpuid"}
 
 
@@ -50,7 +50,6 @@ class VCpu:
         on_tdcall(regs): any other TDCALL, False stops the vCPU."""
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
         self.regs = RegisterFile(self.uc)
-        self.exact_traps = False  # scan_fetched_code: traps found block by block
         self.counter = InstructionCounter(self.uc, self._block_insns, use_native)
         self.clock = clock
         clock.count(self.counter.state)
@@ -82,6 +81,10 @@ class VCpu:
         self.traps = CodeTraps(self.uc, self.counter.native, mmu.phys_read, mmu,
                                self.counter.forget_page)
         self.fast.if_watch = ctypes.pointer(self.traps.if_watch)  # (tdcall.c: HLT)
+        # Traps are exact: each block's are placed before it first runs
+        # (_block_insns); a fetched code page that changed has its blocks
+        # decoded again, so code the guest writes at run time traps too.
+        mmu.on_code_fetch = self.traps.scan_page
         slicer = SliceRunner(self.uc, self.counter, self.traps, self.fast)
         self._slice, self._ended = slicer.run, slicer.state  # (end_rip: where it stopped)
         if self.counter.native:  # STIs nothing waits for are completed in the trap (traps.c)
@@ -123,14 +126,6 @@ class VCpu:
                          None, begin, end)
 
     # --- trapped instructions ---
-    def scan_fetched_code(self) -> None:
-        """Trap intercepted instructions exactly, block by block before each
-        block first runs, rather than at every candidate of a scan of the
-        image (firmware: its code appears at run time, megabytes of it, and
-        Unicorn walks every code hook at each hooked instruction)."""
-        self.mmu.on_code_fetch = self.traps.scan_page
-        self.exact_traps = True
-
     def emulate(self, insn: ve_insns.Insn) -> None:
         """Execute STI or RDTSC at RIP in place of Unicorn.  The instruction
         retires first, so RDTSC counts itself, as it did under Unicorn."""
@@ -262,9 +257,9 @@ class VCpu:
             self.mmu.release_trap_pages()
         rip = self.regs.rip if rip is None else rip
         if step:
-            if self.exact_traps:  # no block decode traps a stepped instruction
-                self.traps.block_traps([(rip, self.fetched(rip, 15))], self.code64())
-                self.traps.install_pending()
+            # no block decode traps a stepped instruction
+            self.traps.block_traps([(rip, self.fetched(rip, 15))], self.code64())
+            self.traps.install_pending()
             if rip in self.traps.addresses or rip == until:  # Unicorn would not stop there
                 return Stop("until", rip) if rip == until else Stop("ve-insn", rip)
             # code translated without Unicorn's count hook would run on past one insn
@@ -360,11 +355,11 @@ class VCpu:
 
     def _block_insns(self, address: int, size: int) -> tuple[int, ...] | None:
         """Start addresses of the instructions of a translation block; None
-        when, with exact traps, the block must first get traps (code_traps)."""
+        when the block must first get its traps (code_traps.block_traps)."""
         code = self.fetched(address, size)
         code64 = self.code64()
         insns = [(a, raw) for a, raw, _ in decode(code, address, code64)]
-        if self.exact_traps and not self.traps.block_traps(insns, code64):
+        if not self.traps.block_traps(insns, code64):
             return None
         return tuple(a for a, _ in insns)
 
@@ -389,10 +384,10 @@ class VCpu:
         return False
 
     def _ve_insn(self, uc, *args) -> int:
-        """An IN/OUT/CPUID the trap hooks missed (code outside the scanned
-        segments).  Unicorn completes it after this hook, so its register
-        effects are undone after the stop; CPUID is skipped (return 1) and IN
-        gets AL back unchanged.  Memory is not restored: Unicorn may already
+        """An IN/OUT/CPUID the trap hooks missed (the safety net).  Unicorn
+        completes it after this hook, so its register effects are undone
+        after the stop; CPUID is skipped (return 1) and IN gets AL back
+        unchanged.  Memory is not restored: Unicorn may already
         have written ES:[RDI] for an INS (its restartability write)."""
         self._stop = Stop("ve-insn", self.regs.rip, _VE_INSNS[args[-1]])
         self._undo = self.regs.gprs()

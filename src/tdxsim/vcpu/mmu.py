@@ -63,7 +63,7 @@ class Mmu:
         # turn paging off and on itself (TDVF); off, every walk is 4-level.
         self.mixed_modes = False
         # on_code_fetch(linear page, backing page) at each TLB fill for a
-        # fetch (VCpu.scan_fetched_code), or None.
+        # fetch (the vCPU's exact traps: CodeTraps.scan_page), or None.
         self.on_code_fetch: Callable[[int, int], None] | None = None
         self.code_pages: set[int] = set()  # backing page numbers code was fetched from
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
