@@ -24,7 +24,6 @@ class ConstantHost:
             self.fast.answer)).cast("B")
         self._answer: VmResume | None = None
         self._gprs: dict[int, int] | None = None
-        self._masks: dict[tuple[int, ...], int] = {}  # the answer's GPRs -> answer_mask
         self.answer = answer
 
     @property
@@ -37,13 +36,7 @@ class ConstantHost:
         self._answer = answer
         gprs = answer.gprs
         if gprs != self._gprs:
-            registers = tuple(gprs)
-            mask = self._masks.get(registers)
-            if mask is None:
-                if len(self._masks) >= 64:  # bounded, whatever the answers
-                    self._masks.clear()
-                mask = self._masks[registers] = sum(1 << r for r in registers)
-            self.fast.answer_mask = mask
+            self.fast.answer_mask = sum(1 << r for r in gprs)
             # one copy into C, no ctypes store per GPR
             GPRS.pack_into(self._registers, 0, *map(gprs.get, range(16), _ZEROS))
             self._gprs = dict(gprs)

@@ -48,7 +48,7 @@ class SliceRunner:
             self.state = native.Slice()  # end_rip: as the C twin reports it
             self.run = self._python
             return
-        self._state = native.Slice(
+        self.state = native.Slice(  # end_rip: where the last slice stopped
             ctypes.cast(uc._uch, ctypes.c_void_p),
             ctypes.cast(_binding.uclib.uc_emu_start, ctypes.c_void_p),
             ctypes.pointer(counter.state), ctypes.pointer(traps.trap),
@@ -56,14 +56,13 @@ class SliceRunner:
             ctypes.pointer(fast))
         function = library.tdxsim_slice
         function.restype = ctypes.c_uint64  # no argtypes: each costs a Python call per call
-        self._function, self._ref = function, ctypes.byref(self._state)
-        self.state = self._state  # end_rip: where the last slice stopped
+        self._function, self._ref = function, ctypes.byref(self.state)
         self.run = self._native
 
     def _native(self, rip: int, step: int) -> int:
         """run(): the C twin of _python.  A Python hook's exception is
         raised here, as the binding's emu_start does."""
-        uc, state = self.uc, self._state
+        uc, state = self.uc, self.state
         uc._hook_exception = None
         state.rip, state.step = rip, step
         status = self._function(self._ref)
