@@ -42,8 +42,6 @@ STATUSES = (abi.operand_invalid(abi.RCX), abi.operand_invalid(abi.RAX), Status.O
             Status.NON_RECOVERABLE_VCPU, Status.NON_RECOVERABLE_TD, Status.INTERRUPTED_RESUMABLE)
 P_VALUE, P_FAILURE, P_INJECT = 0.5, 0.15, 0.3  # chance to fuzz a value / fail / inject
 WIDTHS = (8, 16, 32)  # a narrow random value's bits
-SPECIAL_BITS = len(SPECIAL).bit_length()  # Random._randbelow's draw width for a choice of SPECIAL
-assert len(WIDTHS).bit_length() == 2
 _new = object.__new__
 HOST_REGISTERS = tuple(r for r in range(abi.RDX, 16) if r != abi.RSP)  # what a host may write
 
@@ -91,9 +89,8 @@ class Scenarios:
 
     def _values(self, registers) -> tuple[tuple[int, int], ...]:
         """Each register fuzzed with chance P_VALUE: mostly 64 random bits,
-        else a special value or a random 8-, 16- or 32-bit one (`_below`
-        spelled out for their fixed lengths)."""
-        rand, bits = self._random, self._bits
+        else a special value or a random 8-, 16- or 32-bit one."""
+        rand, bits, below = self._random, self._bits, self._below
         out = []
         for r in registers:
             if rand() < P_VALUE:
@@ -101,15 +98,9 @@ class Scenarios:
                 if roll < 0.7:
                     out.append((r, bits(64)))
                 elif roll < 0.85:
-                    i = bits(SPECIAL_BITS)
-                    while i >= len(SPECIAL):
-                        i = bits(SPECIAL_BITS)
-                    out.append((r, SPECIAL[i]))
+                    out.append((r, SPECIAL[below(len(SPECIAL))]))
                 else:
-                    i = bits(2)
-                    while i >= 3:
-                        i = bits(2)
-                    out.append((r, bits(WIDTHS[i])))
+                    out.append((r, bits(WIDTHS[below(len(WIDTHS))])))
         return tuple(out)
 
     def _below(self, n: int) -> int:
